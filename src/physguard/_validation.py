@@ -1,0 +1,54 @@
+"""Small argument checks shared by the public functions (private module).
+
+Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
+names the offending argument and its shape, so a user can find the bad input without a debugger.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["as_float_tensor", "check_finite", "check_broadcastable"]
+
+
+def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
+    """Return ``value`` as a floating-point tensor, or raise naming ``name``.
+
+    Python scalars, lists and NumPy arrays are converted (to float64 when they are not already
+    floating point); existing floating tensors keep their dtype and device.
+    """
+    if not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a tensor or array-like, got {type(value).__name__}") from err
+    if not torch.is_floating_point(value):
+        if value.dtype in (torch.bool,) or torch.is_complex(value):
+            raise TypeError(f"{name} must be real floating point, got dtype {value.dtype}")
+        value = value.to(torch.float64)
+    if value.dim() < min_dim:
+        raise ValueError(
+            f"{name} must have at least {min_dim} dimension(s), got shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def check_finite(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``value`` holds NaN or infinity, naming the first bad index."""
+    bad = ~torch.isfinite(value)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in torch.nonzero(bad)[0])
+        kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+        raise ValueError(
+            f"{name} (shape {tuple(value.shape)}) holds {kind} values, first at index {index}"
+        )
+
+
+def check_broadcastable(names: tuple[str, str], a: torch.Size, b: torch.Size) -> torch.Size:
+    """Broadcast two batch shapes, raising ``ValueError`` that names both arguments."""
+    try:
+        return torch.broadcast_shapes(a, b)
+    except RuntimeError as err:
+        raise ValueError(
+            f"batch shapes of {names[0]} {tuple(a)} and {names[1]} {tuple(b)} do not broadcast"
+        ) from err

@@ -1,0 +1,26 @@
+"""Constraints on probabilistic predictions: the ProbConserv update and its baselines."""
+
+from .gaussian import (
+    Covariance,
+    DenseCovariance,
+    DiagonalCovariance,
+    Gaussian,
+    LowRankPlusDiagonal,
+    moment_match,
+)
+from .linear import LinearConstraint, hardc, probconserv
+from .quadrature import mass_constraint, trapezoid_weights
+
+__all__ = [
+    "Covariance",
+    "DenseCovariance",
+    "DiagonalCovariance",
+    "Gaussian",
+    "LinearConstraint",
+    "LowRankPlusDiagonal",
+    "hardc",
+    "mass_constraint",
+    "moment_match",
+    "probconserv",
+    "trapezoid_weights",
+]
