@@ -210,7 +210,8 @@ class LowRankPlusDiagonal(Covariance):
 
     def dense(self) -> torch.Tensor:
         u = self.factor
-        return torch.diag_embed(self.diag) + u @ self.core @ u.transpose(-1, -2)
+        low_rank = u @ self.core @ u.transpose(-1, -2)
+        return torch.diag_embed(self.diag) + 0.5 * (low_rank + low_rank.transpose(-1, -2))
 
     def downdate(self, factor: torch.Tensor, core: torch.Tensor) -> Covariance:
         batch = torch.broadcast_shapes(self.batch_shape, factor.shape[:-2], core.shape[:-2])

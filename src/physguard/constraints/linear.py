@@ -178,7 +178,8 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
     residual = (G @ mean.unsqueeze(-1)).squeeze(-1) - b  # (..., M)
     weights = torch.cholesky_solve(residual.unsqueeze(-1), L)  # S^-1 (G mu - b)
     new_mean = mean - (sigma_gt @ weights).squeeze(-1)
-    new_cov = covariance.downdate(sigma_gt, torch.cholesky_inverse(L))
+    s_inv = torch.cholesky_inverse(L)
+    new_cov = covariance.downdate(sigma_gt, 0.5 * (s_inv + s_inv.transpose(-1, -2)))
     return Gaussian(new_mean.to(dtype), covariance=new_cov.to(dtype))
 
 
