@@ -15,10 +15,14 @@ from .constraints import (
     probconserv,
     trapezoid_weights,
 )
+from .pdes import Diffusion, PorousMedium, Stefan
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Diffusion",
+    "PorousMedium",
+    "Stefan",
     "Gaussian",
     "LinearConstraint",
     "hardc",

@@ -6,6 +6,7 @@ names the offending argument and its shape, so a user can find the bad input wit
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["as_float_tensor", "check_finite", "check_broadcastable"]
@@ -19,7 +20,8 @@ def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
     """
     if not isinstance(value, torch.Tensor):
         try:
-            value = torch.as_tensor(value)
+            # Through NumPy so that Python floats become float64, not torch's default float32.
+            value = torch.as_tensor(np.asarray(value))
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a tensor or array-like, got {type(value).__name__}") from err
     if not torch.is_floating_point(value):

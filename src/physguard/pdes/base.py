@@ -1,0 +1,118 @@
+"""Common interface of the generalized porous medium equation (GPME) problems.
+
+The GPME family of ProbConserv (Hansen et al., ICML 2023, Sec. 4 and App. B):
+``u_t = (k(u) u_x)_x`` on ``x in [a, b]``, ``t in [0, T]``, with conserved total
+``U(t) = int_a^b u(t, x) dx`` whose time derivative is the net boundary flux.
+Each problem is a small object holding its one parameter; class attributes carry the paper's
+domain, time range, training parameter range, test parameters and time of interest ``t*``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from .._validation import as_float_tensor, check_finite
+
+__all__ = ["GPMEProblem"]
+
+
+class GPMEProblem(ABC):
+    """A GPME problem with a closed-form solution and a closed-form conserved mass.
+
+    Class attributes:
+        name: short name used by the CLI (``"stefan"``).
+        parameter_name: the standard symbol of the varied parameter (``"k"``, ``"m"``, ``"p*"``).
+        domain: ``(a, b)``, the spatial interval (dimensionless length).
+        t_range: ``(0, T)``, the time interval (dimensionless time).
+        train_range: ``(lo, hi)``, the paper's uniform training distribution of the parameter.
+        test_params: the paper's test parameter values.
+        t_star: the paper's time of interest for the tables.
+        has_shock: whether the solution has a moving front (``shock_position`` is defined).
+    """
+
+    name: ClassVar[str]
+    parameter_name: ClassVar[str]
+    domain: ClassVar[tuple[float, float]]
+    t_range: ClassVar[tuple[float, float]]
+    train_range: ClassVar[tuple[float, float]]
+    test_params: ClassVar[tuple[float, ...]]
+    t_star: ClassVar[float]
+    has_shock: ClassVar[bool] = False
+
+    def __init__(self, parameter: float):
+        parameter = float(parameter)
+        if not math.isfinite(parameter):
+            raise ValueError(f"{self.parameter_name} must be finite, got {parameter}")
+        self._check_parameter(parameter)
+        self.parameter = parameter
+
+    @abstractmethod
+    def _check_parameter(self, value: float) -> None:
+        """Raise ``ValueError`` for a parameter outside the problem's admissible set."""
+
+    @abstractmethod
+    def _solution(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def _mass(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def conductivity(self, u: torch.Tensor) -> torch.Tensor:
+        """The diffusion coefficient ``k(u)`` of ``u_t = (k(u) u_x)_x``, same shape as ``u``."""
+
+    def solution(self, t, x) -> torch.Tensor:
+        """The exact solution ``u(t, x)``.
+
+        Args:
+            t: times (any shape, broadcast against ``x``), ``t >= 0``.
+            x: positions (any shape), inside ``domain``.
+
+        Returns:
+            float64 tensor of the broadcast shape of ``t`` and ``x``.
+
+        Raises:
+            ValueError: NaN/inf, negative times, or shapes that do not broadcast.
+        """
+        t = self._times(t)
+        x = as_float_tensor("x", x).to(torch.float64)
+        check_finite("x", x)
+        try:
+            t, x = torch.broadcast_tensors(t, x)
+        except RuntimeError as err:
+            raise ValueError(
+                f"t {tuple(t.shape)} and x {tuple(x.shape)} do not broadcast"
+            ) from err
+        return self._solution(t, x)
+
+    def mass(self, t) -> torch.Tensor:
+        """The conserved total ``U(t) = int_a^b u(t, x) dx`` from its closed form.
+
+        Args:
+            t: times (any shape), ``t >= 0``.
+
+        Returns:
+            float64 tensor of ``t``'s shape (units of ``u`` times length).
+
+        Raises:
+            ValueError: NaN/inf or negative times, or times where the closed form does not hold.
+        """
+        return self._mass(self._times(t))
+
+    def shock_position(self, t) -> torch.Tensor:
+        """The position of the moving front ``x*(t)`` (problems with ``has_shock`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no moving front")
+
+    @staticmethod
+    def _times(t) -> torch.Tensor:
+        t = as_float_tensor("t", t).to(torch.float64)
+        check_finite("t", t)
+        if bool((t < 0).any()):
+            raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
+        return t
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.parameter_name}={self.parameter:g})"
