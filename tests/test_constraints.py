@@ -268,3 +268,15 @@ def test_trapezoid_weights_integrate_exactly_and_converge():
         xs = torch.linspace(0, 1, n, dtype=F64)
         errors.append(abs(float(pg.trapezoid_weights(xs) @ torch.exp(xs)) - (torch.e - 1)))
     assert 3.9 < errors[0] / errors[1] < 4.1
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems())
+def test_batch_indexing_keeps_the_structure(problem):
+    pred, constraint = problem
+    assume(len(pred.batch_shape) > 0)
+    post = pg.probconserv(pred, constraint)
+    one = post[0]
+    assert type(one.covariance) is type(post.covariance)
+    assert torch.allclose(one.mean, post.mean[0])
+    assert torch.allclose(one.cov, post.cov[0], atol=1e-12)

@@ -89,6 +89,10 @@ class Covariance(ABC):
     @abstractmethod
     def to(self, dtype: torch.dtype) -> Covariance: ...
 
+    @abstractmethod
+    def batch_index(self, index, batch_shape: torch.Size) -> Covariance:
+        """Broadcast the batch dims to ``batch_shape``, then index them; points are kept."""
+
 
 class DiagonalCovariance(Covariance):
     """``Sigma = diag(var)`` with ``var`` of shape ``(..., N)``, all entries >= 0."""
@@ -125,6 +129,9 @@ class DiagonalCovariance(Covariance):
 
     def to(self, dtype: torch.dtype) -> DiagonalCovariance:
         return DiagonalCovariance(self.var.to(dtype))
+
+    def batch_index(self, index, batch_shape: torch.Size) -> DiagonalCovariance:
+        return DiagonalCovariance(self.var.expand(*batch_shape, self.n_points)[index])
 
 
 class DenseCovariance(Covariance):
@@ -166,6 +173,9 @@ class DenseCovariance(Covariance):
 
     def to(self, dtype: torch.dtype) -> DenseCovariance:
         return DenseCovariance(self.cov.to(dtype))
+
+    def batch_index(self, index, batch_shape: torch.Size) -> DenseCovariance:
+        return DenseCovariance(self.cov.expand(*batch_shape, self.n_points, self.n_points)[index])
 
 
 class LowRankPlusDiagonal(Covariance):
@@ -242,6 +252,14 @@ class LowRankPlusDiagonal(Covariance):
 
     def to(self, dtype: torch.dtype) -> LowRankPlusDiagonal:
         return LowRankPlusDiagonal(self.diag.to(dtype), self.factor.to(dtype), self.core.to(dtype))
+
+    def batch_index(self, index, batch_shape: torch.Size) -> LowRankPlusDiagonal:
+        batch = batch_shape
+        return LowRankPlusDiagonal(
+            self.diag.expand(*batch, self.n_points)[index],
+            self.factor.expand(*batch, *self.factor.shape[-2:])[index],
+            self.core.expand(*batch, *self.core.shape[-2:])[index],
+        )
 
 
 class Gaussian:
@@ -363,6 +381,19 @@ class Gaussian:
     def to(self, dtype: torch.dtype) -> Gaussian:
         """The same prediction in another floating dtype."""
         return Gaussian(self.mean.to(dtype), covariance=self.covariance.to(dtype))
+
+    def __getitem__(self, index) -> Gaussian:
+        """Index the batch dims, e.g. ``pred[:, 3]``; the point dim is never indexed.
+
+        ``index`` is an int, slice or tuple of those over the leading dims only.
+        """
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > len(self.batch_shape) or any(i is Ellipsis for i in index):
+            raise IndexError(
+                f"index {index} must address the {len(self.batch_shape)} batch dims only"
+            )
+        mean = self.mean.expand(*self.batch_shape, self.n_points)[index]
+        return Gaussian(mean, covariance=self.covariance.batch_index(index, self.batch_shape))
 
     def sample(self, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Joint samples from the full covariance structure, shape ``(n_samples, ..., N)``.

@@ -1,0 +1,286 @@
+"""ProbConserv on the GPME family: ANP vs HardC-ANP vs ProbConserv-ANP (Hansen et al. 2023).
+
+One call of :func:`run_gpme` samples training functions, trains the ANP, predicts on the
+evaluation grid for every test parameter, applies the constraints, and writes the run folder::
+
+    config.json      the resolved configuration
+    model.pt         the trained ANP (loads with weights_only=True)
+    training.json    loss per epoch
+    metrics.json     one record per method and test parameter
+    table.md         the paper-style table
+    predictions.npz  grid, parameters, and per method "<method>/mean", "<method>/var"
+    *.png            profile with 90 % band, mass over time, shock position, error over time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics as M
+from .._io import atomic_path, write_json, write_text
+from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
+from ..datasets import FunctionSamples, sample_functions
+from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
+from ..pdes import GPME_PROBLEMS, GPMEProblem
+
+__all__ = ["GPMEConfig", "run_gpme", "METHODS"]
+
+METHODS = ("ANP", "HardC-ANP", "ProbConserv-ANP")
+_METRICS = ("MSE", "CE", "LL", "CRPS", "coverage90")
+
+
+@dataclass(frozen=True)
+class GPMEConfig:
+    """Settings of a GPME experiment; the defaults fit a 2-core laptop CPU in minutes.
+
+    Attributes:
+        problem: ``"diffusion"``, ``"pme"`` or ``"stefan"``.
+        n_train, n_val: training / validation functions (parameters uniform in the problem's
+            training range). Paper: 10,000 / 100.
+        n_test: test functions per test parameter (same parameter, other context points).
+            Paper: 50.
+        epochs, batch_size, lr, patience: optimisation (paper: 500, 250, 1e-4, --).
+        hidden: ANP width (paper: 128).
+        min_std: ANP predictive standard-deviation floor.
+        n_latent: latent samples per prediction (mixture components).
+        n_grid_t, n_grid_x: evaluation grid (paper: 201 x 201).
+        n_shock_samples: joint posterior samples for the shock-position figure (paper: 500).
+        seed: seeds data, initial weights and latent samples.
+    """
+
+    problem: str = "stefan"
+    n_train: int = 1000
+    n_val: int = 100
+    n_test: int = 10
+    epochs: int = 40
+    batch_size: int = 50
+    lr: float = 1e-3
+    patience: int = 15
+    hidden: int = 128
+    min_std: float = 1e-3
+    n_latent: int = 16
+    n_grid_t: int = 201
+    n_grid_x: int = 201
+    n_shock_samples: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.problem not in GPME_PROBLEMS:
+            raise ValueError(f"unknown problem {self.problem!r}; known: {', '.join(GPME_PROBLEMS)}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and f.name != "seed" and value < 1:
+                raise ValueError(f"{f.name} must be >= 1, got {value}")
+
+    @classmethod
+    def paper(cls, problem: str, **overrides) -> GPMEConfig:
+        """The paper's sizes (Hansen et al. 2023, App. C): for a GPU."""
+        settings = dict(problem=problem, n_train=10_000, n_val=100, n_test=50, epochs=500,
+                        batch_size=250, lr=1e-4, patience=50, n_latent=50)
+        settings.update(overrides)
+        return cls(**settings)
+
+    @property
+    def problem_class(self) -> type[GPMEProblem]:
+        return GPME_PROBLEMS[self.problem]
+
+
+# -- data -> network inputs ---------------------------------------------------------------------
+
+def _inputs(cls: type[GPMEProblem], t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(t, x)`` scaled to ``[0, 1]^2``, float32, shape ``(..., 2)``."""
+    (t0, t1), (a, b) = cls.t_range, cls.domain
+    return torch.stack([(t - t0) / (t1 - t0), (x - a) / (b - a)], dim=-1).float()
+
+
+def to_np_data(data: FunctionSamples) -> NPData:
+    """Network tensors; the targets include the context points (Kim et al. 2019)."""
+    cls = data.problem_class
+    xc = _inputs(cls, data.context_t, data.context_x)
+    xt = torch.cat([xc, _inputs(cls, data.target_t, data.target_x)], dim=1)
+    yc = data.context_u.float()
+    yt = torch.cat([yc, data.target_u.float()], dim=1)
+    return NPData(xc, yc, xt, yt)
+
+
+# -- prediction and constraints -----------------------------------------------------------------
+
+@dataclass
+class Evaluation:
+    """Predictions of every method for the test functions of one parameter value."""
+
+    param: float
+    truth: torch.Tensor  # (nt, nx)
+    mass: torch.Tensor  # (nt,)
+    mean: dict[str, torch.Tensor]  # method -> (n_test, nt, nx)
+    var: dict[str, torch.Tensor]
+    fronts: dict[str, torch.Tensor]  # method -> (n_shock_samples,) at t*, function 0
+
+
+def _constrained_components(components: Gaussian, constraint) -> dict[str, Gaussian]:
+    """Per latent component: unconstrained, HardC, ProbConserv (the paper's per-sample update)."""
+    return {"ANP": components, "HardC-ANP": hardc(components, constraint),
+            "ProbConserv-ANP": probconserv(components, constraint)}
+
+
+def _mixture_samples(components: Gaussian, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Joint samples of an equal-weight mixture: pick a component, sample its full covariance."""
+    draws = components.sample(n, generator=generator)  # (n, S, N)
+    pick = torch.randint(components.batch_shape[0], (n,), generator=generator)
+    return draws[torch.arange(n), pick]
+
+
+def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: FunctionSamples,
+                   t_grid: torch.Tensor, x_grid: torch.Tensor, config: GPMEConfig,
+                   generator: torch.Generator, progress: bool = True) -> Evaluation:
+    """Predict on the grid for every test function and apply the constraints."""
+    problem = cls(param)
+    nt, nx = t_grid.shape[0], x_grid.shape[0]
+    tt, xx = torch.meshgrid(t_grid, x_grid, indexing="ij")
+    truth = problem.solution(tt, xx)
+    mass = problem.mass(t_grid)
+    constraint = mass_constraint(x_grid, mass)  # G (1, nx), b (nt, 1)
+    grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1)).unsqueeze(0)
+    data = to_np_data(test)
+    mean = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
+    var = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
+    fronts: dict[str, torch.Tensor] = {}
+    i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
+    for i in tqdm(range(len(test)), desc=f"predicting {cls.parameter_name}={param:g}",
+                  unit="fn", disable=not progress, leave=False):
+        pred = model.predict(data.xc[i:i + 1], data.yc[i:i + 1], grid_inputs,
+                             n_samples=config.n_latent, generator=generator)
+        components = Gaussian(pred.mean.reshape(-1, nt, nx).double(),
+                              var=pred.var.reshape(-1, nt, nx).double())  # (S, nt, nx)
+        for method, post in _constrained_components(components, constraint).items():
+            mixed = moment_match(post, dim=0)
+            mean[method][i] = mixed.mean
+            var[method][i] = mixed.var
+            if i == 0 and cls.has_shock:
+                samples = _mixture_samples(post[:, i_star], config.n_shock_samples, generator)
+                fronts[method] = M.front_position(samples, x_grid)
+    return Evaluation(param, truth, mass, mean, var, fronts)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) -> list[dict]:
+    """One record per method: metrics at t* and (suffix ``_all``) averaged over all times."""
+    records = []
+    truth, mass = evaluation.truth, evaluation.mass
+    for method in METHODS:
+        mu, var = evaluation.mean[method], evaluation.var[method]
+        per_time = {  # each (n_test, nt)
+            "MSE": M.mse(mu, truth),
+            "CE": M.conservation_error(mu, x_grid, mass),
+            "LL": M.gaussian_log_likelihood(mu, var, truth),
+            "CRPS": M.crps_gaussian(mu, var, truth),
+            "coverage90": M.interval_coverage(mu, var, truth, 0.9),
+        }
+        record = {"method": method, "param": evaluation.param}
+        for name, values in per_time.items():
+            record[name] = float(values[:, i_star].mean())
+        for name, values in per_time.items():
+            record[f"{name}_all"] = float(values.mean())
+        for name, values in per_time.items():
+            n = values.shape[0]
+            record[f"{name}_se"] = float(values[:, i_star].std() / math.sqrt(n)) if n > 1 else 0.0
+        if method in evaluation.fronts:
+            fronts = evaluation.fronts[method]
+            record["shock_mean"] = float(fronts.mean())
+            record["shock_sd"] = float(fronts.std())
+        records.append(record)
+    return records
+
+
+def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -> str:
+    """The paper-style table: per test parameter and method, metrics at t* and over all times."""
+    p = cls.parameter_name
+    head = (f"| {p} | method | MSE | CE | LL | CRPS | cov90 | MSE (all t) | CE (all t) | "
+            "LL (all t) | CRPS (all t) | cov90 (all t) |")
+    lines = [f"Metrics at t* = {t_star:g} (mean over test functions, standard error in "
+             "parentheses) and averaged over all evaluation times.", "", head,
+             "|" + "---|" * 12]
+    for r in records:
+        at = [f"{r['MSE']:.3e} ({r['MSE_se']:.1e})", f"{r['CE']:.2e}",
+              f"{r['LL']:.3f} ({r['LL_se']:.2f})", f"{r['CRPS']:.3e}", f"{r['coverage90']:.3f}"]
+        al = [f"{r['MSE_all']:.3e}", f"{r['CE_all']:.2e}", f"{r['LL_all']:.3f}",
+              f"{r['CRPS_all']:.3e}", f"{r['coverage90_all']:.3f}"]
+        lines.append(f"| {r['param']:g} | {r['method']} | " + " | ".join(at + al) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
+             figures: bool = True) -> list[dict]:
+    """Run the whole experiment and write the run folder ``out``; returns the metric records."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cls = config.problem_class
+    started = time.perf_counter()
+    write_json(out / "config.json", dataclasses.asdict(config))
+
+    train = sample_functions(cls, config.n_train, seed=config.seed)
+    val = sample_functions(cls, config.n_val, seed=config.seed + 1)
+    torch.manual_seed(config.seed)
+    model = ANP(x_dim=2, hidden=config.hidden, min_std=config.min_std)
+    history = train_anp(
+        model, to_np_data(train), to_np_data(val),
+        TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                    patience=config.patience, seed=config.seed),
+        progress=progress,
+    )
+    train_seconds = time.perf_counter() - started
+    save_checkpoint(out / "model.pt", model, problem=config.problem,
+                    experiment=json.dumps(dataclasses.asdict(config)))
+    write_json(out / "training.json", {
+        "train_loss": history.train_loss, "val_loss": history.val_loss,
+        "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+        "seconds": train_seconds})
+
+    t_grid = torch.linspace(*cls.t_range, config.n_grid_t, dtype=torch.float64)
+    x_grid = torch.linspace(*cls.domain, config.n_grid_x, dtype=torch.float64)
+    i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    evaluations, records = [], []
+    for k, param in enumerate(cls.test_params):
+        test = sample_functions(cls, config.n_test, params=[param] * config.n_test,
+                                seed=config.seed + 100 + k)
+        evaluation = evaluate_param(model, cls, param, test, t_grid, x_grid, config, generator,
+                                    progress)
+        evaluations.append(evaluation)
+        records.extend(metric_records(evaluation, x_grid, i_star))
+
+    write_json(out / "metrics.json", records)
+    write_text(out / "table.md", f"# {cls.__name__}: ProbConserv-ANP\n\n"
+               + markdown_table(records, cls, float(t_grid[i_star])))
+    _write_predictions(out / "predictions.npz", t_grid, x_grid, evaluations)
+    if figures:
+        from .. import plots
+
+        plots.gpme_figures(out, cls, evaluations, t_grid, x_grid, i_star)
+    write_json(out / "timing.json", {"train_seconds": train_seconds,
+                                     "total_seconds": time.perf_counter() - started})
+    return records
+
+
+def _write_predictions(path: Path, t_grid, x_grid, evaluations: list[Evaluation]) -> None:
+    arrays = {"t": t_grid.numpy(), "x": x_grid.numpy()}
+    n_test = next(iter(evaluations[0].mean.values())).shape[0]
+    arrays["param"] = np.repeat([e.param for e in evaluations], n_test)
+    for method in METHODS:
+        for kind in ("mean", "var"):
+            values = torch.cat([getattr(e, kind)[method] for e in evaluations])
+            arrays[f"{method}/{kind}"] = values.float().numpy()
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)

@@ -1,0 +1,170 @@
+"""Training loop for neural processes: Adam, mini-batches, early stopping, progress bar."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from .._io import atomic_path
+from .anp import ANP
+
+__all__ = ["TrainConfig", "TrainResult", "NPData", "train_anp", "save_checkpoint",
+           "load_checkpoint"]
+
+
+@dataclass(frozen=True)
+class NPData:
+    """Context/target tensors for a neural process, float32.
+
+    Attributes:
+        xc: ``(n, Nc, x_dim)`` context inputs; yc: ``(n, Nc)`` context values.
+        xt: ``(n, Nt, x_dim)`` target inputs; yt: ``(n, Nt)`` target values.
+    """
+
+    xc: torch.Tensor
+    yc: torch.Tensor
+    xt: torch.Tensor
+    yt: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.xc.shape[0]
+
+    def batch(self, index) -> NPData:
+        return NPData(self.xc[index], self.yc[index], self.xt[index], self.yt[index])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: maximum number of passes over the training functions.
+        batch_size: functions per step.
+        lr: Adam learning rate.
+        patience: stop after this many epochs without a better validation loss.
+        seed: seeds the initial weights' shuffling and the latent samples.
+    """
+
+    epochs: int = 100
+    batch_size: int = 100
+    lr: float = 1e-3
+    patience: int = 20
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    """What training did: loss per epoch, the epoch kept, and why it stopped."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    @property
+    def best_val_loss(self) -> float:
+        return self.val_loss[self.best_epoch] if self.val_loss else math.nan
+
+
+def _val_loss(model: ANP, data: NPData, batch_size: int, seed: int) -> float:
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        total = 0.0
+        for start in range(0, len(data), batch_size):
+            part = data.batch(slice(start, start + batch_size))
+            loss, _ = model.elbo_loss(part.xc, part.yc, part.xt, part.yt)
+            total += float(loss) * len(part)
+    return total / len(data)
+
+
+def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
+              progress: bool = True) -> TrainResult:
+    """Fit ``model`` by minimising the negative ELBO; keep the weights of the best epoch.
+
+    Args:
+        model: the neural process (modified in place; ends with the best validation weights).
+        train, val: training and validation functions.
+        config: optimisation settings.
+        progress: show a tqdm progress bar over epochs.
+
+    Returns:
+        :class:`TrainResult` with the per-epoch losses and the best epoch.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    result = TrainResult()
+    best_state = copy.deepcopy(model.state_dict())
+    bar = tqdm(range(config.epochs), desc="training ANP", unit="epoch", disable=not progress,
+               dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        running = 0.0
+        for start in range(0, len(train), config.batch_size):
+            part = train.batch(order[start:start + config.batch_size])
+            loss, _ = model.elbo_loss(part.xc, part.yc, part.xt, part.yt)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            running += float(loss.detach()) * len(part)
+        model.eval()
+        result.train_loss.append(running / len(train))
+        result.val_loss.append(_val_loss(model, val, config.batch_size, config.seed))
+        if result.best_epoch < 0 or result.val_loss[-1] < result.best_val_loss:
+            result.best_epoch = epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(train=f"{result.train_loss[-1]:.3f}", val=f"{result.val_loss[-1]:.3f}",
+                        best=result.best_epoch)
+        if epoch - result.best_epoch >= config.patience:
+            result.stopped_early = True
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    return result
+
+
+def save_checkpoint(path: str | os.PathLike, model: ANP, **metadata) -> None:
+    """Save weights, constructor arguments and JSON-like metadata atomically.
+
+    The file holds only tensors, numbers and strings, so it loads with ``weights_only=True``.
+    """
+    payload = {"model": "ANP", "config": dict(model.config), "state_dict": model.state_dict(),
+               "metadata": metadata}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[ANP, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a physguard ANP checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt files
+        raise ValueError(f"{path} is not a readable checkpoint: {err}") from err
+    if not isinstance(payload, dict) or payload.get("model") != "ANP":
+        raise ValueError(f"{path} is not a physguard ANP checkpoint")
+    model = ANP(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload.get("metadata", {})
+
+

@@ -1,0 +1,99 @@
+"""Figures of a run (matplotlib, Agg backend; written atomically as PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from . import metrics as M  # noqa: E402
+from .constraints import trapezoid_weights  # noqa: E402
+from ._io import atomic_path  # noqa: E402
+
+__all__ = ["gpme_figures", "save_figure"]
+
+COLORS = {"ANP": "tab:blue", "HardC-ANP": "tab:orange", "ProbConserv-ANP": "tab:green",
+          "truth": "black"}
+_Z90 = 1.6448536269514722
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save ``fig`` as PNG atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panels(n: int, title: str):
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.8), squeeze=False)
+    fig.suptitle(title)
+    return fig, axes[0]
+
+
+def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> list[Path]:
+    """Profile with 90 % band at t*, mass over time, shock position, error over time."""
+    p = cls.parameter_name
+    t_star = float(t_grid[i_star])
+    x, t = x_grid.numpy(), t_grid.numpy()
+    written = []
+
+    fig, axes = _panels(len(evaluations), f"{cls.__name__}: solution at t = {t_star:g} "
+                        "(test function 0, 90 % band)")
+    for ax, ev in zip(axes, evaluations, strict=True):
+        ax.plot(x, ev.truth[i_star].numpy(), color=COLORS["truth"], lw=2, label="exact")
+        for method, mean in ev.mean.items():
+            mu = mean[0, i_star].numpy()
+            sd = ev.var[method][0, i_star].sqrt().numpy()
+            ax.plot(x, mu, color=COLORS[method], lw=1.2, label=method)
+            ax.fill_between(x, mu - _Z90 * sd, mu + _Z90 * sd, color=COLORS[method], alpha=0.15)
+        ax.set(title=f"{p} = {ev.param:g}", xlabel="x", ylabel="u")
+    axes[0].legend(fontsize=8)
+    written.append(out / "profile.png")
+    save_figure(fig, written[-1])
+
+    fig, axes = _panels(len(evaluations), f"{cls.__name__}: total mass over time "
+                        "(mean over test functions)")
+    w = trapezoid_weights(x_grid)
+    for ax, ev in zip(axes, evaluations, strict=True):
+        ax.plot(t, ev.mass.numpy(), color=COLORS["truth"], lw=2, label="exact U(t)")
+        for method, mean in ev.mean.items():
+            style = "--" if method != "ANP" else "-"
+            ax.plot(t, (mean @ w).mean(0).numpy(), style, color=COLORS[method], label=method)
+        ax.set(title=f"{p} = {ev.param:g}", xlabel="t", ylabel="integral of u dx")
+    axes[0].legend(fontsize=8)
+    written.append(out / "mass.png")
+    save_figure(fig, written[-1])
+
+    if evaluations[0].fronts:
+        fig, axes = _panels(len(evaluations), f"{cls.__name__}: shock position at t = "
+                            f"{t_star:g} (joint posterior samples, test function 0)")
+        for ax, ev in zip(axes, evaluations, strict=True):
+            true_front = float(cls(ev.param).shock_position(t_star))
+            lo = min(float(f.min()) for f in ev.fronts.values())
+            hi = max(float(f.max()) for f in ev.fronts.values())
+            bins = torch.linspace(min(lo, true_front) - 0.01, max(hi, true_front) + 0.01, 40)
+            for method, fronts in ev.fronts.items():
+                ax.hist(fronts.numpy(), bins=bins.numpy(), alpha=0.45, color=COLORS[method],
+                        label=f"{method} (mean {float(fronts.mean()):.3f})")
+            ax.axvline(true_front, color="black", lw=2, label=f"exact {true_front:.3f}")
+            ax.set(title=f"{p} = {ev.param:g}", xlabel="shock position x*", ylabel="count")
+            ax.legend(fontsize=7)
+        written.append(out / "shock_position.png")
+        save_figure(fig, written[-1])
+
+    fig, axes = _panels(len(evaluations), f"{cls.__name__}: MSE over time "
+                        "(mean over test functions)")
+    for ax, ev in zip(axes, evaluations, strict=True):
+        for method, mean in ev.mean.items():
+            ax.semilogy(t, M.mse(mean, ev.truth).mean(0).numpy(), color=COLORS[method],
+                        label=method)
+        ax.axvline(t_star, color="gray", lw=0.8, ls=":")
+        ax.set(title=f"{p} = {ev.param:g}", xlabel="t", ylabel="MSE")
+    axes[0].legend(fontsize=8)
+    written.append(out / "error_over_time.png")
+    save_figure(fig, written[-1])
+    return written
