@@ -47,19 +47,25 @@ class TrainConfig:
         batch_size: functions per step.
         lr: Adam learning rate.
         patience: stop after this many epochs without a better validation loss.
+        grad_clip: clip the gradient's global norm to this value (stabilises the ELBO).
         seed: seeds the initial weights' shuffling and the latent samples.
+
+    The learning rate follows a cosine schedule from ``lr`` to ``lr / 100`` over ``epochs``.
     """
 
     epochs: int = 100
     batch_size: int = 100
     lr: float = 1e-3
     patience: int = 20
+    grad_clip: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -105,6 +111,8 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs,
+                                                          eta_min=config.lr / 100)
     result = TrainResult()
     best_state = copy.deepcopy(model.state_dict())
     bar = tqdm(range(config.epochs), desc="training ANP", unit="epoch", disable=not progress,
@@ -118,8 +126,10 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
             loss, _ = model.elbo_loss(part.xc, part.yc, part.xt, part.yt)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimiser.step()
             running += float(loss.detach()) * len(part)
+        schedule.step()
         model.eval()
         result.train_loss.append(running / len(train))
         result.val_loss.append(_val_loss(model, val, config.batch_size, config.seed))
