@@ -23,7 +23,9 @@ def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
             # Through NumPy so that Python floats become float64, not torch's default float32.
             value = torch.as_tensor(np.asarray(value))
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"{name} must be a tensor or array-like, got {type(value).__name__}") from err
+            raise TypeError(
+                f"{name} must be a tensor or array-like, got {type(value).__name__}"
+            ) from err
     if not torch.is_floating_point(value):
         if value.dtype in (torch.bool,) or torch.is_complex(value):
             raise TypeError(f"{name} must be real floating point, got dtype {value.dtype}")

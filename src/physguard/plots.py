@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from . import metrics as M  # noqa: E402
-from .constraints import trapezoid_weights  # noqa: E402
 from ._io import atomic_path  # noqa: E402
+from .constraints import trapezoid_weights  # noqa: E402
 
 __all__ = ["gpme_figures", "save_figure"]
 

@@ -179,9 +179,10 @@ class DenseCovariance(Covariance):
 
 
 class LowRankPlusDiagonal(Covariance):
-    """``Sigma = diag(d) + U C U^T``: ``d (..., N)``, ``U (..., N, K)``, symmetric ``C (..., K, K)``.
+    """``Sigma = diag(d) + U C U^T``: ``d (..., N)``, ``U (..., N, K)``, ``C (..., K, K)``.
 
-    ``C`` may be indefinite as long as the whole matrix is PSD (a conditioning down-date).
+    ``C`` is symmetric and may be indefinite as long as the whole matrix is PSD (a
+    conditioning down-date).
     Products cost ``O(N K)`` and sampling ``O(N K^2)``; nothing ``N x N`` is formed.
     """
 
@@ -264,6 +265,9 @@ class LowRankPlusDiagonal(Covariance):
 
 class Gaussian:
     """A Gaussian prediction ``N(mean, Sigma)`` at ``N`` points, batched over leading dims.
+
+    The output of ProbConserv's Step 1 (Hansen et al., ICML 2023, Sec. 3, Eq. 3): any
+    probabilistic black box's prediction on a grid, and the input and output of Step 2.
 
     Give exactly one covariance argument::
 

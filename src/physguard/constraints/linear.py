@@ -122,7 +122,7 @@ def _check_compatible(pred: Gaussian, constraint: LinearConstraint) -> None:
 
 
 def _noise_matrix(noise_var: torch.Tensor, m: int) -> torch.Tensor:
-    """``noise_var I`` as ``(..., M, M)`` from a scalar or a tensor broadcastable to ``(..., M)``."""
+    """``noise_var I`` as ``(..., M, M)``; ``noise_var`` is a scalar or broadcasts to ``(M,)``."""
     ones = torch.ones(m, dtype=_SOLVE_DTYPE, device=noise_var.device)
     return torch.diag_embed(noise_var.to(_SOLVE_DTYPE) * ones)
 
