@@ -49,8 +49,8 @@ class GPMEConfig:
         n_test: test functions per test parameter (same parameter, other context points).
             Paper: 50.
         epochs, batch_size, lr, patience: optimisation (paper: 500, 250, 1e-4, --).
-        hidden: ANP width (paper: 128; 64 by default, 3x faster on a CPU at equal accuracy
-            for a fixed time budget).
+        hidden: ANP width (paper: 128). The default 64 reached a validation loss of -3.59 in
+            200 s on 2 CPU cores where 128 reached -2.48 in 270 s (Stefan, 1,000 functions).
         min_std: ANP predictive standard-deviation floor.
         n_latent: latent samples per prediction (mixture components).
         n_grid_t, n_grid_x: evaluation grid (paper: 201 x 201).
