@@ -54,6 +54,7 @@ def test_solution_satisfies_the_pde_away_from_the_shock(problem):
         assert residual(wrong, t, x).abs().max() > 1e-2
 
 
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
 @pytest.mark.parametrize("problem", PROBLEMS, ids=repr)
 def test_mass_matches_quadrature_of_the_solution(problem):
     a, b = problem.domain
