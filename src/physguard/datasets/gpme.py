@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
-from ..pdes import GPME_PROBLEMS, GPMEProblem
+from ..pdes import GPMEProblem, get_problem
 
 __all__ = ["FunctionSamples", "sample_functions", "context_grid"]
 
@@ -46,10 +46,7 @@ class FunctionSamples:
     target_u: torch.Tensor
 
     def __post_init__(self):
-        if self.problem not in GPME_PROBLEMS:
-            raise ValueError(
-                f"unknown problem {self.problem!r}; known: {', '.join(GPME_PROBLEMS)}"
-            )
+        get_problem(self.problem)
         n = self.params.shape
         if len(n) != 1:
             raise ValueError(f"params must be 1-D (n_functions,), got {tuple(n)}")
@@ -69,7 +66,7 @@ class FunctionSamples:
 
     @property
     def problem_class(self) -> type[GPMEProblem]:
-        return GPME_PROBLEMS[self.problem]
+        return get_problem(self.problem)
 
     def subset(self, index) -> FunctionSamples:
         """The functions selected by ``index`` (a slice, an index tensor or a boolean mask)."""
@@ -152,7 +149,7 @@ def sample_functions(problem: str | type[GPMEProblem], n_functions: int, *,
     Raises:
         ValueError: unknown problem, non-positive sizes, ``params`` of the wrong shape.
     """
-    cls = _problem_class(problem)
+    cls = get_problem(problem)
     for name, value in (("n_functions", n_functions), ("n_context_times", n_context_times),
                         ("n_context_x", n_context_x), ("n_targets", n_targets)):
         if int(value) < 1:
@@ -181,12 +178,3 @@ def sample_functions(problem: str | type[GPMEProblem], n_functions: int, *,
         tu[i] = solution(tt[i], tx[i])
     return FunctionSamples(cls.name, params, ct, cx, cu, tt, tx, tu)
 
-
-def _problem_class(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
-    if isinstance(problem, str):
-        if problem not in GPME_PROBLEMS:
-            raise ValueError(f"unknown problem {problem!r}; known: {', '.join(GPME_PROBLEMS)}")
-        return GPME_PROBLEMS[problem]
-    if isinstance(problem, type) and issubclass(problem, GPMEProblem):
-        return problem
-    raise TypeError(f"problem must be a name or a GPMEProblem class, got {problem!r}")

@@ -30,7 +30,7 @@ from .._io import atomic_path, write_json, write_text
 from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
-from ..pdes import GPME_PROBLEMS, GPMEProblem
+from ..pdes import GPMEProblem, get_problem
 
 __all__ = ["GPMEConfig", "run_gpme", "METHODS"]
 
@@ -75,8 +75,7 @@ class GPMEConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.problem not in GPME_PROBLEMS:
-            raise ValueError(f"unknown problem {self.problem!r}; known: {', '.join(GPME_PROBLEMS)}")
+        get_problem(self.problem)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and f.name != "seed" and value < 1:
@@ -92,7 +91,7 @@ class GPMEConfig:
 
     @property
     def problem_class(self) -> type[GPMEProblem]:
-        return GPME_PROBLEMS[self.problem]
+        return get_problem(self.problem)
 
 
 # -- data -> network inputs ---------------------------------------------------------------------
