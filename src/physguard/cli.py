@@ -28,9 +28,11 @@ def main() -> None:
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where the ANP trains (auto: CUDA when available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
-        test_functions: int | None, paper: bool, seed: int, quiet: bool) -> None:
+        test_functions: int | None, paper: bool, seed: int, device: str, quiet: bool) -> None:
     """Train an ANP on PROBLEM and compare ANP, HardC-ANP and ProbConserv-ANP.
 
     Writes config.json, model.pt, metrics.json, table.md, predictions.npz and figures to the
@@ -40,7 +42,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
-    overrides["seed"] = seed
+    overrides.update(seed=seed, device=device)
     config = (GPMEConfig.paper(problem, **overrides) if paper
               else GPMEConfig(problem=problem, **overrides))
     out = out if out is not None else Path("runs") / problem

@@ -56,6 +56,9 @@ class GPMEConfig:
         n_grid_t, n_grid_x: evaluation grid (paper: 201 x 201).
         n_shock_samples: joint posterior samples for the shock-position figure (paper: 500).
         seed: seeds data, initial weights and latent samples.
+        device: where the ANP trains and predicts: ``"auto"`` (CUDA when available, else the
+            CPU), ``"cpu"`` or ``"cuda"``. The constraint updates and metrics run on the CPU
+            in float64.
     """
 
     problem: str = "stefan"
@@ -73,9 +76,12 @@ class GPMEConfig:
     n_grid_x: int = 201
     n_shock_samples: int = 500
     seed: int = 0
+    device: str = "auto"
 
     def __post_init__(self):
         get_problem(self.problem)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and f.name != "seed" and value < 1:
@@ -92,6 +98,14 @@ class GPMEConfig:
     @property
     def problem_class(self) -> type[GPMEProblem]:
         return get_problem(self.problem)
+
+    def torch_device(self) -> torch.device:
+        """The resolved device (``"auto"``: CUDA if available)."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' was asked for, but torch sees no CUDA device")
+        return torch.device(self.device)
 
 
 # -- data -> network inputs ---------------------------------------------------------------------
@@ -149,8 +163,9 @@ def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: Funct
     truth = problem.solution(tt, xx)
     mass = problem.mass(t_grid)
     constraint = mass_constraint(x_grid, mass)  # G (1, nx), b (nt, 1)
-    grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1)).unsqueeze(0)
-    data = to_np_data(test)
+    device = next(model.parameters()).device
+    grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1)).unsqueeze(0).to(device)
+    data = to_np_data(test).to(device)
     mean = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
     var = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
     fronts: dict[str, torch.Tensor] = {}
@@ -159,8 +174,8 @@ def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: Funct
                   unit="fn", disable=not progress, leave=False):
         pred = model.predict(data.xc[i:i + 1], data.yc[i:i + 1], grid_inputs,
                              n_samples=config.n_latent, generator=generator)
-        components = Gaussian(pred.mean.reshape(-1, nt, nx).double(),
-                              var=pred.var.reshape(-1, nt, nx).double())  # (S, nt, nx)
+        components = Gaussian(pred.mean.reshape(-1, nt, nx).cpu().double(),
+                              var=pred.var.reshape(-1, nt, nx).cpu().double())  # (S, nt, nx)
         for method, post in _constrained_components(components, constraint).items():
             mixed = moment_match(post, dim=0)
             mean[method][i] = mixed.mean
@@ -233,9 +248,10 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
     train = sample_functions(cls, config.n_train, seed=config.seed)
     val = sample_functions(cls, config.n_val, seed=config.seed + 1)
     torch.manual_seed(config.seed)
-    model = ANP(x_dim=2, hidden=config.hidden, min_std=config.min_std)
+    device = config.torch_device()
+    model = ANP(x_dim=2, hidden=config.hidden, min_std=config.min_std).to(device)
     history = train_anp(
-        model, to_np_data(train), to_np_data(val),
+        model, to_np_data(train).to(device), to_np_data(val).to(device),
         TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                     patience=config.patience, seed=config.seed),
         progress=progress,

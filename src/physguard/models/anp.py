@@ -125,7 +125,7 @@ class ANP(nn.Module):
         Args:
             xc: ``(B, Nc, x_dim)``, yc: ``(B, Nc)`` context; xt: ``(B, Nt, x_dim)`` targets.
             n_samples: latent samples ``S`` drawn from ``q(z | C)``.
-            generator: randomness of the latent samples.
+            generator: a CPU generator for the latent samples (any device for the model).
             chunk_size: target points per forward pass (memory bound).
 
         Returns:
@@ -135,8 +135,10 @@ class ANP(nn.Module):
             first (as ProbConserv does).
         """
         prior = self._latent(xc, yc)
+        # Drawn on the CPU (where the generator lives), so a seed gives the same latent
+        # samples on every device.
         eps = torch.randn((n_samples, *prior.loc.shape), generator=generator,
-                          dtype=prior.loc.dtype, device=prior.loc.device)
+                          dtype=prior.loc.dtype).to(prior.loc.device)
         z = prior.loc + prior.scale * eps  # (S, B, h)
         means, stds = [], []
         for start in range(0, xt.shape[1], chunk_size):

@@ -37,6 +37,10 @@ class NPData:
     def batch(self, index) -> NPData:
         return NPData(self.xc[index], self.yc[index], self.xt[index], self.yt[index])
 
+    def to(self, device: torch.device | str) -> NPData:
+        return NPData(self.xc.to(device), self.yc.to(device), self.xt.to(device),
+                      self.yt.to(device))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -119,7 +123,7 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
                dynamic_ncols=True)
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(len(train), generator=generator).to(train.xc.device)
         running = 0.0
         for start in range(0, len(train), config.batch_size):
             part = train.batch(order[start:start + config.batch_size])
@@ -151,7 +155,8 @@ def save_checkpoint(path: str | os.PathLike, model: ANP, **metadata) -> None:
 
     The file holds only tensors, numbers and strings, so it loads with ``weights_only=True``.
     """
-    payload = {"model": "ANP", "config": dict(model.config), "state_dict": model.state_dict(),
+    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+    payload = {"model": "ANP", "config": dict(model.config), "state_dict": state,
                "metadata": metadata}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
