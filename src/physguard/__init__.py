@@ -4,8 +4,10 @@ Public surface::
 
     Gaussian, LinearConstraint, probconserv, hardc   # ProbConserv (Hansen et al., ICML 2023)
     Diffusion, PorousMedium, Stefan                   # the GPME benchmark problems
+    FNO1d, BOON, Dirichlet, Neumann, Periodic         # BOON (Saad et al., ICLR 2023)
 """
 
+from .boundary import BOON, Dirichlet, Neumann, Periodic
 from .constraints import (
     Gaussian,
     LinearConstraint,
@@ -15,11 +17,17 @@ from .constraints import (
     probconserv,
     trapezoid_weights,
 )
+from .models import FNO1d
 from .pdes import Diffusion, PorousMedium, Stefan
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BOON",
+    "Dirichlet",
+    "FNO1d",
+    "Neumann",
+    "Periodic",
     "Diffusion",
     "PorousMedium",
     "Stefan",

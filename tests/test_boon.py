@@ -1,0 +1,116 @@
+"""BOON: exact boundary conditions on FNO outputs, at the training resolution and finer."""
+
+import itertools
+
+import pytest
+import torch
+
+import physguard as pg
+from physguard.boundary.boon import _LayerCorrection
+
+TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
+SIDES = [None, pg.Dirichlet(0.7), pg.Neumann(-1.3), pg.Neumann(2.0, order=3)]
+
+
+def make_fno(dtype, seed=0, domain=(0.0, 2.0)):
+    torch.manual_seed(seed)
+    return pg.FNO1d(1, 2, modes=12, width=16, n_layers=3, domain=domain).to(dtype)
+
+
+def left_derivative(u, h, order):
+    if order == 2:
+        return (-3 * u[..., 0] + 4 * u[..., 1] - u[..., 2]) / (2 * h)
+    return (-11 * u[..., 0] + 18 * u[..., 1] - 9 * u[..., 2] + 2 * u[..., 3]) / (6 * h)
+
+
+def right_derivative(u, h, order):
+    if order == 2:
+        return (3 * u[..., -1] - 4 * u[..., -2] + u[..., -3]) / (2 * h)
+    return (11 * u[..., -1] - 18 * u[..., -2] + 9 * u[..., -3] - 2 * u[..., -4]) / (6 * h)
+
+
+def check(out, bc, side, h, tol):
+    """Independent check of one condition on out (B, C, N), scaled by the output size."""
+    scale = 1.0 + out.abs().max().item()
+    if isinstance(bc, pg.Dirichlet):
+        end = out[..., 0] if side == "left" else out[..., -1]
+        assert (end - bc.value).abs().max() <= tol * scale
+    elif isinstance(bc, pg.Neumann):
+        deriv = left_derivative if side == "left" else right_derivative
+        assert (deriv(out, h, bc.order) - bc.flux).abs().max() <= tol * scale / h
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("left, right", list(itertools.product(SIDES, SIDES)))
+def test_conditions_hold_at_two_resolutions(dtype, left, right):
+    fno = make_fno(dtype)
+    model = pg.BOON(fno, left=left, right=right)
+    for n in (64, 128):
+        x = torch.randn(3, 1, n, dtype=dtype)
+        out = model(x)
+        assert out.shape == (3, 2, n)
+        h = 2.0 / (n - 1)
+        check(out, left, "left", h, TOL[dtype])
+        check(out, right, "right", h, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_periodic_and_per_sample_values(dtype):
+    fno = make_fno(dtype)
+    x = torch.randn(4, 1, 96, dtype=dtype)
+    out = pg.BOON(fno, left=pg.Periodic(), right=pg.Periodic())(x)
+    assert torch.equal(out[..., 0], out[..., -1])
+    values = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=dtype)
+    fluxes = torch.randn(4, 2, dtype=dtype)
+    out = pg.BOON(fno, left=pg.Dirichlet(values), right=pg.Neumann(fluxes))(x)
+    assert torch.allclose(out[..., 0], values[:, None].expand(4, 2), atol=TOL[dtype], rtol=0)
+    h = 2.0 / 95
+    d = right_derivative(out, h, 2)
+    assert (d - fluxes).abs().max() <= TOL[dtype] * (1 + out.abs().max()) / h
+
+
+def test_without_conditions_boon_is_the_operator():
+    fno = make_fno(torch.float64)
+    x = torch.randn(2, 1, 50, dtype=torch.float64)
+    assert torch.equal(pg.BOON(fno)(x), fno(x))
+
+
+@pytest.mark.parametrize("points", [[0], [47], [0, 47]])
+def test_corrected_kernel_decouples_boundary_from_interior(points):
+    """(K v~)_P depends on v_P only: changing the interior leaves the boundary rows unchanged."""
+    fno = make_fno(torch.float64, seed=3)
+    layer = fno.layers[-1]  # the last kernel layer has no activation: the output is K v + b
+    v = torch.randn(2, 16, 48, dtype=torch.float64)
+    w = v.clone()
+    w[:, :, 1:-1] += torch.randn(2, 16, 46, dtype=torch.float64)
+    corrected = _LayerCorrection(points, 48)
+    a, b = layer(v, corrected), layer(w, corrected)
+    assert (a[:, :, points] - b[:, :, points]).abs().max() < 1e-7
+    # Without the correction the interior leaks into the boundary rows (the test has teeth).
+    assert (layer(v)[:, :, points] - layer(w)[:, :, points]).abs().max() > 1e-2
+
+
+def test_gradients_flow_through_the_correction():
+    fno = make_fno(torch.float32)
+    model = pg.BOON(fno, left=pg.Dirichlet(0.0), right=pg.Neumann(1.0))
+    x = torch.randn(2, 1, 64)
+    model(x).square().mean().backward()
+    grads = [p.grad for p in fno.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert fno.layers[0].spectral.weight.grad.abs().sum() > 0
+
+
+def test_bad_arguments():
+    fno = make_fno(torch.float32)
+    with pytest.raises(ValueError, match="both ends"):
+        pg.BOON(fno, left=pg.Periodic(), right=pg.Dirichlet(0.0))
+    with pytest.raises(TypeError, match="FNO1d"):
+        pg.BOON(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="left must be"):
+        pg.BOON(fno, left=0.0)
+    with pytest.raises(ValueError, match="order must be one of"):
+        pg.Neumann(0.0, order=5)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        pg.BOON(fno, left=pg.Dirichlet(torch.zeros(5)))(torch.randn(3, 1, 32))
+    with pytest.raises(ValueError, match=r"input must have shape \(batch, 1, N\)"):
+        fno(torch.randn(3, 2, 32))
