@@ -23,7 +23,8 @@ Nothing here applies ``K`` to impulses. The entries of ``A`` come from the weigh
 form: the spectral response at point ``j`` to an impulse at ``p`` is
 ``(1/N) sum_k w_k Re(R_k e^{2 pi i k (j - p)/N})`` (``w_k`` the one-sided DFT weights), plus
 ``W delta_jp``. ``(K v)_P`` is read off the spectrum ``Z = R . F v`` that the layer computes
-anyway, and the correction of ``Z`` is a rank-``|P|`` update. So ``A`` and its factorisation
+anyway, the correction of ``Z`` is a rank-``|P|`` update, and the pointwise branch adds
+``W delta`` at the boundary points only. So ``A`` and its factorisation
 are computed once per layer per forward pass for the whole batch. The corrected layer costs one
 FFT pair, like the plain one, plus ``O(|P|^2 C^2 modes + |P|^3 C^3)`` work.
 
@@ -74,39 +75,56 @@ def _dft_weights(n_points: int, n_modes: int, dtype) -> torch.Tensor:
 
 
 class _LayerCorrection:
-    """The kernel correction of one forward pass: boundary points ``P`` at resolution ``N``."""
+    """The kernel correction of one forward pass: boundary points ``P`` at resolution ``N``.
+
+    The Fourier factors (which depend only on ``N``, the number of modes and ``P``) are built
+    once per forward pass and shared by all kernel layers.
+    """
 
     def __init__(self, points: list[int], n_points: int):
         self.points = points
         self.n = n_points
+        self._factors: dict = {}
+
+    def _fourier_factors(self, m: int, like: torch.Tensor):
+        key = (m, like.dtype, like.device)
+        if key not in self._factors:
+            n, real = self.n, like.dtype
+            k = torch.arange(m, dtype=real, device=like.device)
+            pts = torch.tensor(self.points, dtype=real, device=like.device)
+            angle = 2 * math.pi * torch.outer(pts, k) / n  # (|P|, m)
+            weights = _dft_weights(n, m, real).to(like.device) / n
+            evaluate = weights * torch.polar(torch.ones_like(angle), angle)  # read point j
+            impulse = torch.polar(torch.ones_like(angle), -angle)  # spectrum of e_p
+            # Re(a b) = Re a Re b - Im a Im b: real matrices for the real-valued products.
+            pair = impulse.unsqueeze(0) * evaluate.unsqueeze(1)  # (j, p, m)
+            pair = torch.cat([pair.real, -pair.imag], dim=-1).reshape(-1, 2 * m).T  # (2m, jp)
+            read = torch.cat([evaluate.real, -evaluate.imag], dim=-1).T  # (2m, j)
+            self._factors[key] = pair, read, impulse
+        return self._factors[key]
 
     def __call__(self, layer: FourierLayer1d, v: torch.Tensor, z: torch.Tensor):
-        n, m, P = self.n, z.shape[-1], self.points
-        real = v.dtype
-        k = torch.arange(m, dtype=real, device=v.device)
-        pts = torch.tensor(P, dtype=real, device=v.device)
-        angle = 2 * math.pi * torch.outer(pts, k) / n  # (|P|, m)
-        weights = _dft_weights(n, m, real).to(v.device) / n
-        evaluate = weights * torch.polar(torch.ones_like(angle), angle)  # read point j
-        impulse = torch.polar(torch.ones_like(angle), -angle)  # spectrum of e_p
-        R = layer.spectral.weight_as(v, m)  # (C_in, C_out, m)
-        # Spectral block: A_s[j, o, p, c] = Re sum_k R[c, o, k] e_p(k) eval_j(k).
-        a_spec = torch.einsum("cok,pk,jk->jopc", R, impulse, evaluate).real
-        c = v.shape[1]
-        eye = torch.eye(len(P), dtype=real, device=v.device)
-        w_point = layer.pointwise.weight[..., 0].to(real)  # (C_out, C_in)
-        A = a_spec + torch.einsum("jp,oc->jopc", eye, w_point)
-        A = A.reshape(len(P) * c, len(P) * c)
-        A = A + _SHIFT * A.abs().amax() * torch.eye(A.shape[0], dtype=real, device=v.device)
-        v_p = v[:, :, P]  # (B, C, |P|)
-        spec_p = torch.einsum("bok,jk->bjo", z, evaluate).real  # (K_spectral v)_P
-        leak = spec_p - torch.einsum("jopc,bcp->bjo", a_spec, v_p)  # K[P, I] v_I
-        delta = torch.linalg.solve(A, -leak.reshape(v.shape[0], -1).T).T
-        delta = delta.reshape(v.shape[0], len(P), c).transpose(1, 2)  # (B, C, |P|)
-        v = v.clone()
-        v[:, :, P] = v_p + delta
-        z = z + torch.einsum("bcp,cok,pk->bok", delta.to(z.dtype), R, impulse)
-        return v, z
+        P, m = self.points, z.shape[-1]
+        batch, c = v.shape[0], v.shape[1]
+        n_p = len(P)
+        pair, read, impulse = self._fourier_factors(m, v)
+        R = layer.spectral.weight_as(v, m)  # (C_in, C_out, m) complex
+        r_cat = torch.cat([R.real, R.imag], dim=-1).reshape(c * c, 2 * m)
+        a_spec = (r_cat @ pair).reshape(c, c, n_p, n_p).permute(2, 1, 3, 0)  # (j, o, p, c)
+        eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
+        w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
+        A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
+        A = A + _SHIFT * A.abs().amax().detach() * torch.eye(n_p * c, dtype=v.dtype,
+                                                              device=v.device)
+        v_p = torch.stack([v[:, :, p] for p in P], dim=-1)  # (B, C, |P|)
+        z_cat = torch.cat([z.real, z.imag], dim=-1)  # (B, C, 2m)
+        spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
+        leak = spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)  # K[P, I] v_I
+        rhs = -leak.transpose(1, 2).reshape(batch, n_p * c)
+        delta = torch.linalg.solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
+        spectrum = torch.einsum("bpc,pk->bck", delta.to(impulse.dtype), impulse)
+        z = z + layer.spectral.spectrum(spectrum, m)
+        return z, P, delta.transpose(1, 2)
 
 
 class BOON(nn.Module):

@@ -4,5 +4,5 @@ from .anp import ANP
 from .fno import FNO1d
 from .training import NPData, TrainConfig, TrainResult, load_checkpoint, save_checkpoint, train_anp
 
-__all__ = ["ANP", "FNO1d", "NPData", "TrainConfig", "TrainResult", "load_checkpoint", "save_checkpoint",
-           "train_anp"]
+__all__ = ["ANP", "FNO1d", "NPData", "TrainConfig", "TrainResult", "load_checkpoint",
+           "save_checkpoint", "train_anp"]

@@ -73,17 +73,25 @@ class FourierLayer1d(nn.Module):
         self.activation = activation
 
     def forward(self, v: torch.Tensor, correction=None) -> torch.Tensor:
-        """Apply the layer; ``correction(layer, v, v_hat, z)`` may return corrected ``(v, z)``.
+        """Apply the layer, optionally with a boundary correction of the input.
 
-        ``v_hat = rfft(v)`` and ``z = R . v_hat`` (retained modes) are passed so that a
-        boundary correction can use them without a second transform.
+        ``correction(layer, v, z)`` receives the input and its retained spectrum
+        ``z = R . rfft(v)`` and returns ``(z~, points, delta)``: the spectrum of the corrected
+        input ``v~ = v + delta`` at the grid ``points`` (``delta (B, C, |points|)``). The
+        pointwise branch then adds ``W delta`` at those points only, so neither the transform
+        nor the pointwise map is evaluated twice.
         """
         n = v.shape[-1]
         m = self.spectral.n_modes(n)
         z = self.spectral.spectrum(torch.fft.rfft(v), m)
+        points = None
         if correction is not None:
-            v, z = correction(self, v, z)
+            z, points, delta = correction(self, v, z)
         out = torch.fft.irfft(z, n=n) + self.pointwise(v)
+        if points is not None:
+            w = self.pointwise.weight[..., 0]  # (C_out, C_in)
+            index = torch.tensor(points, device=out.device)
+            out.index_add_(2, index, torch.einsum("oc,bcp->bop", w, delta))
         return F.gelu(out) if self.activation else out
 
 
