@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .datasets.operator import OPERATOR_PROBLEMS
 from .pdes import GPME_PROBLEMS
 
 
@@ -17,14 +18,17 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("problem", type=click.Choice(sorted(GPME_PROBLEMS)))
+@click.argument("problem", type=click.Choice(sorted(GPME_PROBLEMS) + sorted(OPERATOR_PROBLEMS)))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/PROBLEM).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--functions", type=click.IntRange(min=1), default=None,
-              help="Number of training functions.")
+              help="Number of training functions (samples).")
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
-              help="Test functions per test parameter.")
+              help="Test functions per test parameter (test samples for BOON problems).")
+@click.option("--setting", type=click.Choice(["single", "multi"]), default="single",
+              show_default=True,
+              help="BOON problems: u(x,0) -> u(x,t_final), or -> the next 25 snapshots.")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -32,24 +36,36 @@ def main() -> None:
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
-        test_functions: int | None, paper: bool, seed: int, device: str, quiet: bool) -> None:
-    """Train an ANP on PROBLEM and compare ANP, HardC-ANP and ProbConserv-ANP.
+        test_functions: int | None, setting: str, paper: bool, seed: int, device: str,
+        quiet: bool) -> None:
+    """Run the experiment of PROBLEM and print its table.
 
-    Writes config.json, model.pt, metrics.json, table.md, predictions.npz and figures to the
-    run folder and prints the table.
+    GPME problems (diffusion, pme, stefan): train an ANP and compare ANP, HardC-ANP and
+    ProbConserv-ANP. BOON problems (heat-neumann, stokes): train an FNO and a BOON-FNO with the
+    same seed and budget. Everything goes to the run folder (config, weights, metrics.json,
+    table.md, figures).
     """
-    from .experiments import GPMEConfig, run_gpme
-
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
     overrides.update(seed=seed, device=device)
-    config = (GPMEConfig.paper(problem, **overrides) if paper
-              else GPMEConfig(problem=problem, **overrides))
     out = out if out is not None else Path("runs") / problem
     started = time.perf_counter()
-    click.echo(f"physguard run {problem}: {config.n_train} training functions, "
-               f"{config.epochs} epochs max, writing to {out}")
-    run_gpme(config, out, progress=not quiet)
+    if problem in OPERATOR_PROBLEMS:
+        from .experiments.boon import BOONConfig, run_boon
+
+        config = (BOONConfig.paper(problem, setting, **overrides) if paper
+                  else BOONConfig(problem=problem, setting=setting, **overrides))
+        click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} training "
+                   f"samples, {config.epochs} epochs per model, writing to {out}")
+        run_boon(config, out, progress=not quiet)
+    else:
+        from .experiments import GPMEConfig, run_gpme
+
+        config = (GPMEConfig.paper(problem, **overrides) if paper
+                  else GPMEConfig(problem=problem, **overrides))
+        click.echo(f"physguard run {problem}: {config.n_train} training functions, "
+                   f"{config.epochs} epochs max, writing to {out}")
+        run_gpme(config, out, progress=not quiet)
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 

@@ -23,6 +23,11 @@ __all__ = [
     "crps_gaussian",
     "interval_coverage",
     "front_position",
+    "boundary_flux",
+    "boundary_error",
+    "brmse",
+    "crmse",
+    "frmse",
     "VAR_FLOOR",
 ]
 
@@ -120,3 +125,62 @@ def front_position(samples: torch.Tensor, x: torch.Tensor, level: float = 0.0) -
     below = samples <= level
     below[..., -1] = True
     return x.to(samples.dtype)[below.to(torch.int8).argmax(-1)]
+
+
+# -- operator metrics (fields of shape (..., N) on a uniform grid) -----------------------------
+
+def boundary_flux(u: torch.Tensor, h: float, side: str, order: int = 2) -> torch.Tensor:
+    """``du/dx`` at one end of ``u (..., N)`` by the one-sided stencil of ``order`` (2 or 3)."""
+    from .boundary import one_sided_stencil
+
+    coeffs = one_sided_stencil(order)
+    if side == "left":
+        return sum(c * u[..., i] for i, c in enumerate(coeffs)) / h
+    if side == "right":
+        return -sum(c * u[..., -1 - i] for i, c in enumerate(coeffs)) / h
+    raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+
+
+def boundary_error(u: torch.Tensor, kind: str, values: torch.Tensor, side: str, h: float,
+                   order: int = 2) -> torch.Tensor:
+    """Absolute violation of one boundary condition, shape ``u.shape[:-1]``.
+
+    Dirichlet: ``|u_end - value|``; Neumann: ``|stencil(u) - flux|`` with the one-sided stencil
+    of ``order`` (use ``order=3`` for a higher-order reference than the enforced stencil).
+    """
+    if kind == "dirichlet":
+        return (u[..., 0 if side == "left" else -1] - values).abs()
+    if kind == "neumann":
+        return (boundary_flux(u, h, side, order) - values).abs()
+    raise ValueError(f"kind must be 'dirichlet' or 'neumann', got {kind!r}")
+
+
+def brmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """PDEBench bRMSE: RMSE over the two boundary points of each field, shape ``(...)``."""
+    _check(pred, truth)
+    err = torch.stack([pred[..., 0] - truth[..., 0], pred[..., -1] - truth[..., -1]], dim=-1)
+    return err.square().mean(-1).sqrt()
+
+
+def crmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """PDEBench cRMSE: error of the spatial mean (the conserved total per unit length)."""
+    _check(pred, truth)
+    return (pred.mean(-1) - truth.mean(-1)).abs()
+
+
+FREQUENCY_BANDS = {"low": (0, 4), "mid": (5, 12), "high": (13, None)}
+
+
+def frmse(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """PDEBench fRMSE in the low (k <= 4), mid (5..12) and high (>= 13) wave-number bands.
+
+    ``F_k = (1/N) sum_j (pred - truth)_j e^{-2 pi i j k / N}`` and, per band, the root mean of
+    ``|F_k|^2`` over its ``k``; each value has shape ``(...)``.
+    """
+    _check(pred, truth)
+    spectrum = torch.fft.rfft(pred - truth, dim=-1).abs().square() / pred.shape[-1] ** 2
+    out = {}
+    for band, (lo, hi) in FREQUENCY_BANDS.items():
+        part = spectrum[..., lo:None if hi is None else hi + 1]
+        out[band] = part.mean(-1).sqrt() if part.shape[-1] else torch.zeros_like(spectrum[..., 0])
+    return out

@@ -97,3 +97,63 @@ def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> li
     written.append(out / "error_over_time.png")
     save_figure(fig, written[-1])
     return written
+
+
+_MODEL_COLORS = {"FNO": "tab:red", "BOON": "tab:green", "truth": "black"}
+
+
+def boon_figures(out: Path, data, predictions: dict) -> list[Path]:
+    """Prediction vs truth at the final time, error over x, boundary condition over time,
+    and (multi-step) error over time, for FNO and BOON."""
+    x, t = data.x.numpy(), data.t.numpy()
+    h = float(data.x[1] - data.x[0])
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(x, data.targets[0, -1].numpy(), color="black", lw=2, label="exact")
+    for name, pred in predictions.items():
+        ax.plot(x, pred[0, -1].numpy(), "--", color=_MODEL_COLORS[name], label=name)
+    ax.set(title=f"{data.problem}: test sample 0 at t = {t[-1]:g}", xlabel="x", ylabel="u")
+    ax.legend()
+    written.append(out / "prediction.png")
+    save_figure(fig, written[-1])
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pred in predictions.items():
+        err = (pred[:, -1] - data.targets[:, -1]).abs().mean(0).numpy()
+        ax.semilogy(x, err, color=_MODEL_COLORS[name], label=name)
+    ax.set(title=f"{data.problem}: mean |error| at t = {t[-1]:g}", xlabel="x",
+           ylabel="|u - u_exact|")
+    ax.legend()
+    written.append(out / "error.png")
+    save_figure(fig, written[-1])
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, side in zip(axes, ("left", "right"), strict=True):
+        kind = getattr(data, f"{side}_type")
+        truth = getattr(data, f"{side}_values")[0].numpy()
+        ax.plot(t, truth, "o-", color="black", lw=2, label="prescribed")
+        for name, pred in predictions.items():
+            if kind == "dirichlet":
+                values = pred[0, :, 0 if side == "left" else -1]
+            else:
+                values = M.boundary_flux(pred[0], h, side)
+            ax.plot(t, values.numpy(), "s--", color=_MODEL_COLORS[name], label=name)
+        quantity = "u" if kind == "dirichlet" else "du/dx"
+        ax.set(title=f"{side} boundary ({kind}): {quantity}, test sample 0", xlabel="t",
+               ylabel=quantity)
+        ax.legend(fontsize=8)
+    written.append(out / "boundary.png")
+    save_figure(fig, written[-1])
+
+    if len(t) > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, pred in predictions.items():
+            rel = M.relative_l2(pred, data.targets).mean(0).numpy()
+            ax.semilogy(t, rel, color=_MODEL_COLORS[name], label=name)
+        ax.set(title=f"{data.problem}: relative L2 error over time", xlabel="t",
+               ylabel="relative L2")
+        ax.legend()
+        written.append(out / "error_over_time.png")
+        save_figure(fig, written[-1])
+    return written

@@ -164,13 +164,21 @@ class BOON(nn.Module):
     def periodic(self) -> bool:
         return isinstance(self.left, Periodic)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, output_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(B, in_channels, N) -> (B, out_channels, N)`` with the conditions enforced.
+
+        ``output_dtype`` (e.g. ``torch.float64``) casts the operator's output before the
+        boundary values are set, so that a Neumann stencil of a float32 network's output holds
+        to float64 round-off rather than float32's ``eps / h``.
+        """
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
                   if isinstance(bc, Dirichlet | Neumann)]
         correction = _LayerCorrection(points, n) if points else None
         hook = _periodic_mean if self.periodic else None
         out = self.operator(u, correction=correction, layer_hook=hook)
+        if output_dtype is not None:
+            out = out.to(output_dtype)
         return self.enforce(out)
 
     def enforce(self, out: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from .base import GPMEProblem
 from .diffusion import Diffusion
+from .linear_bc import HeatNeumann, StokesSecond
 from .pme import PorousMedium
 from .stefan import Stefan, stefan_z1
 
@@ -27,5 +28,5 @@ def get_problem(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
     raise TypeError(f"problem must be a name or a GPMEProblem class, got {problem!r}")
 
 
-__all__ = ["GPMEProblem", "Diffusion", "PorousMedium", "Stefan", "stefan_z1", "GPME_PROBLEMS",
-           "get_problem"]
+__all__ = ["GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
+           "stefan_z1", "GPME_PROBLEMS", "get_problem"]

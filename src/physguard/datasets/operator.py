@@ -1,0 +1,146 @@
+"""Operator-learning data sets for BOON: ``u(x, 0) -> u(x, t_final)`` or the next T snapshots.
+
+Each file holds the fields and the boundary conditions that the targets satisfy (type and value
+per boundary and per sample and time step), so a model can be corrected with the right values
+and checked against them.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_path
+from ..pdes.linear_bc import HeatNeumann, StokesSecond
+
+__all__ = ["OperatorData", "make_operator_data", "OPERATOR_PROBLEMS"]
+
+OPERATOR_PROBLEMS = {"heat-neumann": HeatNeumann, "stokes": StokesSecond}
+_ARRAYS = ("x", "t", "params", "inputs", "targets", "left_values", "right_values")
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OperatorData:
+    """Input/target fields and boundary conditions.
+
+    Attributes:
+        problem: ``"heat-neumann"`` or ``"stokes"``.
+        left_type, right_type: ``"dirichlet"`` or ``"neumann"``.
+        x: ``(N,)`` grid including both ends; t: ``(T,)`` target times.
+        params: ``(n,)`` the sampled parameter (``omega``) of each sample.
+        inputs: ``(n, 1, N)`` the initial condition; targets: ``(n, T, N)`` the solution at ``t``.
+        left_values, right_values: ``(n, T)`` the boundary value (Dirichlet) or ``du/dx``
+            (Neumann) that each target snapshot satisfies.
+    """
+
+    problem: str
+    left_type: str
+    right_type: str
+    x: torch.Tensor
+    t: torch.Tensor
+    params: torch.Tensor
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    left_values: torch.Tensor
+    right_values: torch.Tensor
+
+    def __post_init__(self):
+        n, T, N = self.targets.shape
+        expected = {"x": (N,), "t": (T,), "params": (n,), "inputs": (n, 1, N),
+                    "left_values": (n, T), "right_values": (n, T)}
+        for name, shape in expected.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{name} must have shape {shape} to match targets "
+                                 f"{(n, T, N)}, got {tuple(getattr(self, name).shape)}")
+        for side in (self.left_type, self.right_type):
+            if side not in ("dirichlet", "neumann"):
+                raise ValueError(f"boundary type must be 'dirichlet' or 'neumann', got {side!r}")
+
+    def __len__(self) -> int:
+        return self.targets.shape[0]
+
+    def subset(self, index) -> OperatorData:
+        return OperatorData(self.problem, self.left_type, self.right_type, self.x, self.t,
+                            self.params[index], self.inputs[index], self.targets[index],
+                            self.left_values[index], self.right_values[index])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an NPZ file atomically, boundary-condition metadata included."""
+        arrays = {k: getattr(self, k).numpy() for k in _ARRAYS}
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, problem=np.array(self.problem), left_type=np.array(self.left_type),
+                     right_type=np.array(self.right_type), version=np.array(_FORMAT_VERSION),
+                     **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OperatorData:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file; ValueError: truncated, incomplete or inconsistent file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no data file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                contents = {k: data[k] for k in data.files}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            raise ValueError(f"{path} is truncated or not an NPZ data file: {err}") from err
+        missing = [k for k in ("problem", "left_type", "right_type", *_ARRAYS)
+                   if k not in contents]
+        if missing:
+            raise ValueError(f"{path} misses the arrays {', '.join(missing)}")
+        return cls(str(contents["problem"]), str(contents["left_type"]),
+                   str(contents["right_type"]),
+                   *(torch.from_numpy(contents[k]).to(torch.float64) for k in _ARRAYS))
+
+
+def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
+                       setting: str = "single", n_steps: int = 25, seed: int = 0) -> OperatorData:
+    """Sample ``n_samples`` solutions of ``problem`` on a uniform grid of ``n_points``.
+
+    Args:
+        problem: ``"heat-neumann"`` (``omega ~ U[2.01, 3.99]``) or ``"stokes"``
+            (``omega ~ U[2, 6]``, ``nu = 0.1``).
+        setting: ``"single"`` (target: the solution at the final time of ``t_range``) or
+            ``"multi"`` (the ``n_steps`` snapshots equally spaced in ``(0, t_final]``).
+        seed: seeds the parameters.
+
+    Raises:
+        ValueError: unknown problem or setting, sizes < 1 or ``n_points < 4``.
+    """
+    if problem not in OPERATOR_PROBLEMS:
+        raise ValueError(f"unknown problem {problem!r}; known: {', '.join(OPERATOR_PROBLEMS)}")
+    if setting not in ("single", "multi"):
+        raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
+    if n_samples < 1 or n_steps < 1 or n_points < 4:
+        raise ValueError("n_samples and n_steps must be >= 1 and n_points >= 4")
+    cls = OPERATOR_PROBLEMS[problem]
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = cls.omega_range
+    params = lo + (hi - lo) * torch.rand(n_samples, generator=gen, dtype=torch.float64)
+    x = torch.linspace(*cls.domain, n_points, dtype=torch.float64)
+    t_final = cls.t_range[1]
+    t = (torch.tensor([t_final], dtype=torch.float64) if setting == "single"
+         else torch.linspace(0, t_final, n_steps + 1, dtype=torch.float64)[1:])
+    inputs = torch.empty(n_samples, 1, n_points, dtype=torch.float64)
+    targets = torch.empty(n_samples, len(t), n_points, dtype=torch.float64)
+    left = torch.empty(n_samples, len(t), dtype=torch.float64)
+    right = torch.empty(n_samples, len(t), dtype=torch.float64)
+    for i, omega in enumerate(params.tolist()):
+        pde = cls(omega)
+        inputs[i, 0] = pde.initial_condition(x)
+        targets[i] = pde.solution(t[:, None], x)
+        if isinstance(pde, HeatNeumann):
+            left[i], right[i] = pde.left_flux(t), pde.right_flux(t)
+        else:
+            left[i], right[i] = pde.left_value(t), pde.right_value(t)
+    kind = "neumann" if cls is HeatNeumann else "dirichlet"
+    return OperatorData(problem, kind, kind, x, t, params, inputs, targets, left, right)

@@ -1,0 +1,235 @@
+"""BOON vs FNO on boundary-value benchmarks (Saad et al., ICLR 2023, Sec. 4).
+
+:func:`run_boon` trains a plain FNO and a BOON-corrected FNO with the same seed, architecture
+and budget, evaluates both on held-out samples and writes the run folder::
+
+    config.json, fno.pt, boon.pt        configuration and weights (weights_only=True loadable)
+    training.json                       loss per epoch for both models
+    metrics.json                        [{"model": "FNO" | "BOON", "rel_l2": ..., ...}]
+    table.md                            the comparison table
+    prediction.png, error.png, boundary.png (and error_over_time.png for --setting multi)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics as M
+from .._io import atomic_path, write_json, write_text
+from ..boundary import BOON, Dirichlet, Neumann
+from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
+from ..models.fno import FNO1d
+
+__all__ = ["BOONConfig", "run_boon", "MODELS"]
+
+MODELS = ("FNO", "BOON")
+
+
+@dataclass(frozen=True)
+class BOONConfig:
+    """Settings of a BOON experiment; defaults fit 2 CPU cores in a few minutes.
+
+    Attributes:
+        problem: ``"heat-neumann"`` or ``"stokes"``.
+        setting: ``"single"`` (``u(x, 0) -> u(x, t_final)``) or ``"multi"`` (the next
+            ``n_steps`` snapshots as output channels).
+        n_train, n_test: samples (paper notebooks: 500 / 100 single, 1000 / 200 multi).
+        n_points: grid points (notebooks: 500).
+        modes, width, n_layers: FNO size (notebooks: 16 / 64 / 4 single, 12 / 32 / 4 multi).
+        epochs, batch_size, lr, weight_decay, lr_step, lr_gamma: Adam with a step schedule
+            (notebooks: 500 epochs, batch 20, 1e-3, 1e-4, halve every 50).
+        seed: seeds the data, the (shared) initial weights and the batch order.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    problem: str = "heat-neumann"
+    setting: str = "single"
+    n_train: int = 200
+    n_test: int = 50
+    n_points: int = 128
+    n_steps: int = 25
+    modes: int = 16
+    width: int = 32
+    n_layers: int = 4
+    epochs: int = 150
+    batch_size: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_step: int = 50
+    lr_gamma: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.problem not in OPERATOR_PROBLEMS:
+            raise ValueError(f"unknown problem {self.problem!r}; known: "
+                             f"{', '.join(OPERATOR_PROBLEMS)}")
+        if self.setting not in ("single", "multi"):
+            raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and f.name != "seed" and value < 1:
+                raise ValueError(f"{f.name} must be >= 1, got {value}")
+
+    @classmethod
+    def paper(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
+        """The notebooks' sizes (see ``shared/reference/boon.md``): for a GPU."""
+        if setting == "single":
+            sizes = dict(n_train=500, n_test=100, modes=16, width=64)
+        else:
+            sizes = dict(n_train=1000, n_test=200, modes=12, width=32)
+        settings = dict(problem=problem, setting=setting, n_points=500, epochs=500, **sizes)
+        settings.update(overrides)
+        return cls(**settings)
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def _condition(kind: str, values: torch.Tensor):
+    return Dirichlet(values) if kind == "dirichlet" else Neumann(values)
+
+
+def _apply(model: FNO1d, name: str, data: OperatorData, index, inputs: torch.Tensor,
+           output_dtype: torch.dtype | None = None):
+    """Run ``model`` (wrapped in BOON with the samples' boundary values for ``"BOON"``)."""
+    if name == "FNO":
+        out = model(inputs)
+        return out if output_dtype is None else out.to(output_dtype)
+    device, dtype = inputs.device, output_dtype or inputs.dtype
+    left = _condition(data.left_type, data.left_values[index].to(device, dtype))
+    right = _condition(data.right_type, data.right_values[index].to(device, dtype))
+    return BOON(model, left=left, right=right)(inputs, output_dtype=output_dtype)
+
+
+def relative_l2_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of ``||pred - truth|| / ||truth||`` over the whole field."""
+    diff = (pred - truth).flatten(1).norm(dim=1)
+    return (diff / truth.flatten(1).norm(dim=1)).mean()
+
+
+def train_operator(name: str, train: OperatorData, config: BOONConfig,
+                   progress: bool = True) -> tuple[FNO1d, list[float]]:
+    """Train an FNO (``name="FNO"``) or BOON-FNO (``"BOON"``) from the seed's initial weights."""
+    device = config.torch_device()
+    torch.manual_seed(config.seed)
+    model = FNO1d(1, train.targets.shape[1], config.modes, config.width, config.n_layers,
+                  domain=tuple(float(v) for v in (train.x[0], train.x[-1]))).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
+    inputs = train.inputs.float().to(device)
+    targets = train.targets.float().to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
+               disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        order = torch.randperm(len(train), generator=generator)
+        total = 0.0
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            pred = _apply(model, name, train, index, inputs[index.to(device)])
+            loss = relative_l2_loss(pred, targets[index.to(device)])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+        schedule.step()
+        losses.append(total / len(train))
+        bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")
+    bar.close()
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def predict(model: FNO1d, name: str, data: OperatorData) -> torch.Tensor:
+    """Predictions ``(n, T, N)`` in float64: the network runs in float32, BOON's boundary
+    values are set in float64."""
+    device = next(model.parameters()).device
+    index = torch.arange(len(data))
+    out = _apply(model, name, data, index, data.inputs.float().to(device), torch.float64)
+    return out.cpu()
+
+
+def operator_metrics(name: str, pred: torch.Tensor, data: OperatorData) -> dict:
+    """The metrics record of one model on ``data``."""
+    h = float(data.x[1] - data.x[0])
+    truth = data.targets
+    sides = {side: M.boundary_error(pred, getattr(data, f"{side}_type"),
+                                    getattr(data, f"{side}_values"), side, h)
+             for side in ("left", "right")}
+    record = {
+        "model": name,
+        "rel_l2": float(M.relative_l2(pred.flatten(1), truth.flatten(1)).mean()),
+        "boundary_error": float(torch.stack(list(sides.values())).mean()),
+        "boundary_error_left": float(sides["left"].mean()),
+        "boundary_error_right": float(sides["right"].mean()),
+        "bRMSE": float(M.brmse(pred, truth).mean()),
+        "cRMSE": float(M.crmse(pred, truth).mean()),
+        "MSE": float(M.mse(pred, truth).mean()),
+    }
+    for band, value in M.frmse(pred, truth).items():
+        record[f"fRMSE_{band}"] = float(value.mean())
+    if "neumann" in (data.left_type, data.right_type):
+        # The enforced stencil is second order: check against a third-order reference too.
+        ref = [M.boundary_error(pred, getattr(data, f"{side}_type"),
+                                getattr(data, f"{side}_values"), side, h, order=3)
+               for side in ("left", "right")]
+        record["boundary_error_ref3"] = float(torch.stack(ref).mean())
+    return record
+
+
+def markdown_table(records: list[dict], config: BOONConfig) -> str:
+    keys = ["rel_l2", "boundary_error", "bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid",
+            "fRMSE_high"]
+    if "boundary_error_ref3" in records[0]:
+        keys.insert(2, "boundary_error_ref3")
+    lines = [f"# {config.problem} ({config.setting}-step): FNO vs BOON", "",
+             f"{config.n_test} test samples, N = {config.n_points}. boundary_error: mean "
+             "|value error| (Dirichlet) or |flux error| with the 2nd-order one-sided stencil "
+             "(Neumann), both ends.", "",
+             "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for r in records:
+        lines.append(f"| {r['model']} | " + " | ".join(f"{r[k]:.3e}" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
+             figures: bool = True) -> list[dict]:
+    """Train FNO and BOON with the same seed and budget; write the run folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    write_json(out / "config.json", dataclasses.asdict(config))
+    data = make_operator_data(config.problem, config.n_train + config.n_test, config.n_points,
+                              config.setting, config.n_steps, seed=config.seed)
+    train = data.subset(slice(0, config.n_train))
+    test = data.subset(slice(config.n_train, None))
+    records, predictions, history = [], {}, {}
+    for name in MODELS:
+        model, losses = train_operator(name, train, config, progress)
+        history[name] = losses
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        with atomic_path(out / f"{name.lower()}.pt") as tmp:
+            torch.save({"model": name, "config": dataclasses.asdict(config),
+                        "state_dict": state}, tmp)
+        predictions[name] = predict(model, name, test)
+        records.append(operator_metrics(name, predictions[name], test))
+    write_json(out / "training.json", history)
+    write_json(out / "metrics.json", records)
+    write_text(out / "table.md", markdown_table(records, config))
+    if figures:
+        from ..plots import boon_figures
+
+        boon_figures(out, test, predictions)
+    write_json(out / "timing.json", {"total_seconds": time.perf_counter() - started})
+    return records

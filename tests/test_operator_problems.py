@@ -1,0 +1,114 @@
+"""Heat with Neumann walls and Stokes' second problem: exact solutions, data sets, metrics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from physguard import metrics as M
+from physguard.cli import main
+from physguard.datasets import OperatorData, make_operator_data
+from physguard.pdes import HeatNeumann, StokesSecond
+
+F64 = torch.float64
+
+
+def fd_residual(pde, diffusivity, t, x, dt=1e-5, dx=1e-3):
+    u = pde.solution
+    u_t = (u(t + dt, x) - u(t - dt, x)) / (2 * dt)
+    u_xx = (u(t, x + dx) - 2 * u(t, x) + u(t, x - dx)) / dx**2
+    return u_t - diffusivity * u_xx
+
+
+@pytest.mark.parametrize("omega", [2.01, 2.7, 3.99])
+def test_heat_series_solves_pde_bcs_and_heat_balance(omega):
+    pde = HeatNeumann(omega)
+    x = torch.linspace(0.05, 0.95, 40, dtype=F64)
+    for t in (0.05, 0.25, 0.45):
+        r = fd_residual(pde, pde.kappa, torch.tensor(t, dtype=F64), x)
+        assert r.abs().max() < 1e-4
+    grid = torch.linspace(0, 1, 4001, dtype=F64)
+    h = float(grid[1] - grid[0])
+    for t in (0.1, 0.3, 0.5):
+        u = pde.solution(t, grid)
+        assert abs(float(M.boundary_flux(u, h, "left", 3))) < 1e-5
+        assert abs(float(M.boundary_flux(u, h, "right", 3) - pde.right_flux(t))) < 1e-4
+        # d/dt int u = kappa (u_x(1) - u_x(0)): the closed-form total from the fluxes.
+        assert abs(float(torch.trapezoid(u, grid) - pde.mass(t))) < 1e-7
+    # The series at a small time approaches the initial condition away from the right wall.
+    near0 = pde.solution(1e-4, x[:30]) - pde.initial_condition(x[:30])
+    assert near0.abs().max() < 5e-3
+
+
+def test_stokes_solution_solves_pde_and_matches_reference_value():
+    pde = StokesSecond(omega=2.0, nu=0.1)
+    # u(0.5, 1.0) with nu = 0.1, omega = 2, U = 1 (shared/reference/solutions.md, computed).
+    assert abs(float(pde.solution(1.0, 0.5)) - 0.18795494) < 1e-8
+    y = torch.linspace(0.02, 0.98, 30, dtype=F64)
+    assert fd_residual(pde, 0.1, torch.tensor(0.7, dtype=F64), y).abs().max() < 1e-4
+    t = torch.linspace(0, 2, 9, dtype=F64)
+    assert torch.allclose(pde.left_value(t), torch.cos(2.0 * t))
+
+
+def test_invalid_parameters():
+    with pytest.raises(ValueError, match="integer"):
+        HeatNeumann(3.0)
+    with pytest.raises(ValueError, match="kappa"):
+        HeatNeumann(2.5, kappa=0.0)
+    with pytest.raises(ValueError, match="omega and nu"):
+        StokesSecond(omega=-1.0)
+
+
+@pytest.mark.parametrize("problem", ["heat-neumann", "stokes"])
+def test_operator_data_carry_their_boundary_conditions(problem, tmp_path):
+    data = make_operator_data(problem, 4, n_points=64, setting="multi", n_steps=5, seed=1)
+    assert data.inputs.shape == (4, 1, 64) and data.targets.shape == (4, 5, 64)
+    h = float(data.x[1] - data.x[0])
+    for side in ("left", "right"):
+        err = M.boundary_error(data.targets, getattr(data, f"{side}_type"),
+                               getattr(data, f"{side}_values"), side, h, order=3)
+        # Exact for Dirichlet; the 3rd-order stencil's truncation error for Neumann.
+        assert err.max() < (1e-12 if data.left_type == "dirichlet" else 5e-2)
+    data.save(tmp_path / "d.npz")
+    back = OperatorData.load(tmp_path / "d.npz")
+    assert back.left_type == data.left_type and torch.equal(back.targets, data.targets)
+    raw = (tmp_path / "d.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[:100])
+    with pytest.raises(ValueError, match="truncated"):
+        OperatorData.load(tmp_path / "cut.npz")
+    with pytest.raises(FileNotFoundError):
+        OperatorData.load(tmp_path / "none.npz")
+
+
+def test_frequency_and_boundary_metrics():
+    x = torch.linspace(0, 1, 65, dtype=F64)[:-1]
+    truth = torch.zeros(2, 64, dtype=F64)
+    low = truth + 0.1 * torch.cos(2 * math.pi * 2 * x)
+    high = truth + 0.1 * torch.cos(2 * math.pi * 20 * x)
+    f_low, f_high = M.frmse(low, truth), M.frmse(high, truth)
+    assert f_low["low"].min() > 1e-3 and f_low["high"].max() < 1e-12
+    assert f_high["high"].min() > 1e-3 and f_high["low"].max() < 1e-12
+    assert torch.allclose(M.brmse(truth + 1.0, truth), torch.ones(2, dtype=F64))
+    assert torch.allclose(M.crmse(low, truth), torch.zeros(2, dtype=F64), atol=1e-12)
+
+
+def test_cli_boon_run(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "stokes", "--out", str(out), "--epochs", "2",
+                                       "--functions", "8", "--test-functions", "4",
+                                       "--setting", "multi", "--quiet"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    records = json.loads((out / "metrics.json").read_text())
+    assert [r["model"] for r in records] == ["FNO", "BOON"]
+    boon = records[1]
+    assert boon["boundary_error"] < 1e-12  # enforced in float64 at evaluation
+    assert records[0]["boundary_error"] > 1e-4  # an untrained FNO misses the wall values
+    for name in ("prediction.png", "error.png", "boundary.png", "error_over_time.png",
+                 "fno.pt", "boon.pt", "table.md"):
+        assert (out / name).is_file()
+    torch.load(out / "boon.pt", weights_only=True)
+    assert np.isfinite([r["rel_l2"] for r in records]).all()
