@@ -16,11 +16,14 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
+from ..pdes.burgers import BurgersDirichlet
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
 
 __all__ = ["OperatorData", "make_operator_data", "OPERATOR_PROBLEMS"]
 
-OPERATOR_PROBLEMS = {"heat-neumann": HeatNeumann, "stokes": StokesSecond}
+#: Problem families with a ``sample(n, x, t, generator)`` class method, ``left_type``,
+#: ``right_type``, ``domain`` and ``t_range``.
+OPERATOR_PROBLEMS = {cls.name: cls for cls in (HeatNeumann, StokesSecond, BurgersDirichlet)}
 _ARRAYS = ("x", "t", "params", "inputs", "targets", "left_values", "right_values")
 _FORMAT_VERSION = 1
 
@@ -30,7 +33,7 @@ class OperatorData:
     """Input/target fields and boundary conditions.
 
     Attributes:
-        problem: ``"heat-neumann"`` or ``"stokes"``.
+        problem: a key of ``OPERATOR_PROBLEMS``.
         left_type, right_type: ``"dirichlet"`` or ``"neumann"``.
         x: ``(N,)`` grid including both ends; t: ``(T,)`` target times.
         params: ``(n,)`` the sampled parameter (``omega``) of each sample.
@@ -107,8 +110,9 @@ def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
     """Sample ``n_samples`` solutions of ``problem`` on a uniform grid of ``n_points``.
 
     Args:
-        problem: ``"heat-neumann"`` (``omega ~ U[2.01, 3.99]``) or ``"stokes"``
-            (``omega ~ U[2, 6]``, ``nu = 0.1``).
+        problem: ``"heat-neumann"`` (``omega ~ U[2.01, 3.99]``), ``"stokes"``
+            (``omega ~ U[2, 6]``, ``nu = 0.1``) or ``"burgers-dirichlet"`` (random sine
+            series, ``nu = 0.1``).
         setting: ``"single"`` (target: the solution at the final time of ``t_range``) or
             ``"multi"`` (the ``n_steps`` snapshots equally spaced in ``(0, t_final]``).
         seed: seeds the parameters.
@@ -124,23 +128,10 @@ def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
         raise ValueError("n_samples and n_steps must be >= 1 and n_points >= 4")
     cls = OPERATOR_PROBLEMS[problem]
     gen = torch.Generator().manual_seed(seed)
-    lo, hi = cls.omega_range
-    params = lo + (hi - lo) * torch.rand(n_samples, generator=gen, dtype=torch.float64)
     x = torch.linspace(*cls.domain, n_points, dtype=torch.float64)
     t_final = cls.t_range[1]
     t = (torch.tensor([t_final], dtype=torch.float64) if setting == "single"
          else torch.linspace(0, t_final, n_steps + 1, dtype=torch.float64)[1:])
-    inputs = torch.empty(n_samples, 1, n_points, dtype=torch.float64)
-    targets = torch.empty(n_samples, len(t), n_points, dtype=torch.float64)
-    left = torch.empty(n_samples, len(t), dtype=torch.float64)
-    right = torch.empty(n_samples, len(t), dtype=torch.float64)
-    for i, omega in enumerate(params.tolist()):
-        pde = cls(omega)
-        inputs[i, 0] = pde.initial_condition(x)
-        targets[i] = pde.solution(t[:, None], x)
-        if isinstance(pde, HeatNeumann):
-            left[i], right[i] = pde.left_flux(t), pde.right_flux(t)
-        else:
-            left[i], right[i] = pde.left_value(t), pde.right_value(t)
-    kind = "neumann" if cls is HeatNeumann else "dirichlet"
-    return OperatorData(problem, kind, kind, x, t, params, inputs, targets, left, right)
+    params, inputs, targets, left, right = cls.sample(n_samples, x, t, gen)
+    return OperatorData(problem, cls.left_type, cls.right_type, x, t, params,
+                        inputs.unsqueeze(1), targets, left, right)

@@ -36,7 +36,7 @@ class BOONConfig:
     """Settings of a BOON experiment; defaults fit 2 CPU cores in a few minutes.
 
     Attributes:
-        problem: ``"heat-neumann"`` or ``"stokes"``.
+        problem: ``"heat-neumann"``, ``"stokes"`` or ``"burgers-dirichlet"``.
         setting: ``"single"`` (``u(x, 0) -> u(x, t_final)``) or ``"multi"`` (the next
             ``n_steps`` snapshots as output channels).
         n_train, n_test: samples (paper notebooks: 500 / 100 single, 1000 / 200 multi).

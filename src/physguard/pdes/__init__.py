@@ -1,6 +1,7 @@
 """PDE problems with exact or validated solutions."""
 
 from .base import GPMEProblem
+from .burgers import BurgersDirichlet, cole_hopf_sine, solve_burgers_dirichlet
 from .diffusion import Diffusion
 from .linear_bc import HeatNeumann, StokesSecond
 from .pme import PorousMedium
@@ -29,4 +30,5 @@ def get_problem(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
 
 
 __all__ = ["GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
-           "stefan_z1", "GPME_PROBLEMS", "get_problem"]
+           "stefan_z1", "GPME_PROBLEMS", "get_problem", "BurgersDirichlet", "cole_hopf_sine",
+           "solve_burgers_dirichlet"]

@@ -56,6 +56,7 @@ class HeatNeumann:
     """
 
     name = "heat-neumann"
+    left_type = right_type = "neumann"
     domain = (0.0, 1.0)
     t_range = (0.0, 0.5)  # ends at the peak right-wall flux U sin(pi/2) = U
     omega_range = (2.01, 3.99)
@@ -124,6 +125,15 @@ class HeatNeumann:
         return (math.sin(w * math.pi) / (w * math.pi)
                 + self.kappa * self.amplitude * (1 - torch.cos(math.pi * t)) / math.pi)
 
+    def boundary_values(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prescribed ``du/dx`` at the left and right walls at times ``t``."""
+        return self.left_flux(t), self.right_flux(t)
+
+    @classmethod
+    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
+        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``."""
+        return _sample_family(cls, n, x, t, generator)
+
     def __repr__(self) -> str:
         return f"HeatNeumann(omega={self.omega:g}, kappa={self.kappa:g}, U={self.amplitude:g})"
 
@@ -147,6 +157,7 @@ class StokesSecond:
     """
 
     name = "stokes"
+    left_type = right_type = "dirichlet"
     domain = (0.0, 1.0)
     t_range = (0.0, 2.0)
     omega_range = (2.0, 6.0)
@@ -172,5 +183,30 @@ class StokesSecond:
     def right_value(self, t) -> torch.Tensor:
         return self.solution(t, self.domain[1])
 
+    def boundary_values(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prescribed wall values ``u(0, t)`` and ``u(1, t)``."""
+        return self.left_value(t), self.right_value(t)
+
+    @classmethod
+    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
+        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``."""
+        return _sample_family(cls, n, x, t, generator)
+
     def __repr__(self) -> str:
         return f"StokesSecond(omega={self.omega:g}, nu={self.nu:g}, U={self.amplitude:g})"
+
+
+def _sample_family(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
+    """Solutions for ``omega ~ U[omega_range]`` from the closed forms."""
+    lo, hi = cls.omega_range
+    params = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+    inputs = torch.empty(n, x.shape[0], dtype=torch.float64)
+    targets = torch.empty(n, t.shape[0], x.shape[0], dtype=torch.float64)
+    left = torch.empty(n, t.shape[0], dtype=torch.float64)
+    right = torch.empty(n, t.shape[0], dtype=torch.float64)
+    for i, omega in enumerate(params.tolist()):
+        pde = cls(omega)
+        inputs[i] = pde.initial_condition(x)
+        targets[i] = pde.solution(t[:, None], x)
+        left[i], right[i] = pde.boundary_values(t)
+    return params, inputs, targets, left, right
