@@ -148,3 +148,43 @@ def test_burgers_solver_is_second_order():
         num = solve_burgers_dirichlet(torch.sin(math.pi * x)[None], x, t, nu=0.1, dt=1e-4)
         errors.append(float((num[0, 0] - cole_hopf_sine(1.0, 0.1, 0.5, x)).abs().max()))
     assert 3.5 < errors[0] / errors[1] < 4.5
+
+
+def test_periodic_burgers_self_convergence_and_random_field():
+    from physguard.pdes import gaussian_random_field, solve_burgers_periodic
+    from physguard.pdes.burgers import fourier_eval
+
+    gen = torch.Generator().manual_seed(0)
+    grid = torch.arange(256, dtype=F64) / 256
+    u0 = gaussian_random_field(3, grid, gen)
+    t = torch.tensor([0.5, 1.0], dtype=F64)
+    x = torch.linspace(0, 1, 50, dtype=F64)
+    coarse = fourier_eval(solve_burgers_periodic(u0, t, 0.1), 256, x)
+    fine_dt = fourier_eval(solve_burgers_periodic(u0, t, 0.1, dt=2.5e-4), 256, x)
+    fine_x = fourier_eval(solve_burgers_periodic(
+        fourier_eval(torch.fft.rfft(u0), 256, torch.arange(512, dtype=F64) / 512), t, 0.1),
+        512, x)
+    assert (coarse - fine_dt).abs().max() < 1e-8  # fourth order in time
+    assert (coarse - fine_x).abs().max() < 1e-10  # spectral in space
+    assert torch.allclose(coarse[..., 0], coarse[..., -1], atol=1e-12)  # periodic
+    # Mean is conserved: (u^2/2)_x and u_xx integrate to zero over a period.
+    u_hat = solve_burgers_periodic(u0, t, 0.1)
+    assert torch.allclose(u_hat[..., 0].real / 256, u0.mean(-1, keepdim=True).expand(3, 2),
+                          atol=1e-12)
+    # Random-field variance at a point: sum_k lambda_k (1 + 2 sum_{k>=1}) = 1 + 2 sum ...
+    many = gaussian_random_field(4000, torch.tensor([0.3], dtype=F64), gen)
+    k = torch.arange(1, 65, dtype=F64)
+    expected = 1 + 2 * (625 / (4 * math.pi**2 * k**2 + 25) ** 2).sum()
+    assert abs(float(many.var()) / float(expected) - 1) < 0.1
+
+
+def test_cli_periodic_run_is_exactly_periodic(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "burgers-periodic", "--out", str(out),
+                                       "--epochs", "1", "--functions", "4",
+                                       "--test-functions", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    records = json.loads((out / "metrics.json").read_text())
+    assert records[1]["boundary_error"] == 0.0 and records[0]["boundary_error"] > 0

@@ -146,8 +146,11 @@ def boundary_error(u: torch.Tensor, kind: str, values: torch.Tensor, side: str, 
     """Absolute violation of one boundary condition, shape ``u.shape[:-1]``.
 
     Dirichlet: ``|u_end - value|``; Neumann: ``|stencil(u) - flux|`` with the one-sided stencil
-    of ``order`` (use ``order=3`` for a higher-order reference than the enforced stencil).
+    of ``order`` (use ``order=3`` for a higher-order reference than the enforced stencil);
+    periodic: ``|u_0 - u_{N-1}|`` (``values`` unused).
     """
+    if kind == "periodic":
+        return (u[..., 0] - u[..., -1]).abs()
     if kind == "dirichlet":
         return (u[..., 0 if side == "left" else -1] - values).abs()
     if kind == "neumann":

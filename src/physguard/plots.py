@@ -132,14 +132,16 @@ def boon_figures(out: Path, data, predictions: dict) -> list[Path]:
     for ax, side in zip(axes, ("left", "right"), strict=True):
         kind = getattr(data, f"{side}_type")
         truth = getattr(data, f"{side}_values")[0].numpy()
+        if kind == "periodic":  # the prescribed value is the other end's: plot the truth's end
+            truth = data.targets[0, :, 0 if side == "left" else -1].numpy()
         ax.plot(t, truth, "o-", color="black", lw=2, label="prescribed")
         for name, pred in predictions.items():
-            if kind == "dirichlet":
+            if kind in ("dirichlet", "periodic"):
                 values = pred[0, :, 0 if side == "left" else -1]
             else:
                 values = M.boundary_flux(pred[0], h, side)
             ax.plot(t, values.numpy(), "s--", color=_MODEL_COLORS[name], label=name)
-        quantity = "u" if kind == "dirichlet" else "du/dx"
+        quantity = "du/dx" if kind == "neumann" else "u"
         ax.set(title=f"{side} boundary ({kind}): {quantity}, test sample 0", xlabel="t",
                ylabel=quantity)
         ax.legend(fontsize=8)

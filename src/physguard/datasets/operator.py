@@ -16,14 +16,15 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
-from ..pdes.burgers import BurgersDirichlet
+from ..pdes.burgers import BurgersDirichlet, BurgersPeriodic
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
 
 __all__ = ["OperatorData", "make_operator_data", "OPERATOR_PROBLEMS"]
 
 #: Problem families with a ``sample(n, x, t, generator)`` class method, ``left_type``,
 #: ``right_type``, ``domain`` and ``t_range``.
-OPERATOR_PROBLEMS = {cls.name: cls for cls in (HeatNeumann, StokesSecond, BurgersDirichlet)}
+OPERATOR_PROBLEMS = {cls.name: cls for cls in (HeatNeumann, StokesSecond, BurgersDirichlet,
+                                                BurgersPeriodic)}
 _ARRAYS = ("x", "t", "params", "inputs", "targets", "left_values", "right_values")
 _FORMAT_VERSION = 1
 
@@ -34,12 +35,12 @@ class OperatorData:
 
     Attributes:
         problem: a key of ``OPERATOR_PROBLEMS``.
-        left_type, right_type: ``"dirichlet"`` or ``"neumann"``.
+        left_type, right_type: ``"dirichlet"``, ``"neumann"`` or ``"periodic"``.
         x: ``(N,)`` grid including both ends; t: ``(T,)`` target times.
         params: ``(n,)`` the sampled parameter (``omega``) of each sample.
         inputs: ``(n, 1, N)`` the initial condition; targets: ``(n, T, N)`` the solution at ``t``.
         left_values, right_values: ``(n, T)`` the boundary value (Dirichlet) or ``du/dx``
-            (Neumann) that each target snapshot satisfies.
+            (Neumann) that each target snapshot satisfies (zeros for periodic).
     """
 
     problem: str
@@ -62,8 +63,9 @@ class OperatorData:
                 raise ValueError(f"{name} must have shape {shape} to match targets "
                                  f"{(n, T, N)}, got {tuple(getattr(self, name).shape)}")
         for side in (self.left_type, self.right_type):
-            if side not in ("dirichlet", "neumann"):
-                raise ValueError(f"boundary type must be 'dirichlet' or 'neumann', got {side!r}")
+            if side not in ("dirichlet", "neumann", "periodic"):
+                raise ValueError("boundary type must be 'dirichlet', 'neumann' or 'periodic', "
+                                 f"got {side!r}")
 
     def __len__(self) -> int:
         return self.targets.shape[0]
@@ -112,7 +114,7 @@ def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
     Args:
         problem: ``"heat-neumann"`` (``omega ~ U[2.01, 3.99]``), ``"stokes"``
             (``omega ~ U[2, 6]``, ``nu = 0.1``) or ``"burgers-dirichlet"`` (random sine
-            series, ``nu = 0.1``).
+            series, ``nu = 0.1``) or ``"burgers-periodic"`` (Gaussian random field).
         setting: ``"single"`` (target: the solution at the final time of ``t_range``) or
             ``"multi"`` (the ``n_steps`` snapshots equally spaced in ``(0, t_final]``).
         seed: seeds the parameters.

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import atomic_path, write_json, write_text
-from ..boundary import BOON, Dirichlet, Neumann
+from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
 from ..models.fno import FNO1d
 
@@ -36,7 +36,8 @@ class BOONConfig:
     """Settings of a BOON experiment; defaults fit 2 CPU cores in a few minutes.
 
     Attributes:
-        problem: ``"heat-neumann"``, ``"stokes"`` or ``"burgers-dirichlet"``.
+        problem: ``"heat-neumann"``, ``"stokes"``, ``"burgers-dirichlet"`` or
+            ``"burgers-periodic"``.
         setting: ``"single"`` (``u(x, 0) -> u(x, t_final)``) or ``"multi"`` (the next
             ``n_steps`` snapshots as output channels).
         n_train, n_test: samples (paper notebooks: 500 / 100 single, 1000 / 200 multi).
@@ -95,6 +96,8 @@ class BOONConfig:
 
 
 def _condition(kind: str, values: torch.Tensor):
+    if kind == "periodic":
+        return Periodic()
     return Dirichlet(values) if kind == "dirichlet" else Neumann(values)
 
 

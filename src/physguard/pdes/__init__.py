@@ -1,7 +1,14 @@
 """PDE problems with exact or validated solutions."""
 
 from .base import GPMEProblem
-from .burgers import BurgersDirichlet, cole_hopf_sine, solve_burgers_dirichlet
+from .burgers import (
+    BurgersDirichlet,
+    BurgersPeriodic,
+    cole_hopf_sine,
+    gaussian_random_field,
+    solve_burgers_dirichlet,
+    solve_burgers_periodic,
+)
 from .diffusion import Diffusion
 from .linear_bc import HeatNeumann, StokesSecond
 from .pme import PorousMedium
@@ -31,4 +38,5 @@ def get_problem(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
 
 __all__ = ["GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
            "stefan_z1", "GPME_PROBLEMS", "get_problem", "BurgersDirichlet", "cole_hopf_sine",
-           "solve_burgers_dirichlet"]
+           "solve_burgers_dirichlet", "BurgersPeriodic", "gaussian_random_field",
+           "solve_burgers_periodic"]
