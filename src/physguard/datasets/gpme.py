@@ -9,14 +9,12 @@ positions, give 100 context points on a tensor grid; 100 target points are unifo
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, read_npz
 from ..pdes import GPMEProblem, get_problem
 
 __all__ = ["FunctionSamples", "sample_functions", "context_grid"]
@@ -89,17 +87,7 @@ class FunctionSamples:
                 inconsistent shapes, another format version, or (with ``problem``) holds
                 another problem's data.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no data file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                contents = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-            raise ValueError(f"{path} is truncated or not an NPZ data file: {err}") from err
-        missing = [k for k in ("problem", "version", *_ARRAYS) if k not in contents]
-        if missing:
-            raise ValueError(f"{path} misses the arrays {', '.join(missing)}")
+        contents = read_npz(path, ("problem", "version", *_ARRAYS))
         if int(contents["version"]) != _FORMAT_VERSION:
             raise ValueError(
                 f"{path} has format version {int(contents['version'])}, expected {_FORMAT_VERSION}"

@@ -8,14 +8,12 @@ and checked against them.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, read_npz
 from ..pdes.burgers import BurgersDirichlet, BurgersPeriodic
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
 
@@ -90,18 +88,7 @@ class OperatorData:
         Raises:
             FileNotFoundError: no file; ValueError: truncated, incomplete or inconsistent file.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no data file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                contents = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-            raise ValueError(f"{path} is truncated or not an NPZ data file: {err}") from err
-        missing = [k for k in ("problem", "left_type", "right_type", *_ARRAYS)
-                   if k not in contents]
-        if missing:
-            raise ValueError(f"{path} misses the arrays {', '.join(missing)}")
+        contents = read_npz(path, ("problem", "left_type", "right_type", *_ARRAYS))
         return cls(str(contents["problem"]), str(contents["left_type"]),
                    str(contents["right_type"]),
                    *(torch.from_numpy(contents[k]).to(torch.float64) for k in _ARRAYS))

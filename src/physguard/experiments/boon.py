@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, write_json, write_text
+from .._io import atomic_path, resolve_device, write_json, write_text
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
 from ..models.fno import FNO1d
@@ -90,9 +90,8 @@ class BOONConfig:
         return cls(**settings)
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        """The resolved device (``"auto"``: CUDA if available)."""
+        return resolve_device(self.device)
 
 
 def _condition(kind: str, values: torch.Tensor):

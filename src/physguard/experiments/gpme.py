@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, write_json, write_text
+from .._io import atomic_path, resolve_device, write_json, write_text
 from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
@@ -101,11 +101,7 @@ class GPMEConfig:
 
     def torch_device(self) -> torch.device:
         """The resolved device (``"auto"``: CUDA if available)."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device='cuda' was asked for, but torch sees no CUDA device")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
 
 # -- data -> network inputs ---------------------------------------------------------------------
