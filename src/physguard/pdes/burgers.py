@@ -67,9 +67,9 @@ def solve_burgers_dirichlet(u0: torch.Tensor, x: torch.Tensor, t_out: torch.Tens
     Raises:
         ValueError: non-uniform or too small grid, non-increasing or negative ``t_out``.
     """
-    u = np.array(u0, dtype=np.float64, copy=True)
-    xs = np.asarray(x, dtype=np.float64)
-    times = np.asarray(t_out, dtype=np.float64)
+    u = torch.as_tensor(u0, dtype=torch.float64).numpy().copy()
+    xs = torch.as_tensor(x, dtype=torch.float64).numpy()
+    times = torch.as_tensor(t_out, dtype=torch.float64).numpy()
     if u.ndim != 2 or u.shape[1] != xs.shape[0] or xs.shape[0] < 4:
         raise ValueError(f"u0 must be (n, N) on x of N >= 4 points; got {u.shape}, {xs.shape}")
     h = xs[1] - xs[0]
