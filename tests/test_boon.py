@@ -114,3 +114,50 @@ def test_bad_arguments():
         pg.BOON(fno, left=pg.Dirichlet(torch.zeros(5)))(torch.randn(3, 1, 32))
     with pytest.raises(ValueError, match=r"input must have shape \(batch, 1, N\)"):
         fno(torch.randn(3, 2, 32))
+
+
+# -- space-time operator (multi-step setting) ---------------------------------------------------
+
+def make_space_time(dtype, seed=0):
+    torch.manual_seed(seed)
+    return pg.SpaceTimeFNO1d(1, 6, modes_x=8, modes_t=3, width=8, n_layers=3,
+                             domain=(0.0, 2.0)).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("left, right", [(pg.Dirichlet(0.7), pg.Neumann(-1.3)),
+                                         (pg.Neumann(2.0, order=3), None),
+                                         (None, pg.Dirichlet(-0.2))])
+def test_space_time_conditions_hold_per_time_step(dtype, left, right):
+    model = pg.BOON(make_space_time(dtype), left=left, right=right)
+    for n in (32, 64):
+        out = model(torch.randn(2, 1, n, dtype=dtype))
+        assert out.shape == (2, 6, n)
+        h = 2.0 / (n - 1)
+        check(out, left, "left", h, TOL[dtype])
+        check(out, right, "right", h, TOL[dtype])
+
+
+def test_space_time_per_time_step_values_and_periodic():
+    op = make_space_time(torch.float64)
+    values = torch.randn(3, 6, dtype=torch.float64)  # (B, T): one value per snapshot
+    out = pg.BOON(op, left=pg.Dirichlet(values))(
+        torch.randn(3, 1, 40, dtype=torch.float64))
+    assert torch.allclose(out[..., 0], values, atol=1e-12, rtol=0)
+    out = pg.BOON(op, left=pg.Periodic(), right=pg.Periodic())(
+        torch.randn(3, 1, 40, dtype=torch.float64))
+    assert torch.equal(out[..., 0], out[..., -1])
+
+
+@pytest.mark.parametrize("points", [[0], [39], [0, 39]])
+def test_space_time_correction_decouples_boundary_from_interior(points):
+    from physguard.boundary.boon import _SpaceTimeCorrection
+
+    layer = make_space_time(torch.float64, seed=4).layers[-1]
+    v = torch.randn(2, 8, 6, 40, dtype=torch.float64)
+    w = v.clone()
+    w[..., 1:-1] += torch.randn(2, 8, 6, 38, dtype=torch.float64)
+    corrected = _SpaceTimeCorrection(points, 40)
+    a, b = layer(v, corrected), layer(w, corrected)
+    assert (a[..., points] - b[..., points]).abs().max() < 1e-7
+    assert (layer(v)[..., points] - layer(w)[..., points]).abs().max() > 1e-2

@@ -17,7 +17,7 @@ from .constraints import (
     probconserv,
     trapezoid_weights,
 )
-from .models import FNO1d
+from .models import FNO1d, SpaceTimeFNO1d
 from .pdes import Diffusion, PorousMedium, Stefan
 
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __all__ = [
     "FNO1d",
     "Neumann",
     "Periodic",
+    "SpaceTimeFNO1d",
     "Diffusion",
     "PorousMedium",
     "Stefan",

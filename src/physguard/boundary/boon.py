@@ -57,7 +57,7 @@ import math
 import torch
 from torch import nn
 
-from ..models.fno import FNO1d, FourierLayer1d
+from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
 __all__ = ["BOON"]
@@ -127,6 +127,56 @@ class _LayerCorrection:
         return z, P, delta.transpose(1, 2)
 
 
+class _SpaceTimeCorrection(_LayerCorrection):
+    """The kernel correction for space-time layers ``(B, C, T, N)``, boundaries along ``x``.
+
+    The kernel is a circular convolution in ``t``, so the boundary block ``A`` (all times,
+    boundary points, channels) is block-circulant in ``t``: in the temporal Fourier domain it
+    splits into ``T`` independent ``|P| C x |P| C`` blocks, with
+    ``A(omega)[j, o; p, c] = (1/N) sum_k (w_k / 2) (R(omega, k) E + conj(R(-omega, k) E))``,
+    ``E = e^{2 pi i k (j - p)/N}``, plus ``W delta_jp`` (derivation in the docs of
+    :class:`physguard.SpaceTimeFNO1d`'s correction: the ``conj`` term is the Hermitian half of
+    the real 2-D transform).
+    """
+
+    def __call__(self, layer, v: torch.Tensor, z: torch.Tensor, weight: torch.Tensor):
+        P, n = self.points, self.n
+        batch, c, n_t, m = v.shape[0], v.shape[1], v.shape[2], z.shape[-1]
+        n_p = len(P)
+        real = v.dtype
+        k = torch.arange(m, dtype=real, device=v.device)
+        pts = torch.tensor(P, dtype=real, device=v.device)
+        w_k = _dft_weights(n, m, real).to(v.device) / n
+        diff = pts[:, None, None] - pts[None, :, None]  # (j, p, 1)
+        E = (w_k / 2) * torch.polar(torch.ones_like(diff * k), 2 * math.pi * diff * k / n)
+        R = weight  # (C_in, C_out, T, m)
+        R_neg = R[:, :, (-torch.arange(n_t, device=v.device)) % n_t]
+        a_spec = (torch.einsum("cotk,jpk->tjopc", R, E)
+                  + torch.einsum("cotk,jpk->tjopc", R_neg, E).conj())
+        eye = torch.eye(n_p, dtype=real, device=v.device)
+        w_point = layer.pointwise.weight[..., 0, 0]  # (C_out, C_in)
+        A = a_spec + (eye[:, None, :, None] * w_point[None, :, None, :]).to(a_spec.dtype)
+        A = A.reshape(n_t, n_p * c, n_p * c)
+        scale = A.abs().amax().detach()
+        A = A + _SHIFT * scale * torch.eye(n_p * c, dtype=A.dtype, device=v.device)
+        evaluate = w_k * torch.polar(torch.ones_like(pts[:, None] * k),
+                                     2 * math.pi * pts[:, None] * k / n)  # (j, m)
+        y_p = torch.einsum("botk,jk->botj", torch.fft.ifft(z, dim=2), evaluate).real
+        v_p = torch.stack([v[..., p] for p in P], dim=-1)  # (B, C, T, |P|)
+        v_hat = torch.fft.fft(v_p, dim=2)
+        a_v = torch.fft.ifft(torch.einsum("tjopc,bctp->botj", a_spec, v_hat), dim=2).real
+        leak_hat = torch.fft.fft(y_p - a_v, dim=2)  # (B, C, T, |P|)
+        rhs = -leak_hat.permute(2, 3, 1, 0).reshape(n_t, n_p * c, batch)
+        delta_hat = torch.linalg.solve(A, rhs).reshape(n_t, n_p, c, batch)
+        delta = torch.fft.ifft(delta_hat.permute(3, 2, 0, 1), dim=2).real  # (B, C, T, |P|)
+        impulse = torch.polar(torch.ones_like(pts[:, None] * k),
+                              -2 * math.pi * pts[:, None] * k / n)
+        spectrum = torch.einsum("bctp,pk->bctk", torch.fft.fft(delta.to(z.dtype), dim=2),
+                                impulse)
+        z = z + layer.spectral.spectrum(spectrum, weight)
+        return z, P, delta
+
+
 class BOON(nn.Module):
     """A boundary-corrected operator: ``BOON(FNO1d(...), left=Dirichlet(0.0), right=Neumann(1.0))``.
 
@@ -148,8 +198,9 @@ class BOON(nn.Module):
 
     def __init__(self, operator: FNO1d, left=None, right=None):
         super().__init__()
-        if not isinstance(operator, FNO1d):
-            raise TypeError(f"BOON wraps an FNO1d, got {type(operator).__name__}")
+        if not isinstance(operator, FNO1d | SpaceTimeFNO1d):
+            raise TypeError(f"BOON wraps an FNO1d or SpaceTimeFNO1d, got "
+                            f"{type(operator).__name__}")
         for side, bc in (("left", left), ("right", right)):
             if bc is not None and not isinstance(bc, Dirichlet | Neumann | Periodic):
                 raise TypeError(f"{side} must be Dirichlet, Neumann, Periodic or None, got "
@@ -174,7 +225,9 @@ class BOON(nn.Module):
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
                   if isinstance(bc, Dirichlet | Neumann)]
-        correction = _LayerCorrection(points, n) if points else None
+        kind = _SpaceTimeCorrection if isinstance(self.operator, SpaceTimeFNO1d) \
+            else _LayerCorrection
+        correction = kind(points, n) if points else None
         hook = _periodic_mean if self.periodic else None
         out = self.operator(u, correction=correction, layer_hook=hook)
         if output_dtype is not None:

@@ -24,7 +24,7 @@ from .. import metrics as M
 from .._io import atomic_path, resolve_device, write_json, write_text
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
-from ..models.fno import FNO1d
+from ..models.fno import FNO1d, SpaceTimeFNO1d
 
 __all__ = ["BOONConfig", "run_boon", "MODELS"]
 
@@ -43,6 +43,8 @@ class BOONConfig:
         n_train, n_test: samples (paper notebooks: 500 / 100 single, 1000 / 200 multi).
         n_points: grid points (notebooks: 500).
         modes, width, n_layers: FNO size (notebooks: 16 / 64 / 4 single, 12 / 32 / 4 multi).
+            The single-step setting uses :class:`~physguard.FNO1d`, the multi-step setting a
+            :class:`~physguard.SpaceTimeFNO1d` with ``modes_t`` temporal modes.
         epochs, batch_size, lr, weight_decay, lr_step, lr_gamma: Adam with a step schedule
             (notebooks: 500 epochs, batch 20, 1e-3, 1e-4, halve every 50).
         seed: seeds the data, the (shared) initial weights and the batch order.
@@ -56,6 +58,7 @@ class BOONConfig:
     n_points: int = 128
     n_steps: int = 25
     modes: int = 16
+    modes_t: int = 8
     width: int = 32
     n_layers: int = 4
     epochs: int = 150
@@ -84,7 +87,7 @@ class BOONConfig:
         if setting == "single":
             sizes = dict(n_train=500, n_test=100, modes=16, width=64)
         else:
-            sizes = dict(n_train=1000, n_test=200, modes=12, width=32)
+            sizes = dict(n_train=1000, n_test=200, modes=12, modes_t=12, width=32)
         settings = dict(problem=problem, setting=setting, n_points=500, epochs=500, **sizes)
         settings.update(overrides)
         return cls(**settings)
@@ -100,8 +103,8 @@ def _condition(kind: str, values: torch.Tensor):
     return Dirichlet(values) if kind == "dirichlet" else Neumann(values)
 
 
-def _apply(model: FNO1d, name: str, data: OperatorData, index, inputs: torch.Tensor,
-           output_dtype: torch.dtype | None = None):
+def _apply(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData, index,
+           inputs: torch.Tensor, output_dtype: torch.dtype | None = None):
     """Run ``model`` (wrapped in BOON with the samples' boundary values for ``"BOON"``)."""
     if name == "FNO":
         out = model(inputs)
@@ -119,12 +122,19 @@ def relative_l2_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 def train_operator(name: str, train: OperatorData, config: BOONConfig,
-                   progress: bool = True) -> tuple[FNO1d, list[float]]:
+                   progress: bool = True) -> tuple[FNO1d | SpaceTimeFNO1d, list[float]]:
     """Train an FNO (``name="FNO"``) or BOON-FNO (``"BOON"``) from the seed's initial weights."""
     device = config.torch_device()
     torch.manual_seed(config.seed)
-    model = FNO1d(1, train.targets.shape[1], config.modes, config.width, config.n_layers,
-                  domain=tuple(float(v) for v in (train.x[0], train.x[-1]))).to(device)
+    domain = (float(train.x[0]), float(train.x[-1]))
+    if config.setting == "single":
+        model = FNO1d(1, train.targets.shape[1], config.modes, config.width, config.n_layers,
+                      domain=domain)
+    else:
+        model = SpaceTimeFNO1d(1, train.targets.shape[1], config.modes, config.modes_t,
+                               config.width, config.n_layers, domain=domain,
+                               t_range=(float(train.t[0]), float(train.t[-1])))
+    model = model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
@@ -153,7 +163,7 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
 
 
 @torch.no_grad()
-def predict(model: FNO1d, name: str, data: OperatorData) -> torch.Tensor:
+def predict(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData) -> torch.Tensor:
     """Predictions ``(n, T, N)`` in float64: the network runs in float32, BOON's boundary
     values are set in float64."""
     device = next(model.parameters()).device

@@ -1,8 +1,8 @@
 """Surrogate models: the black boxes whose predictions physguard constrains."""
 
 from .anp import ANP
-from .fno import FNO1d
+from .fno import FNO1d, SpaceTimeFNO1d
 from .training import NPData, TrainConfig, TrainResult, load_checkpoint, save_checkpoint, train_anp
 
-__all__ = ["ANP", "FNO1d", "NPData", "TrainConfig", "TrainResult", "load_checkpoint",
-           "save_checkpoint", "train_anp"]
+__all__ = ["ANP", "FNO1d", "SpaceTimeFNO1d", "NPData", "TrainConfig", "TrainResult",
+           "load_checkpoint", "save_checkpoint", "train_anp"]

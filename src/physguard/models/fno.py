@@ -151,3 +151,120 @@ class FNO1d(nn.Module):
             if layer_hook is not None:
                 v = layer_hook(v)
         return self.project(v)
+
+
+class SpectralConvSpaceTime(nn.Module):
+    """2-D spectral convolution over ``(t, x)`` of fields ``(B, C, T, N)``.
+
+    ``rfft`` over ``x`` (the last dim; modes ``k < modes_x``) and a full FFT over ``t``
+    (frequencies ``|omega| < modes_t``, both signs), as in Li et al.'s FNO-2D.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes_x: int, modes_t: int):
+        super().__init__()
+        self.modes_x, self.modes_t = modes_x, modes_t
+        scale = 1.0 / (in_channels * out_channels)
+        # Frequencies 0..modes_t-1 and -(modes_t-1)..-1 on the time axis, as real pairs.
+        self.weight = nn.Parameter(
+            scale * torch.randn(in_channels, out_channels, 2 * modes_t - 1, modes_x, 2))
+
+    def retained(self, n_times: int, n_points: int) -> tuple[torch.Tensor, int]:
+        """Indices of the kept time frequencies (FFT order) and the number of x modes."""
+        mt = min(self.modes_t, (n_times + 1) // 2)  # never both +-T/2: no duplicate index
+        freqs = list(range(mt)) + list(range(n_times - mt + 1, n_times))
+        return torch.tensor(freqs), min(self.modes_x, n_points // 2 + 1)
+
+    def weight_as(self, x: torch.Tensor, n_times: int, n_points: int) -> torch.Tensor:
+        """Complex weight ``(C_in, C_out, T, m_x)``: zero at the time frequencies not kept."""
+        freqs, mx = self.retained(n_times, n_points)
+        mt = (len(freqs) + 1) // 2
+        w = torch.view_as_complex(self.weight.to(x.dtype).contiguous())
+        w = torch.cat([w[:, :, :mt], w[:, :, w.shape[2] - (mt - 1):]], dim=2)[..., :mx] \
+            if mt > 1 else w[:, :, :1, :mx]
+        full = torch.zeros(*w.shape[:2], n_times, mx, dtype=w.dtype, device=w.device)
+        full[:, :, freqs.to(w.device)] = w
+        return full
+
+    def spectrum(self, v_hat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``Z = R . V`` for the full-time, retained-x spectrum ``V (B, C_in, T, >= m_x)``."""
+        return torch.einsum("bitk,iotk->botk", v_hat[..., :weight.shape[-1]], weight)
+
+
+class SpaceTimeLayer(nn.Module):
+    """One space-time kernel layer ``v -> act(F^-1(R . F v) + W v + b)`` on ``(B, C, T, N)``."""
+
+    def __init__(self, width: int, modes_x: int, modes_t: int, activation: bool = True):
+        super().__init__()
+        self.spectral = SpectralConvSpaceTime(width, width, modes_x, modes_t)
+        self.pointwise = nn.Conv2d(width, width, kernel_size=1)
+        self.activation = activation
+
+    def forward(self, v: torch.Tensor, correction=None) -> torch.Tensor:
+        """As :meth:`FourierLayer1d.forward`; ``delta`` has shape ``(B, C, T, |points|)``."""
+        n_t, n = v.shape[-2], v.shape[-1]
+        weight = self.spectral.weight_as(v, n_t, n)
+        z = self.spectral.spectrum(torch.fft.fft(torch.fft.rfft(v), dim=-2), weight)
+        points = None
+        if correction is not None:
+            z, points, delta = correction(self, v, z, weight)
+        out = torch.fft.irfft(torch.fft.ifft(z, dim=-2), n=n) + self.pointwise(v)
+        if points is not None:
+            w = self.pointwise.weight[..., 0, 0]
+            out.index_add_(3, torch.tensor(points, device=out.device),
+                           torch.einsum("oc,bctp->botp", w, delta))
+        return F.gelu(out) if self.activation else out
+
+
+class SpaceTimeFNO1d(nn.Module):
+    """Space-time FNO: ``u(x, 0) -> u(x, t_1..t_T)`` at once (BOON's multi-step setting).
+
+    The input is repeated over the ``T`` output times, the coordinates ``x`` and ``t`` are
+    appended, and 2-D kernel layers act on ``(t, x)``; the output has one channel per time.
+
+    Args:
+        in_channels: input fields per point.
+        n_steps: ``T``, number of predicted snapshots.
+        modes_x, modes_t: retained Fourier modes in ``x`` and in ``t`` (paper: 12 and 12).
+        width, n_layers: hidden channels and number of kernel layers (32 and 4).
+        domain: ``(a, b)`` spatial interval; t_range: ``(t_1, t_T)`` times of the outputs.
+
+    Shapes: ``(B, in_channels, N) -> (B, n_steps, N)``.
+    """
+
+    def __init__(self, in_channels: int, n_steps: int, modes_x: int, modes_t: int, width: int,
+                 n_layers: int, domain: tuple[float, float] = (0.0, 1.0),
+                 t_range: tuple[float, float] = (0.0, 1.0)):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("n_steps", n_steps),
+                            ("modes_x", modes_x), ("modes_t", modes_t), ("width", width),
+                            ("n_layers", n_layers)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.in_channels, self.n_steps = in_channels, n_steps
+        self.out_channels = n_steps
+        self.domain = (float(domain[0]), float(domain[1]))
+        self.t_range = (float(t_range[0]), float(t_range[1]))
+        self.lift = nn.Conv2d(in_channels + 2, width, kernel_size=1)
+        self.layers = nn.ModuleList(
+            SpaceTimeLayer(width, modes_x, modes_t, activation=i < n_layers - 1)
+            for i in range(n_layers))
+        self.project = nn.Sequential(nn.Conv2d(width, 128, kernel_size=1), nn.GELU(),
+                                     nn.Conv2d(128, 1, kernel_size=1))
+
+    def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+        if u.dim() != 3 or u.shape[1] != self.in_channels:
+            raise ValueError(
+                f"input must have shape (batch, {self.in_channels}, N), got {tuple(u.shape)}")
+        b, _, n = u.shape
+        x = torch.linspace(*self.domain, n, dtype=u.dtype, device=u.device)
+        t = torch.linspace(*self.t_range, self.n_steps, dtype=u.dtype, device=u.device)
+        features = torch.cat([
+            u.unsqueeze(2).expand(b, self.in_channels, self.n_steps, n),
+            x.expand(b, 1, self.n_steps, n),
+            t[:, None].expand(b, 1, self.n_steps, n)], dim=1)
+        v = self.lift(features)
+        for layer in self.layers:
+            v = layer(v, correction)
+            if layer_hook is not None:
+                v = layer_hook(v)
+        return self.project(v)[:, 0]
