@@ -28,6 +28,12 @@ anyway, the correction of ``Z`` is a rank-``|P|`` update, and the pointwise bran
 are computed once per layer per forward pass for the whole batch. The corrected layer costs one
 FFT pair, like the plain one, plus ``O(|P|^2 C^2 modes + |P|^3 C^3)`` work.
 
+**Space-time operators.** For :class:`~physguard.SpaceTimeFNO1d` (fields ``(B, C, T, N)``,
+boundaries along ``x``) the boundary block couples all ``T`` times, but the kernel is a circular
+convolution in ``t``: in the temporal Fourier domain ``A`` splits into ``T`` independent
+``|P| C x |P| C`` blocks (see ``_SpaceTimeCorrection``), so the cost stays ``O(T |P|^3 C^3)``
+instead of ``O(T^3 |P|^3 C^3)``.
+
 **2. Exact output.** After the projection, the boundary values of the output are set:
 Dirichlet to the value, Neumann to the value that makes the one-sided stencil of order 2 or 3
 (built from the grid spacing ``h = (b - a)/(N - 1)`` of the actual resolution) equal the flux,
@@ -181,18 +187,22 @@ class BOON(nn.Module):
     """A boundary-corrected operator: ``BOON(FNO1d(...), left=Dirichlet(0.0), right=Neumann(1.0))``.
 
     Args:
-        operator: the :class:`~physguard.FNO1d` to correct (its weights are shared, not copied).
+        operator: the :class:`~physguard.FNO1d` or :class:`~physguard.SpaceTimeFNO1d` to correct
+            (its weights are shared, not copied).
         left, right: :class:`Dirichlet`, :class:`Neumann`, :class:`Periodic` or ``None`` (no
             condition on that end). Periodic must be given on both ends.
 
-    Call it like the operator: ``(B, in_channels, N) -> (B, out_channels, N)``. Every output
-    channel satisfies the conditions to round-off: Dirichlet ``u = value``; Neumann: the
-    one-sided stencil of the condition's order on the grid of ``operator.domain`` with ``N``
-    points equals ``flux``; periodic ``u_0 = u_{N-1}``. Values broadcast as described in
+    Call it like the operator: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
+    space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
+    are per time step). Every output channel satisfies the conditions to round-off:
+    Dirichlet ``u = value``; Neumann: the one-sided stencil of the condition's order on the
+    grid of ``operator.domain`` with ``N`` points equals ``flux``; periodic
+    ``u_0 = u_{N-1}``. Values broadcast as described in
     :func:`physguard.boundary.conditions.broadcast_to_boundary`.
 
     Raises:
-        TypeError: an operator that is not an ``FNO1d``, or a condition of another type.
+        TypeError: an operator that is not an ``FNO1d`` / ``SpaceTimeFNO1d``, or a condition of
+            another type.
         ValueError: periodic on one end only; a grid too small for the Neumann stencil.
     """
 
