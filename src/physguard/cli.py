@@ -54,7 +54,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         from .experiments.boon import BOONConfig, run_boon
 
         config = (BOONConfig.paper(problem, setting, **overrides) if paper
-                  else BOONConfig(problem=problem, setting=setting, **overrides))
+                  else BOONConfig.default(problem, setting, **overrides))
         click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} training "
                    f"samples, {config.epochs} epochs per model, writing to {out}")
         run_boon(config, out, progress=not quiet)

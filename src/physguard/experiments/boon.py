@@ -82,6 +82,16 @@ class BOONConfig:
                 raise ValueError(f"{f.name} must be >= 1, got {value}")
 
     @classmethod
+    def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
+        """CPU defaults: the multi-step space-time operator is smaller (width 20, 50 epochs)
+        so that both models train within 10 minutes on 2 cores."""
+        settings = dict(problem=problem, setting=setting)
+        if setting == "multi":
+            settings.update(width=20, epochs=50)
+        settings.update(overrides)
+        return cls(**settings)
+
+    @classmethod
     def paper(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
         """The notebooks' sizes (see ``shared/reference/boon.md``): for a GPU."""
         if setting == "single":
