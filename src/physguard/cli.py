@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .datasets.operator import OPERATOR_PROBLEMS
-from .pdes import GPME_PROBLEMS
+from .pdes import CONSERVATION_PROBLEMS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +18,8 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("problem", type=click.Choice(sorted(GPME_PROBLEMS) + sorted(OPERATOR_PROBLEMS)))
+@click.argument("problem",
+                type=click.Choice(sorted(CONSERVATION_PROBLEMS) + sorted(OPERATOR_PROBLEMS)))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/PROBLEM).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
@@ -40,8 +41,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
-    GPME problems (diffusion, pme, stefan): train an ANP and compare ANP, HardC-ANP and
-    ProbConserv-ANP. BOON problems (heat-neumann, stokes): train an FNO and a BOON-FNO with the
+    Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and compare
+    ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes): train an FNO and a BOON-FNO with the
     same seed and budget. Everything goes to the run folder (config, weights, metrics.json,
     table.md, figures).
     """

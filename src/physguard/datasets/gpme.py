@@ -28,7 +28,7 @@ class FunctionSamples:
     """Context and target observations of ``n`` solutions of one problem family.
 
     Attributes:
-        problem: problem name (a key of ``physguard.pdes.GPME_PROBLEMS``).
+        problem: problem name (a key of ``physguard.pdes.CONSERVATION_PROBLEMS``).
         params: ``(n,)`` float64 parameter of each function.
         context_t, context_x, context_u: ``(n, n_context)`` float64 context points and values.
         target_t, target_x, target_u: ``(n, n_target)`` float64 target points and values.

@@ -1,6 +1,6 @@
 """PDE problems with exact or validated solutions."""
 
-from .base import GPMEProblem
+from .base import ConservationProblem, GPMEProblem
 from .burgers import (
     BurgersDirichlet,
     BurgersPeriodic,
@@ -10,6 +10,7 @@ from .burgers import (
     solve_burgers_periodic,
 )
 from .diffusion import Diffusion
+from .hyperbolic import InviscidBurgers, LinearAdvection
 from .linear_bc import HeatNeumann, StokesSecond
 from .pme import PorousMedium
 from .stefan import Stefan, stefan_z1
@@ -17,10 +18,14 @@ from .stefan import Stefan, stefan_z1
 GPME_PROBLEMS: dict[str, type[GPMEProblem]] = {
     cls.name: cls for cls in (Diffusion, PorousMedium, Stefan)
 }
+#: Every problem with a closed-form solution and conserved total (the ProbConserv cases).
+CONSERVATION_PROBLEMS: dict[str, type[ConservationProblem]] = {
+    **GPME_PROBLEMS, LinearAdvection.name: LinearAdvection, InviscidBurgers.name: InviscidBurgers
+}
 
 
 
-def get_problem(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
+def get_problem(problem: str | type[ConservationProblem]) -> type[ConservationProblem]:
     """The problem class for a name (``"stefan"``) or a class.
 
     Raises:
@@ -28,15 +33,17 @@ def get_problem(problem: str | type[GPMEProblem]) -> type[GPMEProblem]:
         TypeError: neither a name nor a :class:`GPMEProblem` subclass.
     """
     if isinstance(problem, str):
-        if problem not in GPME_PROBLEMS:
-            raise ValueError(f"unknown problem {problem!r}; known: {', '.join(GPME_PROBLEMS)}")
-        return GPME_PROBLEMS[problem]
-    if isinstance(problem, type) and issubclass(problem, GPMEProblem):
+        if problem not in CONSERVATION_PROBLEMS:
+            raise ValueError(f"unknown problem {problem!r}; known: "
+                             f"{', '.join(CONSERVATION_PROBLEMS)}")
+        return CONSERVATION_PROBLEMS[problem]
+    if isinstance(problem, type) and issubclass(problem, ConservationProblem):
         return problem
-    raise TypeError(f"problem must be a name or a GPMEProblem class, got {problem!r}")
+    raise TypeError(f"problem must be a name or a ConservationProblem class, got {problem!r}")
 
 
-__all__ = ["GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
+__all__ = ["ConservationProblem", "CONSERVATION_PROBLEMS", "InviscidBurgers", "LinearAdvection",
+           "GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
            "stefan_z1", "GPME_PROBLEMS", "get_problem", "BurgersDirichlet", "cole_hopf_sine",
            "solve_burgers_dirichlet", "BurgersPeriodic", "gaussian_random_field",
            "solve_burgers_periodic"]

@@ -17,11 +17,11 @@ import torch
 
 from .._validation import as_float_tensor, check_finite
 
-__all__ = ["GPMEProblem"]
+__all__ = ["ConservationProblem", "GPMEProblem"]
 
 
-class GPMEProblem(ABC):
-    """A GPME problem with a closed-form solution and a closed-form conserved mass.
+class ConservationProblem(ABC):
+    """A 1-D conservation law with a closed-form solution and a closed-form conserved total.
 
     Class attributes:
         name: short name used by the CLI (``"stefan"``).
@@ -59,10 +59,6 @@ class GPMEProblem(ABC):
 
     @abstractmethod
     def _mass(self, t: torch.Tensor) -> torch.Tensor: ...
-
-    @abstractmethod
-    def conductivity(self, u: torch.Tensor) -> torch.Tensor:
-        """The diffusion coefficient ``k(u)`` of ``u_t = (k(u) u_x)_x``, same shape as ``u``."""
 
     def solution(self, t, x) -> torch.Tensor:
         """The exact solution ``u(t, x)``.
@@ -116,3 +112,11 @@ class GPMEProblem(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.parameter_name}={self.parameter:g})"
+
+
+class GPMEProblem(ConservationProblem):
+    """A generalized porous medium equation ``u_t = (k(u) u_x)_x`` (ProbConserv Sec. 4)."""
+
+    @abstractmethod
+    def conductivity(self, u: torch.Tensor) -> torch.Tensor:
+        """The diffusion coefficient ``k(u)`` of ``u_t = (k(u) u_x)_x``, same shape as ``u``."""
