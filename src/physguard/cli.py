@@ -41,9 +41,10 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
-    Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and compare
-    ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes): train an FNO and a BOON-FNO with the
-    same seed and budget. Everything goes to the run folder (config, weights, metrics.json,
+    Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
+    compare ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes,
+    burgers-dirichlet, burgers-periodic): train an FNO and a BOON-FNO with the same seed and
+    budget. Everything goes to the run folder (config, weights, metrics.json,
     table.md, figures).
     """
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),

@@ -129,6 +129,7 @@ class Evaluation:
     """Predictions of every method for the test functions of one parameter value."""
 
     param: float
+    index: torch.Tensor  # (n,) positions of these functions in the whole evaluation set
     truth: torch.Tensor  # (nt, nx)
     mass: torch.Tensor  # (nt,)
     mean: dict[str, torch.Tensor]  # method -> (n_test, nt, nx)
@@ -149,10 +150,15 @@ def _mixture_samples(components: Gaussian, n: int, generator: torch.Generator) -
     return draws[torch.arange(n), pick]
 
 
-def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: FunctionSamples,
-                   t_grid: torch.Tensor, x_grid: torch.Tensor, config: GPMEConfig,
-                   generator: torch.Generator, progress: bool = True) -> Evaluation:
-    """Predict on the grid for every test function and apply the constraints."""
+def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, contexts: NPData,
+                   index: torch.Tensor, t_grid: torch.Tensor, x_grid: torch.Tensor,
+                   config: GPMEConfig, generator: torch.Generator,
+                   progress: bool = True) -> Evaluation:
+    """Predict on the grid from each function's context points and apply the constraints.
+
+    ``contexts`` holds the context inputs ``xc (n, Nc, 2)`` and values ``yc (n, Nc)`` of
+    ``n`` functions that share the parameter ``param`` (their targets are not used).
+    """
     problem = cls(param)
     nt, nx = t_grid.shape[0], x_grid.shape[0]
     tt, xx = torch.meshgrid(t_grid, x_grid, indexing="ij")
@@ -161,12 +167,12 @@ def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: Funct
     constraint = mass_constraint(x_grid, mass)  # G (1, nx), b (nt, 1)
     device = next(model.parameters()).device
     grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1)).unsqueeze(0).to(device)
-    data = to_np_data(test).to(device)
-    mean = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
-    var = {m: torch.empty(len(test), nt, nx, dtype=torch.float64) for m in METHODS}
+    data = contexts.to(device)
+    mean = {m: torch.empty(len(data), nt, nx, dtype=torch.float64) for m in METHODS}
+    var = {m: torch.empty(len(data), nt, nx, dtype=torch.float64) for m in METHODS}
     fronts: dict[str, torch.Tensor] = {}
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
-    for i in tqdm(range(len(test)), desc=f"predicting {cls.parameter_name}={param:g}",
+    for i in tqdm(range(len(data)), desc=f"predicting {cls.parameter_name}={param:g}",
                   unit="fn", disable=not progress, leave=False):
         pred = model.predict(data.xc[i:i + 1], data.yc[i:i + 1], grid_inputs,
                              n_samples=config.n_latent, generator=generator)
@@ -179,7 +185,7 @@ def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, test: Funct
             if i == 0 and cls.has_shock:
                 samples = _mixture_samples(post[:, i_star], config.n_shock_samples, generator)
                 fronts[method] = M.front_position(samples, x_grid)
-    return Evaluation(param, truth, mass, mean, var, fronts)
+    return Evaluation(param, index, truth, mass, mean, var, fronts)
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -260,19 +266,38 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
         "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
         "seconds": train_seconds})
 
+    groups = []
+    for k, param in enumerate(cls.test_params):
+        test = sample_functions(cls, config.n_test, params=[param] * config.n_test,
+                                seed=config.seed + 100 + k)
+        groups.append((param, to_np_data(test), torch.arange(k * len(test),
+                                                             (k + 1) * len(test))))
+    records = evaluate_contexts(model, config, groups, out, progress, figures)
+    write_json(out / "timing.json", {"train_seconds": train_seconds,
+                                     "total_seconds": time.perf_counter() - started})
+    return records
+
+
+def evaluate_contexts(model: ANP, config: GPMEConfig,
+                      groups: list[tuple[float, NPData, torch.Tensor]], out: Path,
+                      progress: bool = True, figures: bool = True) -> list[dict]:
+    """Predict, constrain and score every group of functions; write the evaluation files.
+
+    ``groups`` is a list of ``(param, contexts, index)``: functions sharing a parameter, and
+    their positions in ``predictions.npz``. Writes ``metrics.json``, ``table.md``,
+    ``predictions.npz`` and the figures to ``out``; returns the metric records.
+    """
+    cls = config.problem_class
     t_grid = torch.linspace(*cls.t_range, config.n_grid_t, dtype=torch.float64)
     x_grid = torch.linspace(*cls.domain, config.n_grid_x, dtype=torch.float64)
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
     generator = torch.Generator().manual_seed(config.seed + 2)
     evaluations, records = [], []
-    for k, param in enumerate(cls.test_params):
-        test = sample_functions(cls, config.n_test, params=[param] * config.n_test,
-                                seed=config.seed + 100 + k)
-        evaluation = evaluate_param(model, cls, param, test, t_grid, x_grid, config, generator,
-                                    progress)
+    for param, contexts, index in groups:
+        evaluation = evaluate_param(model, cls, param, contexts, index, t_grid, x_grid, config,
+                                    generator, progress)
         evaluations.append(evaluation)
         records.extend(metric_records(evaluation, x_grid, i_star))
-
     write_json(out / "metrics.json", records)
     write_text(out / "table.md", f"# {cls.__name__}: ProbConserv-ANP\n\n"
                + markdown_table(records, cls, float(t_grid[i_star])))
@@ -281,18 +306,18 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
         from .. import plots
 
         plots.gpme_figures(out, cls, evaluations, t_grid, x_grid, i_star)
-    write_json(out / "timing.json", {"train_seconds": train_seconds,
-                                     "total_seconds": time.perf_counter() - started})
     return records
 
 
 def _write_predictions(path: Path, t_grid, x_grid, evaluations: list[Evaluation]) -> None:
     arrays = {"t": t_grid.numpy(), "x": x_grid.numpy()}
-    n_test = next(iter(evaluations[0].mean.values())).shape[0]
-    arrays["param"] = np.repeat([e.param for e in evaluations], n_test)
+    index = torch.cat([e.index for e in evaluations])
+    order = torch.argsort(index)  # back to the functions' own numbering
+    arrays["param"] = torch.cat([torch.full((len(e.index),), e.param, dtype=torch.float64)
+                                 for e in evaluations])[order].numpy()
     for method in METHODS:
         for kind in ("mean", "var"):
-            values = torch.cat([getattr(e, kind)[method] for e in evaluations])
+            values = torch.cat([getattr(e, kind)[method] for e in evaluations])[order]
             arrays[f"{method}/{kind}"] = values.float().numpy()
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
