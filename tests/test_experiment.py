@@ -1,6 +1,7 @@
 """The GPME experiment end to end at a tiny size: files, formats, exact conservation."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,3 +66,62 @@ def test_config_validation():
     with pytest.raises(ValueError, match="n_train must be >= 1"):
         GPMEConfig(n_train=0)
     assert GPMEConfig.paper("pme").n_train == 10_000
+
+
+def _observations(path, params, seed=7):
+    from physguard.datasets import sample_functions
+
+    data = sample_functions("stefan", len(params), params=params, seed=seed)
+    arrays = {"t": data.context_t.numpy(), "x": data.context_x.numpy(),
+              "u": data.context_u.numpy(), "param": np.asarray(params, dtype=float)}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_evaluate_on_user_observations(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    params = [0.6, 0.5, 0.6]
+    _observations(tmp_path / "obs.npz", params)
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", "stefan", "--run", str(run_dir), "--contexts",
+                                       str(tmp_path / "obs.npz"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with np.load(out / "predictions.npz") as data:
+        assert data["param"].tolist() == params  # the file's function order
+        for m in METHODS:
+            assert data[f"{m}/mean"].shape == (3, 201, 201)
+    records = json.loads((out / "metrics.json").read_text())
+    assert {r["param"] for r in records} == {0.5, 0.6}
+    assert all(r["CE"] < 1e-6 for r in records if r["method"] == "ProbConserv-ANP")
+    assert (out / "profile.png").is_file()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.pop("u"), "misses the arrays u"),
+    (lambda a: a.update(t=a["t"][:, :5]), "t has shape"),
+    (lambda a: a.update(param=a["param"][:1]), "param must have shape"),
+    (lambda a: a["x"].__setitem__((1, 3), 1.5), r"x\[1, 3\] = 1.5 lies outside"),
+    (lambda a: a["u"].__setitem__((0, 2), np.nan), r"u holds NaN .* \(0, 2\)"),
+    (lambda a: a["param"].__setitem__(0, 1.5), r"param\[0\] = 1.5 is invalid"),
+])
+def test_evaluate_rejects_bad_observations(tiny_run, tmp_path, edit, message):
+    run_dir, _ = tiny_run
+    arrays = _observations(tmp_path / "obs.npz", [0.5, 0.6])
+    edit(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    result = CliRunner().invoke(main, ["evaluate", "stefan", "--run", str(run_dir), "--contexts",
+                                       str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o"),
+                                       "--quiet"])
+    assert result.exit_code != 0
+    assert re.search(message, result.output), result.output
+
+
+def test_evaluate_checks_the_problem_and_files(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    _observations(tmp_path / "obs.npz", [0.5])
+    result = CliRunner().invoke(main, ["evaluate", "pme", "--run", str(run_dir), "--contexts",
+                                       str(tmp_path / "obs.npz"), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "trained on 'stefan'" in result.output
+    result = CliRunner().invoke(main, ["evaluate", "stefan", "--run", str(run_dir), "--contexts",
+                                       str(tmp_path / "none.npz"), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "no data file" in result.output

@@ -72,5 +72,31 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     click.echo(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
 
+@main.command()
+@click.argument("problem", type=click.Choice(sorted(CONSERVATION_PROBLEMS)))
+@click.option("--run", "run_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run folder written by 'physguard run PROBLEM'.")
+@click.option("--contexts", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="NPZ with t, x, u (n_functions, n_points) and param (n_functions,).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, quiet: bool) -> None:
+    """Predict PROBLEM from your own observations with a trained run.
+
+    Writes metrics.json, table.md, predictions.npz (per method "<method>/mean" and
+    "<method>/var" of shape (n_functions, nt, nx), in the file's function order) and figures.
+    """
+    from .experiments.evaluate import evaluate_run
+
+    try:
+        evaluate_run(problem, run_dir, contexts, out, progress=not quiet)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo((out / "table.md").read_text())
+    click.echo(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -23,7 +23,8 @@ class NPData:
 
     Attributes:
         xc: ``(n, Nc, x_dim)`` context inputs; yc: ``(n, Nc)`` context values.
-        xt: ``(n, Nt, x_dim)`` target inputs; yt: ``(n, Nt)`` target values.
+        xt: ``(n, Nt, x_dim)`` target inputs; yt: ``(n, Nt)`` target values (``None`` for
+            prediction-only data).
     """
 
     xc: torch.Tensor
@@ -38,8 +39,9 @@ class NPData:
         return NPData(self.xc[index], self.yc[index], self.xt[index], self.yt[index])
 
     def to(self, device: torch.device | str) -> NPData:
-        return NPData(self.xc.to(device), self.yc.to(device), self.xt.to(device),
-                      self.yt.to(device))
+        """The same data on ``device`` (absent targets stay ``None``)."""
+        return NPData(*(None if v is None else v.to(device)
+                        for v in (self.xc, self.yc, self.xt, self.yt)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""Predict from the user's own observations with a trained run (``physguard evaluate``).
+
+The observations file is an NPZ with arrays ``t``, ``x``, ``u`` of shape
+``(n_functions, n_points)`` (the context points of each function) and ``param`` of shape
+``(n_functions,)`` (each function's parameter, used for the exact solution and the conserved
+total ``U(t)`` of the constraint). The output folder has the same ``metrics.json``,
+``table.md`` and figures as a run, and ``predictions.npz`` in the file's function order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import read_npz
+from ..models import NPData, load_checkpoint
+from ..pdes import ConservationProblem
+from .gpme import GPMEConfig, _inputs, evaluate_contexts
+
+__all__ = ["load_observations", "evaluate_run"]
+
+
+def load_observations(path: str | Path, cls: type[ConservationProblem]
+                      ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Read and check an observations file; returns ``(param, t, x, u)`` (float64).
+
+    Raises:
+        FileNotFoundError: no file.
+        ValueError: a truncated file; missing arrays; ``t``, ``x``, ``u`` not all of one shape
+            ``(n_functions, n_points)``; ``param`` not ``(n_functions,)``; NaN or infinite
+            values; points outside the problem's domain or time range; an invalid parameter.
+            Each message names the array and the offending index.
+    """
+    data = read_npz(path, ("t", "x", "u", "param"))
+    arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("t", "x", "u", "param")}
+    shape = arrays["u"].shape
+    if len(shape) != 2 or shape[1] < 1:
+        raise ValueError(f"u must have shape (n_functions, n_points), got {shape}")
+    for name in ("t", "x"):
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape} but u has {shape}")
+    if arrays["param"].shape != (shape[0],):
+        raise ValueError(f"param must have shape ({shape[0]},), got {arrays['param'].shape}")
+    for name, values in arrays.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(f"{name} holds NaN or infinite values, first at index "
+                             f"{tuple(int(i) for i in np.argwhere(bad)[0])}")
+    for name, (lo, hi) in (("t", cls.t_range), ("x", cls.domain)):
+        tol = 1e-9 * (hi - lo)
+        outside = (arrays[name] < lo - tol) | (arrays[name] > hi + tol)
+        if outside.any():
+            i = tuple(int(k) for k in np.argwhere(outside)[0])
+            raise ValueError(f"{name}{list(i)} = {arrays[name][i]:g} lies outside "
+                             f"[{lo:g}, {hi:g}] of {cls.__name__}")
+    for i, value in enumerate(arrays["param"]):
+        try:
+            cls(float(value))
+        except ValueError as err:
+            raise ValueError(f"param[{i}] = {value:g} is invalid: {err}") from err
+    return (arrays["param"], *(torch.from_numpy(arrays[k]) for k in ("t", "x", "u")))
+
+
+def evaluate_run(problem: str, run_dir: str | Path, observations: str | Path, out: str | Path,
+                 progress: bool = True, figures: bool = True) -> list[dict]:
+    """Load the ANP of ``run_dir``, predict from ``observations`` and write ``out``.
+
+    Raises:
+        FileNotFoundError: no ``model.pt`` in ``run_dir`` or no observations file.
+        ValueError: the run was trained on another problem, or a bad observations file.
+    """
+    model, meta = load_checkpoint(Path(run_dir) / "model.pt")
+    if meta.get("problem") != problem:
+        raise ValueError(f"the run in {run_dir} was trained on {meta.get('problem')!r}, "
+                         f"not {problem!r}")
+    config = GPMEConfig(**json.loads(meta["experiment"]))
+    cls = config.problem_class
+    params, t, x, u = load_observations(observations, cls)
+    groups = []
+    for value in dict.fromkeys(params.tolist()):  # unique, in order of first appearance
+        index = torch.from_numpy(np.flatnonzero(params == value))
+        contexts = NPData(_inputs(cls, t[index], x[index]), u[index].float(), None, None)
+        groups.append((float(value), contexts, index))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return evaluate_contexts(model.to(config.torch_device()), config, groups, out, progress,
+                             figures)
