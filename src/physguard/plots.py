@@ -73,10 +73,11 @@ def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> li
                             f"{t_star:g} (joint posterior samples, test function 0)")
         for ax, ev in zip(axes, evaluations, strict=True):
             true_front = float(cls(ev.param).shock_position(t_star))
-            lo = min(float(f.min()) for f in ev.fronts.values())
-            hi = max(float(f.max()) for f in ev.fronts.values())
+            first = {method: f[0] for method, f in ev.fronts.items()}  # test function 0
+            lo = min(float(f.min()) for f in first.values())
+            hi = max(float(f.max()) for f in first.values())
             bins = torch.linspace(min(lo, true_front) - 0.01, max(hi, true_front) + 0.01, 40)
-            for method, fronts in ev.fronts.items():
+            for method, fronts in first.items():
                 ax.hist(fronts.numpy(), bins=bins.numpy(), alpha=0.45, color=COLORS[method],
                         label=f"{method} (mean {float(fronts.mean()):.3f})")
             ax.axvline(true_front, color="black", lw=2, label=f"exact {true_front:.3f}")
