@@ -9,7 +9,7 @@ from .gaussian import (
     moment_match,
 )
 from .linear import LinearConstraint, hardc, probconserv
-from .quadrature import mass_constraint, trapezoid_weights
+from .quadrature import mass_constraint, mass_from_fluxes, trapezoid_weights
 
 __all__ = [
     "Covariance",
@@ -20,6 +20,7 @@ __all__ = [
     "LowRankPlusDiagonal",
     "hardc",
     "mass_constraint",
+    "mass_from_fluxes",
     "moment_match",
     "probconserv",
     "trapezoid_weights",

@@ -13,7 +13,7 @@ import torch
 from .._validation import as_float_tensor, check_finite
 from .linear import LinearConstraint
 
-__all__ = ["trapezoid_weights", "mass_constraint"]
+__all__ = ["trapezoid_weights", "mass_constraint", "mass_from_fluxes"]
 
 
 def trapezoid_weights(x) -> torch.Tensor:
@@ -67,3 +67,38 @@ def mass_constraint(x, mass, noise_var=0.0) -> LinearConstraint:
     w = trapezoid_weights(x)
     mass = as_float_tensor("mass", mass).to(torch.float64)
     return LinearConstraint(w.unsqueeze(0), mass.unsqueeze(-1), noise_var=noise_var)
+
+
+def mass_from_fluxes(initial_mass: float, net_inflow, t, *, rtol: float = 1e-10) -> torch.Tensor:
+    """The conserved total from the integral form of the law: ``U(t) = U(0) + int_0^t F(s) ds``.
+
+    For ``u_t + f(u)_x = 0`` on ``[a, b]``, ``dU/dt = f(u(a, t)) - f(u(b, t))``: the net inflow
+    through the boundaries. Use this right-hand side for the conservation constraint when
+    ``U(t)`` has no closed form (Hansen et al., ICML 2023, Sec. 3: "b" from the boundary
+    fluxes). Integrated with adaptive Gauss-Kronrod quadrature (``scipy.integrate.quad``),
+    which also copes with integrable singularities at ``s = 0`` such as the Stefan inflow
+    ``c1 / sqrt(pi s)``.
+
+    Args:
+        initial_mass: ``U(0)`` (units of ``u`` times length).
+        net_inflow: callable ``F(s) -> float``, the net inflow rate at time ``s``.
+        t: times ``(...)``, ``t >= 0``.
+        rtol: relative tolerance of each integral.
+
+    Returns:
+        float64 tensor of ``t``'s shape.
+
+    Raises:
+        ValueError: negative or non-finite times.
+    """
+    from scipy.integrate import quad
+
+    t = as_float_tensor("t", t).to(torch.float64)
+    check_finite("t", t)
+    if bool((t < 0).any()):
+        raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
+    flat = t.reshape(-1).tolist()
+    values = [initial_mass + (quad(lambda s: float(net_inflow(s)), 0.0, ti, epsabs=1e-13,
+                                   epsrel=rtol, limit=200)[0] if ti > 0 else 0.0)
+              for ti in flat]
+    return torch.tensor(values, dtype=torch.float64).reshape(t.shape)

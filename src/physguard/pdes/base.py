@@ -98,6 +98,14 @@ class ConservationProblem(ABC):
         """
         return self._mass(self._times(t))
 
+    def net_inflow(self, t: float) -> float:
+        """``dU/dt``: the flux in through the left end minus the flux out at the right end.
+
+        Written from the boundary values of the solution, independently of ``mass``, so that
+        :func:`physguard.mass_from_fluxes` gives a second route to the constraint's ``b(t)``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not state its boundary fluxes")
+
     def shock_position(self, t) -> torch.Tensor:
         """The position of the moving front ``x*(t)`` (problems with ``has_shock`` only)."""
         raise NotImplementedError(f"{type(self).__name__} has no moving front")

@@ -55,6 +55,11 @@ class LinearAdvection(ConservationProblem):
     def _mass(self, t):
         return 0.5 + (self.a * t).clamp(max=0.5)
 
+    def net_inflow(self, t: float) -> float:
+        """``a u(0, t) - a u(1, t)``: flux ``a u`` in at the inflow, out at the outflow."""
+        a, (left, right) = self.a, self.domain
+        return a * float(self.solution(t, left)) - a * float(self.solution(t, right))
+
     def shock_position(self, t) -> torch.Tensor:
         """The step ``x*(t) = 0.5 + a t`` (clipped to the domain)."""
         return (0.5 + self.a * self._times(t)).clamp(max=self.domain[1])
@@ -114,6 +119,11 @@ class InviscidBurgers(ConservationProblem):
         before = self.a / 2 * (1 + self.a * t)
         after = self.a * (front.clamp(max=self.domain[1]) + 1)
         return torch.where(self.a * t < 1, before, after)
+
+    def net_inflow(self, t: float) -> float:
+        """``u(-1, t)^2 / 2 - u(1, t)^2 / 2``: the Burgers flux in minus the flux out."""
+        left, right = self.domain
+        return (float(self.solution(t, left)) ** 2 - float(self.solution(t, right)) ** 2) / 2
 
     def shock_position(self, t) -> torch.Tensor:
         """Where ``u`` drops to 0: ``x = 0`` until the shock forms, then ``(a t - 1)/2``."""

@@ -54,6 +54,12 @@ class PorousMedium(GPMEProblem):
         p = (m + 1) / m
         return m ** (1 / m) * m / (m + 1) * (t**p - (t - 1).clamp(min=0) ** p)
 
+    def net_inflow(self, t: float) -> float:
+        """Flux ``-u^m u_x = u`` in at ``x = 0`` (``(m t)^(1/m)``); none out while ``t < 1``."""
+        u_in = float(self.solution(t, self.domain[0]))
+        u_out = float(self.solution(t, self.domain[1]))
+        return u_in - u_out
+
     def conductivity(self, u):
         return u.clamp(min=0) ** self.m
 

@@ -89,6 +89,11 @@ class Stefan(GPMEProblem):
             )
         return 2.0 * self.c1 * torch.sqrt(t / math.pi)
 
+    def net_inflow(self, t: float) -> float:
+        """Heat flux ``-u_x(0, t) = c1 / sqrt(pi t)`` in at ``x = 0``; none while the front is
+        inside the domain (``u = 0`` and ``k = 0`` at ``x = 1``)."""
+        return self.c1 / math.sqrt(math.pi * t) if t > 0 else math.inf
+
     def conductivity(self, u):
         return (u >= self.p_star).to(u.dtype)
 
