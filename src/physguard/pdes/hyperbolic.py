@@ -13,7 +13,24 @@ from .base import ConservationProblem
 __all__ = ["LinearAdvection", "InviscidBurgers"]
 
 
-class LinearAdvection(ConservationProblem):
+class _SpeedProblem(ConservationProblem):
+    """Shared by both cases: one positive parameter ``a`` (a speed or an inflow value)."""
+
+    parameter_name = "a"
+
+    def __init__(self, a: float = 1.0):
+        super().__init__(a)
+
+    @property
+    def a(self) -> float:
+        return self.parameter
+
+    def _check_parameter(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError(f"a must be > 0, got {value}")
+
+
+class LinearAdvection(_SpeedProblem):
     """``u_t + a u_x = 0`` on ``x in [0, 1]``, ``t in [0, 1]``, ``u(x, 0) = 1{x <= 0.5}``,
     inflow ``u(0, t) = 1``.
 
@@ -30,24 +47,12 @@ class LinearAdvection(ConservationProblem):
     """
 
     name = "advection"
-    parameter_name = "a"
     domain = (0.0, 1.0)
     t_range = (0.0, 1.0)
     train_range = (1.0, 5.0)
     test_params = (1.0, 3.0)
     t_star = 0.1
     has_shock = True
-
-    def __init__(self, a: float = 1.0):
-        super().__init__(a)
-
-    @property
-    def a(self) -> float:
-        return self.parameter
-
-    def _check_parameter(self, value: float) -> None:
-        if value <= 0:
-            raise ValueError(f"a must be > 0, got {value}")
 
     def _solution(self, t, x):
         return (x - self.a * t <= 0.5).to(torch.float64)
@@ -65,7 +70,7 @@ class LinearAdvection(ConservationProblem):
         return (0.5 + self.a * self._times(t)).clamp(max=self.domain[1])
 
 
-class InviscidBurgers(ConservationProblem):
+class InviscidBurgers(_SpeedProblem):
     """``u_t + (u^2 / 2)_x = 0`` on ``x in [-1, 1]``, ``t in [0, 1]``, inflow ``u(-1, t) = a``,
     ``u(x, 0) = a`` for ``x <= -1``, ``-a x`` on ``(-1, 0]``, ``0`` for ``x > 0``.
 
@@ -85,24 +90,12 @@ class InviscidBurgers(ConservationProblem):
     """
 
     name = "burgers"
-    parameter_name = "a"
     domain = (-1.0, 1.0)
     t_range = (0.0, 1.0)
     train_range = (1.0, 4.0)
     test_params = (1.0, 3.0)
     t_star = 0.5
     has_shock = True
-
-    def __init__(self, a: float = 1.0):
-        super().__init__(a)
-
-    @property
-    def a(self) -> float:
-        return self.parameter
-
-    def _check_parameter(self, value: float) -> None:
-        if value <= 0:
-            raise ValueError(f"a must be > 0, got {value}")
 
     def _solution(self, t, x):
         a = self.a
