@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["as_float_tensor", "check_finite", "check_broadcastable"]
+__all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts"]
 
 
 def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
@@ -56,3 +56,17 @@ def check_broadcastable(names: tuple[str, str], a: torch.Size, b: torch.Size) ->
         raise ValueError(
             f"batch shapes of {names[0]} {tuple(a)} and {names[1]} {tuple(b)} do not broadcast"
         ) from err
+
+
+def check_counts(config, exempt: tuple[str, ...] = ("seed",)) -> None:
+    """Raise ``ValueError`` for any integer field of a dataclass ``config`` below 1.
+
+    Sizes, epochs and counts must be positive; fields in ``exempt`` (the seed) are skipped.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, int) and not isinstance(value, bool) and f.name not in exempt \
+                and value < 1:
+            raise ValueError(f"{f.name} must be >= 1, got {value}")

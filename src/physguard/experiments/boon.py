@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import atomic_path, resolve_device, write_json, write_text
+from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
 from ..models.fno import FNO1d, SpaceTimeFNO1d
@@ -76,10 +77,7 @@ class BOONConfig:
                              f"{', '.join(OPERATOR_PROBLEMS)}")
         if self.setting not in ("single", "multi"):
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int) and f.name != "seed" and value < 1:
-                raise ValueError(f"{f.name} must be >= 1, got {value}")
+        check_counts(self)
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import atomic_path, resolve_device, write_json, write_text
+from .._validation import check_counts
 from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
@@ -86,10 +87,7 @@ class GPMEConfig:
         get_problem(self.problem)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int) and f.name != "seed" and value < 1:
-                raise ValueError(f"{f.name} must be >= 1, got {value}")
+        check_counts(self)
 
     @classmethod
     def paper(cls, problem: str, **overrides) -> GPMEConfig:
