@@ -106,14 +106,14 @@ class _LayerCorrection:
             pair = impulse.unsqueeze(0) * evaluate.unsqueeze(1)  # (j, p, m)
             pair = torch.cat([pair.real, -pair.imag], dim=-1).reshape(-1, 2 * m).T  # (2m, jp)
             read = torch.cat([evaluate.real, -evaluate.imag], dim=-1).T  # (2m, j)
-            self._factors[key] = pair, read, impulse
+            self._factors[key] = pair, read, impulse, evaluate
         return self._factors[key]
 
     def __call__(self, layer: FourierLayer1d, v: torch.Tensor, z: torch.Tensor):
         P, m = self.points, z.shape[-1]
         batch, c = v.shape[0], v.shape[1]
         n_p = len(P)
-        pair, read, impulse = self._fourier_factors(m, v)
+        pair, read, impulse, _ = self._fourier_factors(m, v)
         R = layer.spectral.weight_as(v, m)  # (C_in, C_out, m) complex
         r_cat = torch.cat([R.real, R.imag], dim=-1).reshape(c * c, 2 * m)
         a_spec = (r_cat @ pair).reshape(c, c, n_p, n_p).permute(2, 1, 3, 0)  # (j, o, p, c)
@@ -146,15 +146,13 @@ class _SpaceTimeCorrection(_LayerCorrection):
     """
 
     def __call__(self, layer, v: torch.Tensor, z: torch.Tensor, weight: torch.Tensor):
-        P, n = self.points, self.n
+        P = self.points
         batch, c, n_t, m = v.shape[0], v.shape[1], v.shape[2], z.shape[-1]
         n_p = len(P)
         real = v.dtype
-        k = torch.arange(m, dtype=real, device=v.device)
-        pts = torch.tensor(P, dtype=real, device=v.device)
-        w_k = _dft_weights(n, m, real).to(v.device) / n
-        diff = pts[:, None, None] - pts[None, :, None]  # (j, p, 1)
-        E = (w_k / 2) * torch.polar(torch.ones_like(diff * k), 2 * math.pi * diff * k / n)
+        # Shared with the 1-D correction, built once per forward pass for all layers.
+        _, _, impulse, evaluate = self._fourier_factors(m, v)
+        E = 0.5 * evaluate.unsqueeze(1) * impulse.unsqueeze(0)  # (j, p, m)
         R = weight  # (C_in, C_out, T, m)
         R_neg = R[:, :, (-torch.arange(n_t, device=v.device)) % n_t]
         a_spec = (torch.einsum("cotk,jpk->tjopc", R, E)
@@ -165,8 +163,6 @@ class _SpaceTimeCorrection(_LayerCorrection):
         A = A.reshape(n_t, n_p * c, n_p * c)
         scale = A.abs().amax().detach()
         A = A + _SHIFT * scale * torch.eye(n_p * c, dtype=A.dtype, device=v.device)
-        evaluate = w_k * torch.polar(torch.ones_like(pts[:, None] * k),
-                                     2 * math.pi * pts[:, None] * k / n)  # (j, m)
         y_p = torch.einsum("botk,jk->botj", torch.fft.ifft(z, dim=2), evaluate).real
         v_p = torch.stack([v[..., p] for p in P], dim=-1)  # (B, C, T, |P|)
         v_hat = torch.fft.fft(v_p, dim=2)
@@ -175,8 +171,6 @@ class _SpaceTimeCorrection(_LayerCorrection):
         rhs = -leak_hat.permute(2, 3, 1, 0).reshape(n_t, n_p * c, batch)
         delta_hat = torch.linalg.solve(A, rhs).reshape(n_t, n_p, c, batch)
         delta = torch.fft.ifft(delta_hat.permute(3, 2, 0, 1), dim=2).real  # (B, C, T, |P|)
-        impulse = torch.polar(torch.ones_like(pts[:, None] * k),
-                              -2 * math.pi * pts[:, None] * k / n)
         spectrum = torch.einsum("bctp,pk->bctk", torch.fft.fft(delta.to(z.dtype), dim=2),
                                 impulse)
         z = z + layer.spectral.spectrum(spectrum, weight)
