@@ -72,7 +72,7 @@ def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> li
         fig, axes = _panels(len(evaluations), f"{cls.__name__}: shock position at t = "
                             f"{t_star:g} (joint posterior samples, test function 0)")
         for ax, ev in zip(axes, evaluations, strict=True):
-            true_front = float(cls(ev.param).shock_position(t_star))
+            true_front = ev.true_front
             first = {method: f[0] for method, f in ev.fronts.items()}  # test function 0
             lo = min(float(f.min()) for f in first.values())
             hi = max(float(f.max()) for f in first.values())

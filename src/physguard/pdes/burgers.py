@@ -237,12 +237,7 @@ class BurgersPeriodic:
         grid = torch.arange(n_collocation, dtype=torch.float64) / n_collocation
         u0 = gaussian_random_field(n, grid, generator)
         u_hat = solve_burgers_periodic(u0, t, cls.nu)
-        inputs = gaussian_random_field_at(u0, x)
+        inputs = fourier_eval(torch.fft.rfft(u0), n_collocation, x)
         targets = fourier_eval(u_hat, n_collocation, x)
         zeros = torch.zeros(n, t.shape[0], dtype=torch.float64)
         return u0.std(dim=1), inputs, targets, zeros, zeros.clone()
-
-
-def gaussian_random_field_at(u0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Fourier interpolation of periodic samples ``u0 (n, M)`` at points ``x``."""
-    return fourier_eval(torch.fft.rfft(u0), u0.shape[-1], x)

@@ -18,7 +18,9 @@ from .._validation import as_float_tensor, check_finite
 __all__ = ["HeatNeumann", "StokesSecond"]
 
 
-def _grid(t, x) -> tuple[torch.Tensor, torch.Tensor]:
+def _checked(t, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` and ``x`` as float64 tensors, finite, ``t >= 0``, with broadcastable shapes
+    (returned unbroadcast, so callers can build per-``t`` and per-``x`` factors first)."""
     t = as_float_tensor("t", t).to(torch.float64)
     x = as_float_tensor("x", x).to(torch.float64)
     check_finite("t", t)
@@ -26,9 +28,10 @@ def _grid(t, x) -> tuple[torch.Tensor, torch.Tensor]:
     if bool((t < 0).any()):
         raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
     try:
-        return torch.broadcast_tensors(t, x)
+        torch.broadcast_shapes(t.shape, x.shape)
     except RuntimeError as err:
         raise ValueError(f"t {tuple(t.shape)} and x {tuple(x.shape)} do not broadcast") from err
+    return t, x
 
 
 class HeatNeumann:
@@ -109,9 +112,7 @@ class HeatNeumann:
 
     def solution(self, t, x) -> torch.Tensor:
         """``u(t, x)``, float64, broadcast shape of ``t`` and ``x``."""
-        _grid(t, x)  # validation only: coefficients and basis are built before broadcasting
-        t = as_float_tensor("t", t).to(torch.float64)
-        x = as_float_tensor("x", x).to(torch.float64)
+        t, x = _checked(t, x)  # coefficients and basis are built before broadcasting
         a = self._coefficients(t)  # (*t.shape, n)
         n = torch.arange(self.n_terms + 1, dtype=torch.float64)
         basis = torch.cos(math.pi * n * x.unsqueeze(-1))  # (*x.shape, n)
@@ -174,7 +175,7 @@ class StokesSecond:
 
     def solution(self, t, y) -> torch.Tensor:
         """``u(t, y)``, float64, broadcast shape of ``t`` and ``y``."""
-        t, y = _grid(t, y)
+        t, y = _checked(t, y)
         return self.amplitude * torch.exp(-self.k * y) * torch.cos(self.omega * t - self.k * y)
 
     def left_value(self, t) -> torch.Tensor:
