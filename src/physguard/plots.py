@@ -16,8 +16,21 @@ from .constraints import trapezoid_weights  # noqa: E402
 
 __all__ = ["gpme_figures", "save_figure"]
 
-COLORS = {"ANP": "tab:blue", "HardC-ANP": "tab:orange", "ProbConserv-ANP": "tab:green",
-          "truth": "black"}
+class _Colors(dict):
+    """Fixed colours for the paper's methods; any other method gets the next unused one."""
+
+    _cycle = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray",
+              "tab:red", "gold", "navy", "teal", "lime", "maroon", "orchid", "sienna")
+
+    def __missing__(self, key):
+        used = set(self.values())
+        free = [c for c in self._cycle if c not in used]
+        self[key] = free[0] if free else self._cycle[len(self) % len(self._cycle)]
+        return self[key]
+
+
+COLORS = _Colors({"ANP": "tab:blue", "HardC-ANP": "tab:orange", "ProbConserv-ANP": "tab:green",
+                  "truth": "black"})
 _Z90 = 1.6448536269514722
 
 
@@ -61,7 +74,7 @@ def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> li
     for ax, ev in zip(axes, evaluations, strict=True):
         ax.plot(t, ev.mass.numpy(), color=COLORS["truth"], lw=2, label="exact U(t)")
         for method, mean in ev.mean.items():
-            style = "--" if method != "ANP" else "-"
+            style = "--" if method.startswith(("HardC-", "ProbConserv-")) else "-"
             ax.plot(t, (mean @ w).mean(0).numpy(), style, color=COLORS[method], label=method)
         ax.set(title=f"{p} = {ev.param:g}", xlabel="t", ylabel="integral of u dx")
     axes[0].legend(fontsize=8)

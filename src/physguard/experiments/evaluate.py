@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .._io import read_npz
+from ..blackbox import ANPPredictor
 from ..models import NPData, load_checkpoint
 from ..pdes import ConservationProblem
 from .gpme import GPMEConfig, _inputs, evaluate_contexts
@@ -86,5 +87,5 @@ def evaluate_run(problem: str, run_dir: str | Path, observations: str | Path, ou
         groups.append((float(value), contexts, index))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return evaluate_contexts(model.to(config.torch_device()), config, groups, out, progress,
-                             figures)
+    predictor = ANPPredictor(model.to(config.torch_device()), config.n_latent)
+    return evaluate_contexts([predictor], config, groups, out, progress, figures)

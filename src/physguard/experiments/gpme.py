@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 from .. import metrics as M
 from .._io import atomic_path, resolve_device, write_json, write_text
 from .._validation import check_counts
+from ..blackbox import ANPPredictor, GridPredictor
 from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
-from ..pdes import GPMEProblem, get_problem
+from ..pdes import ConservationProblem, GPMEProblem, get_problem
 
 __all__ = ["GPMEConfig", "run_gpme", "METHODS"]
 
@@ -121,7 +122,7 @@ def to_np_data(data: FunctionSamples) -> NPData:
     xt = torch.cat([xc, _inputs(cls, data.target_t, data.target_x)], dim=1)
     yc = data.context_u.float()
     yt = torch.cat([yc, data.target_u.float()], dim=1)
-    return NPData(xc, yc, xt, yt)
+    return NPData(xc, yc, xt, yt, data.params.float())
 
 
 # -- prediction and constraints -----------------------------------------------------------------
@@ -140,10 +141,24 @@ class Evaluation:
     true_front: float | None  # the exact front at t*
 
 
-def _constrained_components(components: Gaussian, constraint) -> dict[str, Gaussian]:
-    """Per latent component: unconstrained, HardC, ProbConserv (the paper's per-sample update)."""
-    return {"ANP": components, "HardC-ANP": hardc(components, constraint),
-            "ProbConserv-ANP": probconserv(components, constraint)}
+def method_names(predictors: list[GridPredictor]) -> list[str]:
+    """The methods an evaluation reports: each black box, then its HardC / ProbConserv forms."""
+    names = []
+    for p in predictors:
+        names += [p.name, f"HardC-{p.name}", f"ProbConserv-{p.name}"] if p.constrain else [p.name]
+    if len(set(names)) != len(names):
+        raise ValueError(f"black boxes must have distinct names, got {names}")
+    return names
+
+
+def _constrained_components(predictor: GridPredictor, components: Gaussian,
+                            constraint) -> dict[str, Gaussian]:
+    """Per mixture component: unconstrained, HardC, ProbConserv (the paper's per-sample update)."""
+    name = predictor.name
+    if not predictor.constrain:
+        return {name: components}
+    return {name: components, f"HardC-{name}": hardc(components, constraint),
+            f"ProbConserv-{name}": probconserv(components, constraint)}
 
 
 def _mixture_samples(components: Gaussian, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -153,14 +168,15 @@ def _mixture_samples(components: Gaussian, n: int, generator: torch.Generator) -
     return draws[torch.arange(n), pick]
 
 
-def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, contexts: NPData,
-                   index: torch.Tensor, t_grid: torch.Tensor, x_grid: torch.Tensor,
-                   config: GPMEConfig, generator: torch.Generator,
+def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProblem],
+                   param: float, contexts: NPData, index: torch.Tensor, t_grid: torch.Tensor,
+                   x_grid: torch.Tensor, config: GPMEConfig, generator: torch.Generator,
                    progress: bool = True) -> Evaluation:
     """Predict on the grid from each function's context points and apply the constraints.
 
     ``contexts`` holds the context inputs ``xc (n, Nc, 2)`` and values ``yc (n, Nc)`` of
-    ``n`` functions that share the parameter ``param`` (their targets are not used).
+    ``n`` functions that share the parameter ``param`` (their targets are not used). Every
+    black box in ``predictors`` predicts them; see :func:`method_names` for what is reported.
     """
     problem = cls(param)
     nt, nx = t_grid.shape[0], x_grid.shape[0]
@@ -168,29 +184,30 @@ def evaluate_param(model: ANP, cls: type[GPMEProblem], param: float, contexts: N
     truth = problem.solution(tt, xx)
     mass = problem.mass(t_grid)
     constraint = mass_constraint(x_grid, mass)  # G (1, nx), b (nt, 1)
-    device = next(model.parameters()).device
-    grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1)).unsqueeze(0).to(device)
-    data = contexts.to(device)
-    mean = {m: torch.empty(len(data), nt, nx, dtype=torch.float64) for m in METHODS}
-    var = {m: torch.empty(len(data), nt, nx, dtype=torch.float64) for m in METHODS}
+    grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1))
+    n = len(contexts)
+    methods = method_names(predictors)
+    mean = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
+    var = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     fronts: dict[str, torch.Tensor] = {}
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
     true_front = float(problem.shock_position(t_grid[i_star])) if cls.has_shock else None
-    for i in tqdm(range(len(data)), desc=f"predicting {cls.parameter_name}={param:g}",
-                  unit="fn", disable=not progress, leave=False):
-        pred = model.predict(data.xc[i:i + 1], data.yc[i:i + 1], grid_inputs,
-                             n_samples=config.n_latent, generator=generator)
-        components = Gaussian(pred.mean.reshape(-1, nt, nx).cpu().double(),
-                              var=pred.var.reshape(-1, nt, nx).cpu().double())  # (S, nt, nx)
-        for method, post in _constrained_components(components, constraint).items():
-            mixed = moment_match(post, dim=0)
-            mean[method][i] = mixed.mean
-            var[method][i] = mixed.var
-            if cls.has_shock:  # downstream task: joint samples of the profile at t*
-                samples = _mixture_samples(post[:, i_star], config.n_shock_samples, generator)
-                fronts.setdefault(method, torch.empty(len(data), config.n_shock_samples,
-                                                      dtype=torch.float64))
-                fronts[method][i] = M.front_position(samples, x_grid)
+    for predictor in predictors:
+        stream = predictor.predict(contexts, grid_inputs, nt, nx, generator)
+        for i, components in tqdm(enumerate(stream), total=n, unit="fn", disable=not progress,
+                                  leave=False, desc=f"{predictor.name} "
+                                  f"{cls.parameter_name}={param:g}"):
+            for method, post in _constrained_components(predictor, components,
+                                                        constraint).items():
+                mixed = moment_match(post, dim=0)
+                mean[method][i] = mixed.mean
+                var[method][i] = mixed.var
+                if cls.has_shock:  # downstream task: joint samples of the profile at t*
+                    samples = _mixture_samples(post[:, i_star], config.n_shock_samples,
+                                               generator)
+                    fronts.setdefault(method, torch.empty(n, config.n_shock_samples,
+                                                          dtype=torch.float64))
+                    fronts[method][i] = M.front_position(samples, x_grid)
     return Evaluation(param, index, truth, mass, mean, var, fronts, true_front)
 
 
@@ -200,7 +217,7 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
     """One record per method: metrics at t* and (suffix ``_all``) averaged over all times."""
     records = []
     truth, mass = evaluation.truth, evaluation.mass
-    for method in METHODS:
+    for method in evaluation.mean:
         mu, var = evaluation.mean[method], evaluation.var[method]
         per_time = {  # each (n_test, nt)
             "MSE": M.mse(mu, truth),
@@ -297,15 +314,17 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
                                 seed=config.seed + 100 + k)
         groups.append((param, to_np_data(test), torch.arange(k * len(test),
                                                              (k + 1) * len(test))))
-    records = evaluate_contexts(model, config, groups, out, progress, figures)
+    records = evaluate_contexts([ANPPredictor(model, config.n_latent)], config, groups, out,
+                                progress, figures)
     write_json(out / "timing.json", {"train_seconds": train_seconds,
                                      "total_seconds": time.perf_counter() - started})
     return records
 
 
-def evaluate_contexts(model: ANP, config: GPMEConfig,
+def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
                       groups: list[tuple[float, NPData, torch.Tensor]], out: Path,
-                      progress: bool = True, figures: bool = True) -> list[dict]:
+                      progress: bool = True, figures: bool = True,
+                      title: str = "ProbConserv-ANP") -> list[dict]:
     """Predict, constrain and score every group of functions; write the evaluation files.
 
     ``groups`` is a list of ``(param, contexts, index)``: functions sharing a parameter, and
@@ -319,12 +338,12 @@ def evaluate_contexts(model: ANP, config: GPMEConfig,
     generator = torch.Generator().manual_seed(config.seed + 2)
     evaluations, records = [], []
     for param, contexts, index in groups:
-        evaluation = evaluate_param(model, cls, param, contexts, index, t_grid, x_grid, config,
-                                    generator, progress)
+        evaluation = evaluate_param(predictors, cls, param, contexts, index, t_grid, x_grid,
+                                    config, generator, progress)
         evaluations.append(evaluation)
         records.extend(metric_records(evaluation, x_grid, i_star))
     write_json(out / "metrics.json", records)
-    write_text(out / "table.md", f"# {cls.__name__}: ProbConserv-ANP\n\n"
+    write_text(out / "table.md", f"# {cls.__name__}: {title}\n\n"
                + markdown_table(records, cls, float(t_grid[i_star])))
     _write_predictions(out / "predictions.npz", t_grid, x_grid, evaluations)
     if figures:
@@ -340,7 +359,7 @@ def _write_predictions(path: Path, t_grid, x_grid, evaluations: list[Evaluation]
     order = torch.argsort(index)  # back to the functions' own numbering
     arrays["param"] = torch.cat([torch.full((len(e.index),), e.param, dtype=torch.float64)
                                  for e in evaluations])[order].numpy()
-    for method in METHODS:
+    for method in evaluations[0].mean:
         for kind in ("mean", "var"):
             values = torch.cat([getattr(e, kind)[method] for e in evaluations])[order]
             arrays[f"{method}/{kind}"] = values.float().numpy()

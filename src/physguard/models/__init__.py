@@ -2,7 +2,8 @@
 
 from .anp import ANP
 from .fno import FNO1d, SpaceTimeFNO1d
+from .softc import pde_residual, softc_penalty
 from .training import NPData, TrainConfig, TrainResult, load_checkpoint, save_checkpoint, train_anp
 
 __all__ = ["ANP", "FNO1d", "SpaceTimeFNO1d", "NPData", "TrainConfig", "TrainResult",
-           "load_checkpoint", "save_checkpoint", "train_anp"]
+           "load_checkpoint", "save_checkpoint", "train_anp", "pde_residual", "softc_penalty"]

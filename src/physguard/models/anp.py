@@ -97,7 +97,7 @@ class ANP(nn.Module):
 
     # -- training ---------------------------------------------------------------------------
     def elbo_loss(self, xc: torch.Tensor, yc: torch.Tensor, xt: torch.Tensor,
-                  yt: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                  yt: torch.Tensor, return_mean: bool = False):
         """Negative ELBO per target point, averaged over the batch (the training loss).
 
         Args:
@@ -105,7 +105,9 @@ class ANP(nn.Module):
                 yt: ``(B, Nt)`` targets (should include the context points).
 
         Returns:
-            ``(loss, parts)`` with the scalar loss and ``{"nll": ..., "kl": ...}`` per point.
+            ``(loss, parts)`` with the scalar loss and ``{"nll": ..., "kl": ...}`` per point;
+            with ``return_mean=True`` also the predicted mean ``(B, Nt)`` (differentiable in
+            ``xt``, for physics penalties).
         """
         prior = self._latent(xc, yc)
         posterior = self._latent(xt, yt)
@@ -114,7 +116,8 @@ class ANP(nn.Module):
         mean, std = self._decode(xt, r, z)
         nll = -torch.distributions.Normal(mean, std).log_prob(yt).mean()
         kl = torch.distributions.kl_divergence(posterior, prior).sum(-1).mean() / xt.shape[1]
-        return nll + kl, {"nll": float(nll.detach()), "kl": float(kl.detach())}
+        parts = {"nll": float(nll.detach()), "kl": float(kl.detach())}
+        return (nll + kl, parts, mean) if return_mean else (nll + kl, parts)
 
     # -- prediction -------------------------------------------------------------------------
     @torch.no_grad()

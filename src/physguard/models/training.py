@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
@@ -25,23 +26,27 @@ class NPData:
         xc: ``(n, Nc, x_dim)`` context inputs; yc: ``(n, Nc)`` context values.
         xt: ``(n, Nt, x_dim)`` target inputs; yt: ``(n, Nt)`` target values (``None`` for
             prediction-only data).
+        param: ``(n,)`` the PDE parameter of each function (needed by physics penalties;
+            ``None`` when unknown).
     """
 
     xc: torch.Tensor
     yc: torch.Tensor
     xt: torch.Tensor
     yt: torch.Tensor
+    param: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.xc.shape[0]
 
     def batch(self, index) -> NPData:
-        return NPData(self.xc[index], self.yc[index], self.xt[index], self.yt[index])
+        return NPData(*(None if v is None else v[index]
+                        for v in (self.xc, self.yc, self.xt, self.yt, self.param)))
 
     def to(self, device: torch.device | str) -> NPData:
         """The same data on ``device`` (absent targets stay ``None``)."""
         return NPData(*(None if v is None else v.to(device)
-                        for v in (self.xc, self.yc, self.xt, self.yt)))
+                        for v in (self.xc, self.yc, self.xt, self.yt, self.param)))
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def _val_loss(model: ANP, data: NPData, batch_size: int, seed: int) -> float:
 
 
 def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
-              progress: bool = True) -> TrainResult:
+              progress: bool = True, penalty=None, desc: str = "training ANP") -> TrainResult:
     """Fit ``model`` by minimising the negative ELBO; keep the weights of the best epoch.
 
     Args:
@@ -110,6 +115,12 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
         train, val: training and validation functions.
         config: optimisation settings.
         progress: show a tqdm progress bar over epochs.
+        penalty: optional ``penalty(mean, xt, param) -> scalar`` added to the training loss,
+            where ``mean (B, Nt)`` is the predicted mean at the target inputs ``xt (B, Nt, d)``
+            (which require grad, so the penalty may differentiate through the network) and
+            ``param (B,)`` is ``train.param``. The validation loss (model selection) stays the
+            negative ELBO.
+        desc: progress-bar label.
 
     Returns:
         :class:`TrainResult` with the per-epoch losses and the best epoch.
@@ -121,7 +132,9 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
                                                           eta_min=config.lr / 100)
     result = TrainResult()
     best_state = copy.deepcopy(model.state_dict())
-    bar = tqdm(range(config.epochs), desc="training ANP", unit="epoch", disable=not progress,
+    if penalty is not None and train.param is None:
+        raise ValueError("a physics penalty needs train.param, the PDE parameter per function")
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress,
                dynamic_ncols=True)
     for epoch in bar:
         model.train()
@@ -129,7 +142,15 @@ def train_anp(model: ANP, train: NPData, val: NPData, config: TrainConfig,
         running = 0.0
         for start in range(0, len(train), config.batch_size):
             part = train.batch(order[start:start + config.batch_size])
-            loss, _ = model.elbo_loss(part.xc, part.yc, part.xt, part.yt)
+            if penalty is None:
+                loss, _ = model.elbo_loss(part.xc, part.yc, part.xt, part.yt)
+            else:
+                xt = part.xt.detach().requires_grad_(True)
+                # The fused attention kernels have no double backward; the penalty needs it.
+                with sdpa_kernel(SDPBackend.MATH):
+                    loss, _, mean = model.elbo_loss(part.xc, part.yc, xt, part.yt,
+                                                    return_mean=True)
+                    loss = loss + penalty(mean, xt, part.param)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

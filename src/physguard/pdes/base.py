@@ -118,6 +118,16 @@ class ConservationProblem(ABC):
             raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
         return t
 
+    @staticmethod
+    @abstractmethod
+    def flux(u: torch.Tensor, u_x: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+        """The flux ``F`` of the differential form ``u_t + F(u, u_x)_x = 0``.
+
+        Vectorised over the parameter (one value per point or broadcastable), so a physics
+        penalty can evaluate the residual of many functions at once (SoftC, Hansen et al. 2023,
+        Sec. 4). Units of ``u`` times length per time.
+        """
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.parameter_name}={self.parameter:g})"
 
@@ -125,6 +135,16 @@ class ConservationProblem(ABC):
 class GPMEProblem(ConservationProblem):
     """A generalized porous medium equation ``u_t = (k(u) u_x)_x`` (ProbConserv Sec. 4)."""
 
-    @abstractmethod
     def conductivity(self, u: torch.Tensor) -> torch.Tensor:
         """The diffusion coefficient ``k(u)`` of ``u_t = (k(u) u_x)_x``, same shape as ``u``."""
+        return self.conductivity_of(u, torch.as_tensor(self.parameter, dtype=u.dtype))
+
+    @staticmethod
+    @abstractmethod
+    def conductivity_of(u: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+        """``k(u)`` for parameter values ``param`` broadcastable against ``u``."""
+
+    @classmethod
+    def flux(cls, u, u_x, param):
+        """Fick's / Fourier's law ``F = -k(u) u_x``."""
+        return -cls.conductivity_of(u, param) * u_x

@@ -54,6 +54,11 @@ class LinearAdvection(_SpeedProblem):
     t_star = 0.1
     has_shock = True
 
+    @staticmethod
+    def flux(u, u_x, param):
+        """``F = a u``."""
+        return param * u
+
     def _solution(self, t, x):
         return (x - self.a * t <= 0.5).to(torch.float64)
 
@@ -96,6 +101,11 @@ class InviscidBurgers(_SpeedProblem):
     test_params = (1.0, 3.0)
     t_star = 0.5
     has_shock = True
+
+    @staticmethod
+    def flux(u, u_x, param):
+        """``F = u^2 / 2`` (``param`` unused: it enters through the data only)."""
+        return 0.5 * u.square()
 
     def _solution(self, t, x):
         a = self.a

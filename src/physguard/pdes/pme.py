@@ -60,8 +60,9 @@ class PorousMedium(GPMEProblem):
         u_out = float(self.solution(t, self.domain[1]))
         return u_in - u_out
 
-    def conductivity(self, u):
-        return u.clamp(min=0) ** self.m
+    @staticmethod
+    def conductivity_of(u, param):
+        return u.clamp(min=0) ** param
 
     def shock_position(self, t) -> torch.Tensor:
         """Front ``x*(t) = min(t, 1)``: the first point where ``u = 0``."""

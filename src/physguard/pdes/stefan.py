@@ -94,8 +94,9 @@ class Stefan(GPMEProblem):
         inside the domain (``u = 0`` and ``k = 0`` at ``x = 1``)."""
         return self.c1 / math.sqrt(math.pi * t) if t > 0 else math.inf
 
-    def conductivity(self, u):
-        return (u >= self.p_star).to(u.dtype)
+    @staticmethod
+    def conductivity_of(u, param):
+        return (u >= param).to(u.dtype)
 
     def shock_position(self, t) -> torch.Tensor:
         """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0."""
