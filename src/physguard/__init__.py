@@ -3,6 +3,7 @@
 Public surface::
 
     Gaussian, LinearConstraint, probconserv, hardc   # ProbConserv (Hansen et al., ICML 2023)
+    nonnegative                                       # ... plus u >= 0 (a QP, Clarabel)
     Diffusion, PorousMedium, Stefan                   # the GPME benchmark problems
     FNO1d, BOON, Dirichlet, Neumann, Periodic         # BOON (Saad et al., ICLR 2023)
 """
@@ -15,6 +16,7 @@ from .constraints import (
     mass_constraint,
     mass_from_fluxes,
     moment_match,
+    nonnegative,
     probconserv,
     trapezoid_weights,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "mass_constraint",
     "mass_from_fluxes",
     "moment_match",
+    "nonnegative",
     "probconserv",
     "trapezoid_weights",
 ]

@@ -8,6 +8,7 @@ from .gaussian import (
     LowRankPlusDiagonal,
     moment_match,
 )
+from .inequality import NonNegativeReport, nonnegative
 from .linear import LinearConstraint, hardc, probconserv
 from .quadrature import mass_constraint, mass_from_fluxes, trapezoid_weights
 
@@ -18,10 +19,12 @@ __all__ = [
     "Gaussian",
     "LinearConstraint",
     "LowRankPlusDiagonal",
+    "NonNegativeReport",
     "hardc",
     "mass_constraint",
     "mass_from_fluxes",
     "moment_match",
+    "nonnegative",
     "probconserv",
     "trapezoid_weights",
 ]
