@@ -12,6 +12,8 @@ from physguard.cli import main
 from physguard.experiments import METHODS, GPMEConfig
 from physguard.models import load_checkpoint
 
+ALL = (*METHODS, "ProbConserv+NonNeg-ANP")  # Stefan's u >= 0: the QP variant is reported too
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -36,7 +38,7 @@ def test_metrics_json_contract_and_exact_conservation(tiny_run):
     out, _ = tiny_run
     records = json.loads((out / "metrics.json").read_text())
     assert {(r["method"], r["param"]) for r in records} == {
-        (m, p) for m in METHODS for p in (0.5, 0.6)}
+        (m, p) for m in ALL for p in (0.5, 0.6)}
     for r in records:
         for key in ("MSE", "CE", "LL", "CRPS", "coverage90"):
             assert np.isfinite(r[key]) and np.isfinite(r[f"{key}_all"])
@@ -47,6 +49,9 @@ def test_metrics_json_contract_and_exact_conservation(tiny_run):
         assert abs(r["shock_true"] - (0.27730044 if r["param"] == 0.5 else 0.23508668)) < 1e-3
     anp = [r for r in records if r["method"] == "ANP"]
     assert all(r["CE"] > 1e-6 for r in anp)  # an untrained network does not conserve mass
+    for r in records:
+        if r["method"].startswith("ProbConserv+NonNeg"):
+            assert 0 <= r["nonneg_changed_frac"] <= 1 and r["nonneg_max_change"] >= 0
 
 
 def test_predictions_and_checkpoint(tiny_run):
@@ -54,9 +59,10 @@ def test_predictions_and_checkpoint(tiny_run):
     with np.load(out / "predictions.npz") as data:
         assert data["t"].shape == (201,) and data["x"].shape == (201,)
         assert data["param"].tolist() == [0.5, 0.5, 0.6, 0.6]
-        for m in METHODS:
+        for m in ALL:
             assert data[f"{m}/mean"].shape == (4, 201, 201)
             assert (data[f"{m}/var"] >= 0).all()
+        assert data["ProbConserv+NonNeg-ANP/mean"].min() >= -1e-6  # float32 file
     model, meta = load_checkpoint(out / "model.pt")
     assert meta["problem"] == "stefan"
     assert json.loads(meta["experiment"])["n_train"] == 40

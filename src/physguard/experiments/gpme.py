@@ -29,7 +29,14 @@ from .. import metrics as M
 from .._io import atomic_path, resolve_device, write_json, write_text
 from .._validation import check_counts
 from ..blackbox import ANPPredictor, GridPredictor
-from ..constraints import Gaussian, hardc, mass_constraint, moment_match, probconserv
+from ..constraints import (
+    Gaussian,
+    hardc,
+    mass_constraint,
+    moment_match,
+    nonnegative,
+    probconserv,
+)
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
 from ..pdes import ConservationProblem, GPMEProblem, get_problem
@@ -61,6 +68,9 @@ class GPMEConfig:
         n_latent: latent samples per prediction (mixture components).
         n_grid_t, n_grid_x: evaluation grid (paper: 201 x 201).
         n_shock_samples: joint posterior samples for the shock-position figure (paper: 500).
+        nonneg: also report ``ProbConserv+NonNeg-<model>``: ProbConserv plus ``u >= 0`` (a QP
+            per mixture component and time, :func:`physguard.nonnegative`) on problems whose
+            solutions are non-negative (all but diffusion).
         seed: seeds data, initial weights and latent samples.
         device: where the ANP trains and predicts: ``"auto"`` (CUDA when available, else the
             CPU), ``"cpu"`` or ``"cuda"``. The constraint updates and metrics run on the CPU
@@ -81,6 +91,7 @@ class GPMEConfig:
     n_grid_t: int = 201
     n_grid_x: int = 201
     n_shock_samples: int = 500
+    nonneg: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -139,26 +150,41 @@ class Evaluation:
     var: dict[str, torch.Tensor]
     fronts: dict[str, torch.Tensor]  # method -> (n, n_shock_samples) front samples at t*
     true_front: float | None  # the exact front at t*
+    nonneg: dict[str, list] = dataclasses.field(default_factory=dict)  # method -> QP reports
 
 
-def method_names(predictors: list[GridPredictor]) -> list[str]:
-    """The methods an evaluation reports: each black box, then its HardC / ProbConserv forms."""
+NONNEG = "ProbConserv+NonNeg-"
+
+
+def method_names(predictors: list[GridPredictor], nonneg: bool = False) -> list[str]:
+    """The methods an evaluation reports: each black box, then its HardC / ProbConserv forms
+    (and ``ProbConserv+NonNeg-<name>`` with ``nonneg``)."""
     names = []
     for p in predictors:
-        names += [p.name, f"HardC-{p.name}", f"ProbConserv-{p.name}"] if p.constrain else [p.name]
+        if not p.constrain:
+            names.append(p.name)
+            continue
+        names += [p.name, f"HardC-{p.name}", f"ProbConserv-{p.name}"]
+        if nonneg:
+            names.append(NONNEG + p.name)
     if len(set(names)) != len(names):
         raise ValueError(f"black boxes must have distinct names, got {names}")
     return names
 
 
-def _constrained_components(predictor: GridPredictor, components: Gaussian,
-                            constraint) -> dict[str, Gaussian]:
-    """Per mixture component: unconstrained, HardC, ProbConserv (the paper's per-sample update)."""
+def _constrained_components(predictor: GridPredictor, components: Gaussian, constraint,
+                            nonneg: bool, reports: dict) -> dict[str, Gaussian]:
+    """Per mixture component: unconstrained, HardC, ProbConserv (the paper's per-sample update),
+    and ProbConserv + non-negativity (its QP report appended to ``reports[method]``)."""
     name = predictor.name
     if not predictor.constrain:
         return {name: components}
-    return {name: components, f"HardC-{name}": hardc(components, constraint),
-            f"ProbConserv-{name}": probconserv(components, constraint)}
+    out = {name: components, f"HardC-{name}": hardc(components, constraint),
+           f"ProbConserv-{name}": probconserv(components, constraint)}
+    if nonneg:
+        out[NONNEG + name], report = nonnegative(components, constraint)
+        reports.setdefault(NONNEG + name, []).append(report)
+    return out
 
 
 def _mixture_samples(components: Gaussian, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -186,7 +212,9 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
     constraint = mass_constraint(x_grid, mass)  # G (1, nx), b (nt, 1)
     grid_inputs = _inputs(cls, tt.reshape(-1), xx.reshape(-1))
     n = len(contexts)
-    methods = method_names(predictors)
+    use_nonneg = config.nonneg and cls.nonnegative
+    methods = method_names(predictors, use_nonneg)
+    reports: dict[str, list] = {}
     mean = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     var = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     fronts: dict[str, torch.Tensor] = {}
@@ -197,8 +225,8 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
         for i, components in tqdm(enumerate(stream), total=n, unit="fn", disable=not progress,
                                   leave=False, desc=f"{predictor.name} "
                                   f"{cls.parameter_name}={param:g}"):
-            for method, post in _constrained_components(predictor, components,
-                                                        constraint).items():
+            for method, post in _constrained_components(predictor, components, constraint,
+                                                        use_nonneg, reports).items():
                 mixed = moment_match(post, dim=0)
                 mean[method][i] = mixed.mean
                 var[method][i] = mixed.var
@@ -208,7 +236,7 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
                     fronts.setdefault(method, torch.empty(n, config.n_shock_samples,
                                                           dtype=torch.float64))
                     fronts[method][i] = M.front_position(samples, x_grid)
-    return Evaluation(param, index, truth, mass, mean, var, fronts, true_front)
+    return Evaluation(param, index, truth, mass, mean, var, fronts, true_front, reports)
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -234,6 +262,19 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
         for name, values in per_time.items():
             n = values.shape[0]
             record[f"{name}_se"] = float(values[:, i_star].std() / math.sqrt(n)) if n > 1 else 0.0
+        if method in evaluation.nonneg:
+            # How often the QP changed ProbConserv's answer (rows = component x time), and how
+            # much (mean |change| over the changed rows' points; the largest change).
+            reports = evaluation.nonneg[method]
+            rows = sum(r.n_rows for r in reports)
+            changed = sum(r.n_changed for r in reports)
+            record["nonneg_changed_frac"] = changed / rows
+            record["nonneg_mean_abs_change"] = (
+                sum(r.mean_abs_change * r.n_changed for r in reports) / changed
+                if changed else 0.0)
+            record["nonneg_max_change"] = max(r.max_change for r in reports)
+            record["nonneg_polished_frac"] = (sum(r.n_polished for r in reports) / changed
+                                              if changed else 1.0)
         if method in evaluation.fronts:
             # Shock position (Hansen et al. 2023, Sec. 4.2): per function, the posterior of
             # the front from joint samples; its mean's error and the 90 % interval's coverage.
@@ -275,6 +316,17 @@ def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -
             lines.append(f"| {r['param']:g} | {r['method']} | {r['shock_true']:.4f} | "
                          f"{r['shock_mean']:.4f} | {r['shock_mae']:.4f} | {r['shock_sd']:.4f} | "
                          f"{r['shock_coverage90']:.2f} |")
+    nonneg = [r for r in records if "nonneg_changed_frac" in r]
+    if nonneg:
+        lines += ["", "Non-negativity QP on top of ProbConserv (rows: mixture component x time; "
+                  "change: |u* - ProbConserv mean| over the changed rows).", "",
+                  f"| {p} | method | rows changed | mean abs. change | max change | "
+                  "solved exactly |", "|" + "---|" * 6]
+        for r in nonneg:
+            lines.append(f"| {r['param']:g} | {r['method']} | "
+                         f"{100 * r['nonneg_changed_frac']:.1f} % | "
+                         f"{r['nonneg_mean_abs_change']:.2e} | {r['nonneg_max_change']:.2e} | "
+                         f"{100 * r['nonneg_polished_frac']:.0f} % |")
     return "\n".join(lines) + "\n"
 
 

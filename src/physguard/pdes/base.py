@@ -32,6 +32,8 @@ class ConservationProblem(ABC):
         test_params: the paper's test parameter values.
         t_star: the paper's time of interest for the tables.
         has_shock: whether the solution has a moving front (``shock_position`` is defined).
+        nonnegative: whether every solution satisfies ``u >= 0`` (so the non-negativity QP of
+            :func:`physguard.nonnegative` applies).
     """
 
     name: ClassVar[str]
@@ -42,6 +44,7 @@ class ConservationProblem(ABC):
     test_params: ClassVar[tuple[float, ...]]
     t_star: ClassVar[float]
     has_shock: ClassVar[bool] = False
+    nonnegative: ClassVar[bool] = True
 
     def __init__(self, parameter: float):
         parameter = float(parameter)

@@ -26,6 +26,7 @@ class Diffusion(GPMEProblem):
     """
 
     name = "diffusion"
+    nonnegative = False  # sin x changes sign
     parameter_name = "k"
     domain = (0.0, 2 * math.pi)
     t_range = (0.0, 1.0)
