@@ -97,7 +97,7 @@ class ANP(nn.Module):
 
     # -- training ---------------------------------------------------------------------------
     def elbo_loss(self, xc: torch.Tensor, yc: torch.Tensor, xt: torch.Tensor,
-                  yt: torch.Tensor, return_mean: bool = False):
+                  yt: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Negative ELBO per target point, averaged over the batch (the training loss).
 
         Args:
@@ -105,9 +105,7 @@ class ANP(nn.Module):
                 yt: ``(B, Nt)`` targets (should include the context points).
 
         Returns:
-            ``(loss, parts)`` with the scalar loss and ``{"nll": ..., "kl": ...}`` per point;
-            with ``return_mean=True`` also the predicted mean ``(B, Nt)`` (differentiable in
-            ``xt``, for physics penalties).
+            ``(loss, parts)`` with the scalar loss and ``{"nll": ..., "kl": ...}`` per point.
         """
         prior = self._latent(xc, yc)
         posterior = self._latent(xt, yt)
@@ -116,8 +114,16 @@ class ANP(nn.Module):
         mean, std = self._decode(xt, r, z)
         nll = -torch.distributions.Normal(mean, std).log_prob(yt).mean()
         kl = torch.distributions.kl_divergence(posterior, prior).sum(-1).mean() / xt.shape[1]
-        parts = {"nll": float(nll.detach()), "kl": float(kl.detach())}
-        return (nll + kl, parts, mean) if return_mean else (nll + kl, parts)
+        return nll + kl, {"nll": float(nll.detach()), "kl": float(kl.detach())}
+
+    def mean_at(self, xc: torch.Tensor, yc: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+        """Predicted mean ``(B, Nt)`` at ``xt`` with ``z`` at the mean of ``q(z | C)``.
+
+        Differentiable in ``xt`` and the weights (used by physics penalties such as SoftC).
+        """
+        z = self._latent(xc, yc).loc
+        mean, _ = self._decode(xt, self._deterministic(xc, yc, xt), z)
+        return mean
 
     # -- prediction -------------------------------------------------------------------------
     @torch.no_grad()
