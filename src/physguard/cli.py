@@ -98,5 +98,52 @@ def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, quiet: bool
     click.echo(f"wrote {out}")
 
 
+@main.group()
+def bench() -> None:
+    """Reproduce a paper's results in one report."""
+
+
+@bench.command("probconserv")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs") / "bench-probconserv", show_default=True,
+              help="Output folder: report.md, report.json and one run folder per case.")
+@click.option("--cases", default=",".join(CONSERVATION_PROBLEMS), show_default=True,
+              help="Comma-separated subset of the cases.")
+@click.option("--paper", is_flag=True,
+              help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="ANP / SoftC epochs.")
+@click.option("--functions", type=click.IntRange(min=1), default=None,
+              help="Training functions per case.")
+@click.option("--test-functions", type=click.IntRange(min=1), default=None,
+              help="Test functions per test parameter.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
+                      functions: int | None, test_functions: int | None, seed: int,
+                      device: str, quiet: bool) -> None:
+    """Every case x method of ProbConserv (Hansen et al., ICML 2023) with published numbers.
+
+    Methods: ANP, SoftC-ANP, GP and a deep ensemble, each with HardC, ProbConserv and
+    ProbConserv + non-negativity. The default size takes about 30 minutes on 2 CPU cores.
+    """
+    from .experiments.bench import BenchConfig, run_bench
+
+    overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
+                                   ("n_test", test_functions)) if v is not None}
+    overrides.update(seed=seed, device=device,
+                     cases=tuple(c.strip() for c in cases.split(",") if c.strip()))
+    started = time.perf_counter()
+    try:
+        config = BenchConfig.paper(**overrides) if paper else BenchConfig(**overrides)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    click.echo(f"physguard bench probconserv: cases {', '.join(config.cases)}; writing to {out}")
+    report = run_bench(config, out, progress=not quiet)
+    click.echo(report)
+    click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
+
+
 if __name__ == "__main__":
     main()

@@ -262,6 +262,21 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
         for name, values in per_time.items():
             n = values.shape[0]
             record[f"{name}_se"] = float(values[:, i_star].std() / math.sqrt(n)) if n > 1 else 0.0
+        # Does the black box's variance track its error? (What decides whether ProbConserv's
+        # variance-weighted correction lowers the MSE.) Pearson correlation of sd and |error|
+        # across x at t*, mean over functions.
+        err = (mu[:, i_star] - truth[i_star]).abs()
+        record["sd_err_corr"] = _mean_corr(var[:, i_star].sqrt(), err)
+        base = _base_method(method, evaluation.mean)
+        if base is not None:
+            # The update delta = mean~ - mu against the ideal correction -(mu - truth): cosine
+            # and the fraction of the squared error removed, at t*, mean over functions.
+            e = evaluation.mean[base][:, i_star] - truth[i_star]
+            delta = mu[:, i_star] - evaluation.mean[base][:, i_star]
+            norms = (e.norm(dim=-1) * delta.norm(dim=-1)).clamp(min=1e-300)
+            record["update_cos"] = float((-(e * delta).sum(-1) / norms).mean())
+            record["update_gain"] = float((1 - (e + delta).square().sum(-1)
+                                           / e.square().sum(-1).clamp(min=1e-300)).mean())
         if method in evaluation.nonneg:
             # How often the QP changed ProbConserv's answer (rows = component x time), and how
             # much (mean |change| over the changed rows' points; the largest change).
@@ -291,6 +306,23 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
                                                .mean())
         records.append(record)
     return records
+
+
+def _mean_corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over rows of the Pearson correlation of ``a`` and ``b`` (rows with no spread: 0)."""
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    denom = a.norm(dim=-1) * b.norm(dim=-1)
+    corr = torch.where(denom > 0, (a * b).sum(-1) / denom.clamp(min=1e-300),
+                       torch.zeros_like(denom))
+    return float(corr.mean())
+
+
+def _base_method(method: str, methods) -> str | None:
+    """The unconstrained black box a constrained method started from (``None`` if none)."""
+    for prefix in ("ProbConserv-", "HardC-", NONNEG):
+        if method.startswith(prefix) and method[len(prefix):] in methods:
+            return method[len(prefix):]
+    return None
 
 
 def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -> str:
@@ -376,12 +408,14 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
 def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
                       groups: list[tuple[float, NPData, torch.Tensor]], out: Path,
                       progress: bool = True, figures: bool = True,
-                      title: str = "ProbConserv-ANP") -> list[dict]:
+                      title: str = "ProbConserv-ANP", predictions: bool = True,
+                      figure_methods: list[str] | None = None) -> list[dict]:
     """Predict, constrain and score every group of functions; write the evaluation files.
 
     ``groups`` is a list of ``(param, contexts, index)``: functions sharing a parameter, and
     their positions in ``predictions.npz``. Writes ``metrics.json``, ``table.md``,
-    ``predictions.npz`` and the figures to ``out``; returns the metric records.
+    ``predictions.npz`` (unless ``predictions=False``) and the figures (of
+    ``figure_methods``, default all) to ``out``; returns the metric records.
     """
     cls = config.problem_class
     t_grid = torch.linspace(*cls.t_range, config.n_grid_t, dtype=torch.float64)
@@ -397,10 +431,16 @@ def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
     write_json(out / "metrics.json", records)
     write_text(out / "table.md", f"# {cls.__name__}: {title}\n\n"
                + markdown_table(records, cls, float(t_grid[i_star])))
-    _write_predictions(out / "predictions.npz", t_grid, x_grid, evaluations)
+    if predictions:
+        _write_predictions(out / "predictions.npz", t_grid, x_grid, evaluations)
     if figures:
         from .. import plots
 
+        if figure_methods is not None:
+            keep = [m for m in figure_methods if m in evaluations[0].mean]
+            evaluations = [dataclasses.replace(
+                e, mean={m: e.mean[m] for m in keep}, var={m: e.var[m] for m in keep},
+                fronts={m: e.fronts[m] for m in keep if m in e.fronts}) for e in evaluations]
         plots.gpme_figures(out, cls, evaluations, t_grid, x_grid, i_star)
     return records
 
