@@ -100,9 +100,9 @@ class BenchConfig:
     patience: int = 40
     hidden: int = 64
     min_std: float = 1e-3
-    n_latent: int = 16
+    n_latent: int = 8
     softc_weight: float = 1.0
-    softc_points: int = 32
+    softc_points: int = 16
     ensemble_members: int = 3
     ensemble_hidden: int = 32
     ensemble_epochs: int = 25
