@@ -155,3 +155,18 @@ def test_softc_training_lowers_the_pde_residual():
     with pytest.raises(ValueError, match="param"):
         train_anp(ANP(hidden=16, n_heads=2), type(train)(train.xc, train.yc, train.xt, train.yt),
                   val, config, progress=False, penalty=score)
+
+
+def test_gp_shared_hyperparameters_are_one_set_and_batched_prediction_equals_a_loop():
+    data = to_np_data(sample_functions("stefan", 3, params=[0.6] * 3, seed=5))
+    model, likelihood = fit_gp(data.xc, data.yc, iterations=20, shared=True)
+    assert model.covar_module.base_kernel.lengthscale.shape == (1, 2)
+    t, x, grid = _grid(Stefan, nt=3, nx=9)
+    together = list(GPPredictor(iterations=20, block=3).predict(data, grid, 3, 9,
+                                                                torch.Generator()))
+    alone = [next(GPPredictor(iterations=20, block=1).predict(data.batch(slice(i, i + 1)), grid,
+                                                              3, 9, torch.Generator()))
+             for i in range(3)]
+    for a, b in zip(together, alone, strict=True):
+        assert torch.allclose(a.mean, b.mean, atol=1e-6)
+        assert torch.allclose(a.cov, b.cov, atol=1e-8)

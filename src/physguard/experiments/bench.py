@@ -81,7 +81,9 @@ class BenchConfig:
         n_train, n_val, n_test: training / validation functions and test functions per test
             parameter (paper: 10,000 / 100 / 50).
         epochs, batch_size, lr, patience, hidden, min_std, n_latent: the ANP and SoftC-ANP
-            (paper: 500 epochs, batch 250, lr 1e-4, hidden 128).
+            (paper: 500 epochs, batch 250, lr 1e-4, hidden 128). With 400 functions, batches
+            of 16 give 25 steps per epoch: on Stefan, 30 epochs reached a validation loss of
+            -3.13 where batches of 50 for 40 epochs reached -2.14 in about the same time.
         softc_weight: lambda of the PDE-residual penalty (paper: 1).
         softc_points: residual points per function and step.
         ensemble_members, ensemble_hidden, ensemble_epochs: the deep ensemble of ANPs.
@@ -94,8 +96,8 @@ class BenchConfig:
     n_train: int = 400
     n_val: int = 50
     n_test: int = 10
-    epochs: int = 40
-    batch_size: int = 50
+    epochs: int = 30
+    batch_size: int = 16
     lr: float = 1e-3
     patience: int = 40
     hidden: int = 64
@@ -105,7 +107,7 @@ class BenchConfig:
     softc_points: int = 16
     ensemble_members: int = 3
     ensemble_hidden: int = 32
-    ensemble_epochs: int = 25
+    ensemble_epochs: int = 20
     gp_iterations: int = 100
     n_grid_t: int = 201
     n_grid_x: int = 201
