@@ -339,6 +339,16 @@ def write_report(config: BenchConfig, summaries: list[dict], out: Path,
                              f"{100 * r['nonneg_changed_frac']:.1f} % | "
                              f"{r['nonneg_mean_abs_change']:.1e} | "
                              f"{r['MSE']:.2e} vs {pc['MSE']:.2e} |")
+        by = {(r["method"], r["param"]): r for r in records}
+        lines += ["", "Does the variance track the error? (what decides ProbConserv's gain; at t*, "
+                  "mean over functions)", "",
+                  f"| {p} | black box | corr(sd, abs. error) | cos(update, ideal correction) | "
+                  "squared error removed |", "|---|---|---|---|---|"]
+        for r in records:
+            if r["method"].startswith("ProbConserv-") and "update_cos" in r:
+                box = by[(r["method"][len("ProbConserv-"):], r["param"])]
+                lines.append(f"| {r['param']:g} | {box['method']} | {box['sd_err_corr']:.2f} | "
+                             f"{r['update_cos']:.2f} | {100 * r['update_gain']:.0f} % |")
         checks = _checks(problem, records)
         all_checks += [(problem, text, ok) for text, ok in checks]
         lines += ["", "Checks:", ""] + [f"- [{'x' if ok else ' '}] {text}"

@@ -269,14 +269,15 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
         record["sd_err_corr"] = _mean_corr(var[:, i_star].sqrt(), err)
         base = _base_method(method, evaluation.mean)
         if base is not None:
-            # The update delta = mean~ - mu against the ideal correction -(mu - truth): cosine
-            # and the fraction of the squared error removed, at t*, mean over functions.
+            # The update delta = mean~ - mu against the ideal correction -(mu - truth) at t*:
+            # cosine (mean over functions) and the fraction of the squared error removed
+            # (all functions together, i.e. 1 - MSE / MSE of the black box at t*).
             e = evaluation.mean[base][:, i_star] - truth[i_star]
             delta = mu[:, i_star] - evaluation.mean[base][:, i_star]
             norms = (e.norm(dim=-1) * delta.norm(dim=-1)).clamp(min=1e-300)
             record["update_cos"] = float((-(e * delta).sum(-1) / norms).mean())
-            record["update_gain"] = float((1 - (e + delta).square().sum(-1)
-                                           / e.square().sum(-1).clamp(min=1e-300)).mean())
+            record["update_gain"] = float(1 - (e + delta).square().sum()
+                                          / e.square().sum().clamp(min=1e-300))
         if method in evaluation.nonneg:
             # How often the QP changed ProbConserv's answer (rows = component x time), and how
             # much (mean |change| over the changed rows' points; the largest change).
