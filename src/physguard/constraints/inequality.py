@@ -274,20 +274,12 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
     mus = prior.mean.expand(*batch, n).reshape(-1, n)[index].numpy()
     Gs = G_all.reshape(-1, *G_all.shape[-2:])[index].numpy()
     bs = b_all.reshape(-1, b_all.shape[-1])[index].numpy()
-    if isinstance(prior.covariance, DiagonalCovariance):
+    diagonal = isinstance(prior.covariance, DiagonalCovariance)
+    if diagonal:
         var = prior.covariance.var.expand(*batch, n).reshape(-1, n)[index].numpy()
+        elements = None  # built only if the general polish needs them
         solved = _solve_qps_diagonal(mus, np.sqrt(var), Gs, bs, lower) if rows \
             else np.empty((0, n))
-        if Gs.shape[1] == 1:
-            solved, ok = _polish_diagonal(mus, var, Gs[:, 0], bs[:, 0], solved, lower, scale)
-            polished = int(ok.sum())
-        else:
-            polished = 0
-            for k in range(len(rows)):
-                element = Gaussian(torch.from_numpy(mus[k]), var=torch.from_numpy(var[k]))
-                exact = _polish(element, Gs[k], bs[k], solved[k], lower, scale)
-                if exact is not None:
-                    solved[k], polished = exact, polished + 1
     else:
         elements = []
         for row in rows:
@@ -297,6 +289,13 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
         solved = _solve_qps([(mus[k], _sqrt_factor(e.covariance), Gs[k], bs[k])
                              for k, e in enumerate(elements)], lower) if rows \
             else np.empty((0, n))
+    if diagonal and Gs.shape[1] == 1:  # closed form, vectorised, KKT-certified
+        solved, ok = _polish_diagonal(mus, var, Gs[:, 0], bs[:, 0], solved, lower, scale)
+        polished = int(ok.sum())
+    else:
+        if elements is None:
+            elements = [Gaussian(torch.from_numpy(mus[k]), var=torch.from_numpy(var[k]))
+                        for k in range(len(rows))]
         polished = 0
         for k, element in enumerate(elements):
             exact = _polish(element, Gs[k], bs[k], solved[k], lower, scale)
