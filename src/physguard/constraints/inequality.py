@@ -234,8 +234,8 @@ def _polish(element: Gaussian, G: np.ndarray, b: np.ndarray, u: np.ndarray, lowe
     return None
 
 
-def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0,
-                ) -> tuple[Gaussian, NonNegativeReport]:
+def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0, *,
+                posterior: Gaussian | None = None) -> tuple[Gaussian, NonNegativeReport]:
     """ProbConserv with ``u >= lower`` added: the posterior mode under both constraints.
 
     Args:
@@ -243,6 +243,8 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
         constraint: the exact conservation constraint ``G (..., M, N)``, ``b (..., M)`` with
             ``noise_var = 0``.
         lower: the bound (units of ``u``), 0 for non-negativity.
+        posterior: ``probconserv(pred, constraint)`` when the caller has it already (it is
+            the starting point; passing it saves recomputing it).
 
     Returns:
         ``(posterior, report)``: the ProbConserv posterior with its mean replaced by the QP
@@ -259,7 +261,7 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
         raise ValueError(f"lower must be finite, got {lower}")
     if bool((constraint.noise_var > 0).any()):
         raise ValueError("nonnegative needs an exact constraint (noise_var = 0)")
-    post = probconserv(pred, constraint)
+    post = probconserv(pred, constraint) if posterior is None else posterior
     n = pred.n_points
     batch = torch.broadcast_shapes(pred.batch_shape, constraint.G.shape[:-2],
                                    constraint.b.shape[:-1])

@@ -179,10 +179,11 @@ def _constrained_components(predictor: GridPredictor, components: Gaussian, cons
     name = predictor.name
     if not predictor.constrain:
         return {name: components}
+    post = probconserv(components, constraint)
     out = {name: components, f"HardC-{name}": hardc(components, constraint),
-           f"ProbConserv-{name}": probconserv(components, constraint)}
+           f"ProbConserv-{name}": post}
     if nonneg:
-        out[NONNEG + name], report = nonnegative(components, constraint)
+        out[NONNEG + name], report = nonnegative(components, constraint, posterior=post)
         reports.setdefault(NONNEG + name, []).append(report)
     return out
 
