@@ -151,9 +151,6 @@ class Evaluation:
     fronts: dict[str, torch.Tensor]  # method -> (n, n_shock_samples) front samples at t*
     true_front: float | None  # the exact front at t*
     nonneg: dict[str, list] = dataclasses.field(default_factory=dict)  # method -> QP reports
-    # The same samples read with the paper's rule (first u <= 0), where the problem's
-    # front_level differs from 0.
-    fronts_paper: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
 
 NONNEG = "ProbConserv+NonNeg-"
@@ -222,7 +219,6 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
     mean = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     var = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     fronts: dict[str, torch.Tensor] = {}
-    fronts_paper: dict[str, torch.Tensor] = {}
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
     true_front = float(problem.shock_position(t_grid[i_star])) if cls.has_shock else None
     for predictor in predictors:
@@ -240,13 +236,8 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
                                                generator)
                     fronts.setdefault(method, torch.empty(n, config.n_shock_samples,
                                                           dtype=torch.float64))
-                    fronts[method][i] = M.front_position(samples, x_grid,
-                                                         problem.front_level)
-                    if problem.front_level != 0:
-                        fronts_paper.setdefault(method, torch.empty_like(fronts[method]))
-                        fronts_paper[method][i] = M.front_position(samples, x_grid)
-    return Evaluation(param, index, truth, mass, mean, var, fronts, true_front, reports,
-                      fronts_paper)
+                    fronts[method][i] = M.front_position(samples, x_grid)
+    return Evaluation(param, index, truth, mass, mean, var, fronts, true_front, reports)
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -315,9 +306,6 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
             record["shock_mae"] = float((posterior_mean - truth_x).abs().mean())
             record["shock_coverage90"] = float(((lo <= truth_x) & (truth_x <= hi)).double()
                                                .mean())
-            if method in evaluation.fronts_paper:  # the paper's u <= 0 rule, for comparison
-                record["shock_mae_paper"] = float(
-                    (evaluation.fronts_paper[method].mean(1) - truth_x).abs().mean())
         records.append(record)
     return records
 
@@ -354,20 +342,14 @@ def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -
               f"{r['CRPS_all']:.3e}", f"{r['coverage90_all']:.3f}"]
         lines.append(f"| {r['param']:g} | {r['method']} | " + " | ".join(at + al) + " |")
     if "shock_mae" in records[0]:
-        paper = "shock_mae_paper" in records[0]
         lines += ["", "Shock position at t* (posterior of the front from joint samples of "
-                  "each test function; mean over functions)."
-                  + (" The front is read where a sample falls below the middle of the jump; "
-                     "the last column uses the paper's rule (first u <= 0) on the same samples."
-                     if paper else ""), "",
+                  "each test function; mean over functions).", "",
                   f"| {p} | method | true x* | posterior mean | mean abs. error | sd | "
-                  "90 % coverage |" + (" MAE, u <= 0 rule |" if paper else ""),
-                  "|" + "---|" * (8 if paper else 7)]
+                  "90 % coverage |", "|" + "---|" * 7]
         for r in records:
             lines.append(f"| {r['param']:g} | {r['method']} | {r['shock_true']:.4f} | "
                          f"{r['shock_mean']:.4f} | {r['shock_mae']:.4f} | {r['shock_sd']:.4f} | "
-                         f"{r['shock_coverage90']:.2f} |"
-                         + (f" {r['shock_mae_paper']:.4f} |" if paper else ""))
+                         f"{r['shock_coverage90']:.2f} |")
     nonneg = [r for r in records if "nonneg_changed_frac" in r]
     if nonneg:
         lines += ["", "Non-negativity QP on top of ProbConserv (rows: mixture component x time; "

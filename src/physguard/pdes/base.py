@@ -121,16 +121,6 @@ class ConservationProblem(ABC):
             raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
         return t
 
-    @property
-    def front_level(self) -> float:
-        """Where a sampled profile's front is read: the first ``x`` with ``u <= front_level``.
-
-        0 (the paper's rule, Hansen et al. 2023 Sec. 4.2) where ``u`` falls continuously to 0
-        at the front; problems whose front is a jump override it with the jump's midpoint,
-        which noise of a few percent of the jump cannot cross away from the front.
-        """
-        return 0.0
-
     @staticmethod
     @abstractmethod
     def flux(u: torch.Tensor, u_x: torch.Tensor, param: torch.Tensor) -> torch.Tensor:

@@ -70,11 +70,6 @@ class LinearAdvection(_SpeedProblem):
         a, (left, right) = self.a, self.domain
         return a * float(self.solution(t, left)) - a * float(self.solution(t, right))
 
-    @property
-    def front_level(self) -> float:
-        """0.5: the middle of the unit step."""
-        return 0.5
-
     def shock_position(self, t) -> torch.Tensor:
         """The step ``x*(t) = 0.5 + a t`` (clipped to the domain)."""
         return (0.5 + self.a * self._times(t)).clamp(max=self.domain[1])

@@ -98,11 +98,6 @@ class Stefan(GPMEProblem):
     def conductivity_of(u, param):
         return (u >= param).to(u.dtype)
 
-    @property
-    def front_level(self) -> float:
-        """``p* / 2``: the middle of the jump from ``p*`` to 0 at the melting front."""
-        return self.p_star / 2
-
     def shock_position(self, t) -> torch.Tensor:
         """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0."""
         return self.alpha * self._times(t).sqrt()
