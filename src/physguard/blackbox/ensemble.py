@@ -15,13 +15,15 @@ members disagree *together* across the grid. The structure is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import torch
 
 from ..constraints import Gaussian, LowRankPlusDiagonal, moment_match
 from ..models import ANP, NPData, TrainConfig, train_anp
-from .base import GridPredictor, check_contexts
+from .base import GridPredictor
+from .np import ANPPredictor
 
 __all__ = ["EnsemblePredictor", "train_ensemble"]
 
@@ -45,8 +47,7 @@ def train_ensemble(train: NPData, val: NPData, n_members: int = 4, hidden: int =
         seed = config.seed + 1000 * m
         torch.manual_seed(seed)
         model = ANP(x_dim=train.xc.shape[-1], hidden=hidden, min_std=min_std).to(device)
-        member_config = TrainConfig(**{**config.__dict__, "seed": seed})
-        train_anp(model, train, val, member_config, progress=progress,
+        train_anp(model, train, val, dataclasses.replace(config, seed=seed), progress=progress,
                   desc=f"ensemble member {m + 1}/{n_members}")
         members.append(model)
     return members
@@ -73,25 +74,18 @@ class EnsemblePredictor(GridPredictor):
 
     def predict(self, contexts: NPData, grid_inputs: torch.Tensor, nt: int, nx: int,
                 generator: torch.Generator) -> Iterator[Gaussian]:
-        check_contexts(contexts)
-        for i in range(len(contexts)):
-            means, variances = [], []
-            for model in self.members:
-                device = next(model.parameters()).device
-                model.eval()
-                pred = model.predict(contexts.xc[i:i + 1].to(device),
-                                     contexts.yc[i:i + 1].to(device),
-                                     grid_inputs.unsqueeze(0).to(device),
-                                     n_samples=self.n_latent, generator=generator)
-                member = moment_match(Gaussian(pred.mean.cpu().double(),
-                                               var=pred.var.cpu().double()), dim=0)
-                means.append(member.mean.reshape(nt, nx))
-                variances.append(member.var.reshape(nt, nx))
-            means_t = torch.stack(means, dim=-1)  # (nt, nx, M)
-            mean = means_t.mean(-1)
-            spread = means_t - mean.unsqueeze(-1)
-            n_members = len(self.members)
-            core = torch.eye(n_members, dtype=torch.float64) / n_members
-            covariance = LowRankPlusDiagonal(torch.stack(variances, -1).mean(-1).unsqueeze(0),
-                                             spread.unsqueeze(0), core)
+        # One ANP stream per member, advanced together: function by function, member by
+        # member (the order in which they draw from ``generator``).
+        streams = [ANPPredictor(model, self.n_latent).predict(contexts, grid_inputs, nt, nx,
+                                                             generator)
+                   for model in self.members]
+        n_members = len(self.members)
+        core = torch.eye(n_members, dtype=torch.float64) / n_members
+        for components in zip(*streams, strict=True):
+            members = [moment_match(c, dim=0) for c in components]  # each mean (nt, nx)
+            means = torch.stack([m.mean for m in members], dim=-1)  # (nt, nx, M)
+            mean = means.mean(-1)
+            variance = torch.stack([m.var for m in members], dim=-1).mean(-1)
+            covariance = LowRankPlusDiagonal(variance.unsqueeze(0),
+                                             (means - mean.unsqueeze(-1)).unsqueeze(0), core)
             yield Gaussian(mean.unsqueeze(0), covariance=covariance)
