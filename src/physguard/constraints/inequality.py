@@ -66,11 +66,12 @@ class NonNegativeReport:
 
 
 def _sqrt_factor(cov: Covariance):
-    """``F`` with ``F F^T = Sigma`` for one batch element: a SciPy CSC matrix ``(N, K)``."""
+    """``F`` with ``F F^T = Sigma`` for one batch element: a SciPy CSC matrix ``(N, K)``.
+
+    Diagonal priors never come here: :func:`_solve_qps_diagonal` builds their blocks directly.
+    """
     import scipy.sparse as sp
 
-    if isinstance(cov, DiagonalCovariance):
-        return sp.diags(cov.var.double().sqrt().numpy(), format="csc")
     if isinstance(cov, LowRankPlusDiagonal):
         core = cov.core.double()
         evals, evecs = torch.linalg.eigh(0.5 * (core + core.transpose(-1, -2)))
@@ -284,9 +285,9 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
             else np.empty((0, n))
     else:
         elements = []
-        for row in rows:
+        for k, row in enumerate(rows):
             where = tuple(int(i) for i in np.unravel_index(row, tuple(batch))) if batch else ()
-            elements.append(Gaussian(prior.mean.expand(*batch, n)[where],
+            elements.append(Gaussian(torch.from_numpy(mus[k]),
                                      covariance=prior.covariance.batch_index(where, batch)))
         solved = _solve_qps([(mus[k], _sqrt_factor(e.covariance), Gs[k], bs[k])
                              for k, e in enumerate(elements)], lower) if rows \
@@ -313,7 +314,7 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
         mean[rows] = torch.from_numpy(solved)
     changed_points = len(rows) * n
     report = NonNegativeReport(
-        n_rows=int(np.prod(tuple(batch))) if batch else 1, n_changed=len(rows),
+        n_rows=int(np.prod(tuple(batch))), n_changed=len(rows),
         n_polished=polished, max_change=max_change,
         mean_abs_change=total_change / changed_points if rows else 0.0,
         active_fraction=active / changed_points if rows else 0.0)
