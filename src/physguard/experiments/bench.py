@@ -36,7 +36,7 @@ from ..blackbox import ANPPredictor, EnsemblePredictor, GPPredictor, train_ensem
 from ..datasets import sample_functions
 from ..models import ANP, TrainConfig, save_checkpoint, softc_penalty, train_anp
 from ..pdes import CONSERVATION_PROBLEMS, get_problem
-from .gpme import NONNEG, GPMEConfig, evaluate_contexts, to_np_data
+from .gpme import NONNEG, GPMEConfig, evaluate_contexts, evaluation_groups, to_np_data
 
 __all__ = ["BenchConfig", "run_bench", "PUBLISHED"]
 
@@ -181,7 +181,6 @@ FIGURE_METHODS = ["ANP", "SoftC-ANP", "HardC-ANP", "ProbConserv-ANP", "GP", "Pro
 def run_case(config: BenchConfig, problem: str, out: Path, progress: bool = True) -> dict:
     """Train, predict and score one case; writes ``out`` (a run folder). Returns a summary."""
     out.mkdir(parents=True, exist_ok=True)
-    cls = get_problem(problem)
     case = config.case_config(problem)
     device = resolve_device(config.device)
     started = time.perf_counter()
@@ -196,15 +195,9 @@ def run_case(config: BenchConfig, problem: str, out: Path, progress: bool = True
         GPPredictor(iterations=config.gp_iterations, min_noise=config.min_std ** 2),
         EnsemblePredictor(models["Ensemble"], n_latent=max(1, config.n_latent // 4)),
     ]
-    groups = []
-    for k, param in enumerate(cls.test_params):
-        test = sample_functions(cls, config.n_test, params=[param] * config.n_test,
-                                seed=config.seed + 100 + k)
-        groups.append((param, to_np_data(test), torch.arange(k * config.n_test,
-                                                             (k + 1) * config.n_test)))
     predict_started = time.perf_counter()
-    records = evaluate_contexts(predictors, case, groups, out, progress, figures=True,
-                                title="ProbConserv benchmark", predictions=False,
+    records = evaluate_contexts(predictors, case, evaluation_groups(case), out, progress,
+                                figures=True, title="ProbConserv benchmark", predictions=False,
                                 figure_methods=FIGURE_METHODS)
     seconds = dict(trained["seconds"], predict=time.perf_counter() - predict_started,
                    total=time.perf_counter() - started)

@@ -394,17 +394,25 @@ def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
         "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
         "seconds": train_seconds})
 
+    records = evaluate_contexts([ANPPredictor(model, config.n_latent)], config,
+                                evaluation_groups(config), out,
+                                progress, figures)
+    write_json(out / "timing.json", {"train_seconds": train_seconds,
+                                     "total_seconds": time.perf_counter() - started})
+    return records
+
+
+def evaluation_groups(config: GPMEConfig) -> list[tuple[float, NPData, torch.Tensor]]:
+    """The paper's test functions: ``n_test`` per test parameter (seeds ``seed + 100 + k``),
+    as the ``(param, contexts, index)`` groups of :func:`evaluate_contexts`."""
+    cls = config.problem_class
     groups = []
     for k, param in enumerate(cls.test_params):
         test = sample_functions(cls, config.n_test, params=[param] * config.n_test,
                                 seed=config.seed + 100 + k)
         groups.append((param, to_np_data(test), torch.arange(k * len(test),
                                                              (k + 1) * len(test))))
-    records = evaluate_contexts([ANPPredictor(model, config.n_latent)], config, groups, out,
-                                progress, figures)
-    write_json(out / "timing.json", {"train_seconds": train_seconds,
-                                     "total_seconds": time.perf_counter() - started})
-    return records
+    return groups
 
 
 def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
