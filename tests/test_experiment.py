@@ -46,6 +46,8 @@ def test_metrics_json_contract_and_exact_conservation(tiny_run):
             assert r["CE"] < 1e-10 and r["CE_all"] < 1e-10
         # Downstream task: posterior of the shock position from joint samples.
         assert 0 <= r["shock_coverage90"] <= 1 and r["shock_mae"] >= 0
+        # Stefan's front is a jump: step fit primary, the paper's u <= 0 rule beside it
+        assert 0 <= r["shock_coverage90_paper"] <= 1 and r["shock_mae_paper"] >= 0
         assert abs(r["shock_true"] - (0.27730044 if r["param"] == 0.5 else 0.23508668)) < 1e-3
     anp = [r for r in records if r["method"] == "ANP"]
     assert all(r["CE"] > 1e-6 for r in anp)  # an untrained network does not conserve mass

@@ -94,7 +94,9 @@ def gpme_figures(out: Path, cls, evaluations, t_grid, x_grid, i_star: int) -> li
                 ax.hist(fronts.numpy(), bins=bins.numpy(), alpha=0.45, color=COLORS[method],
                         label=f"{method} (mean {float(fronts.mean()):.3f})")
             ax.axvline(true_front, color="black", lw=2, label=f"exact {true_front:.3f}")
-            ax.set(title=f"{p} = {ev.param:g}", xlabel="shock position x*", ylabel="count")
+            rule = "step fit at the jump's middle" if ev.fronts_paper else "first u <= 0"
+            ax.set(title=f"{p} = {ev.param:g}", xlabel=f"shock position x* ({rule})",
+                   ylabel="count")
             ax.legend(fontsize=7)
         written.append(out / "shock_position.png")
         save_figure(fig, written[-1])

@@ -74,6 +74,11 @@ class LinearAdvection(_SpeedProblem):
         """The step ``x*(t) = 0.5 + a t`` (clipped to the domain)."""
         return (0.5 + self.a * self._times(t)).clamp(max=self.domain[1])
 
+    @property
+    def jump_level(self) -> float:
+        """0.5: the middle of the unit step."""
+        return 0.5
+
 
 class InviscidBurgers(_SpeedProblem):
     """``u_t + (u^2 / 2)_x = 0`` on ``x in [-1, 1]``, ``t in [0, 1]``, inflow ``u(-1, t) = a``,

@@ -101,3 +101,8 @@ class Stefan(GPMEProblem):
     def shock_position(self, t) -> torch.Tensor:
         """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0."""
         return self.alpha * self._times(t).sqrt()
+
+    @property
+    def jump_level(self) -> float:
+        """``p* / 2``: the middle of the jump from ``p*`` to 0 at the front."""
+        return self.parameter / 2
