@@ -137,8 +137,9 @@ def step_front_position(samples: torch.Tensor, x: torch.Tensor, level: float) ->
     profile that falls below ``level`` once and stays there this is the same cell as
     :func:`front_position`; unlike that first-crossing rule, one noisy point on either side
     cannot move it. With ``level`` the middle of a jump (``p*/2`` for Stefan) it reads a
-    smeared front where it crosses the mean of its two states, and on the exact solution plus
-    white noise as large as the jump's half-height it stays within half a cell of the front.
+    smeared front where it crosses the mean of its two states; on the exact Stefan profile
+    plus white noise of sd ``p*/2`` its mean over samples stays within half a cell of the
+    front, with a quarter of the first-crossing rule's spread (``tests/test_fronts.py``).
 
     Args:
         samples: ``(..., N)`` profiles on the sorted grid ``x`` ``(N,)``, ``N >= 2``.
