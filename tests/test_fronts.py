@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from physguard.metrics import front_position, step_front_position
-from physguard.pdes import LinearAdvection, PorousMedium, Stefan, get_problem
+from physguard.pdes import InviscidBurgers, LinearAdvection, PorousMedium, Stefan
 
 X = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
 DX = float(X[1] - X[0])
@@ -64,16 +64,28 @@ def test_step_fit_errors():
 
 
 @pytest.mark.parametrize("problem", [Stefan(0.5), Stefan(0.6), LinearAdvection(1.0),
-                                     LinearAdvection(3.0)])
-def test_jump_level_lies_inside_the_exact_jump(problem):
-    t = torch.tensor(problem.t_star, dtype=torch.float64)
+                                     LinearAdvection(3.0), InviscidBurgers(1.0),
+                                     InviscidBurgers(3.0)])
+@pytest.mark.parametrize("t", [0.02, 0.05, 0.1, 0.3, 0.5, 0.9])
+def test_jump_level_lies_inside_the_exact_jump(problem, t):
+    """Where a problem states a jump level, the exact solution jumps across it at the front;
+    where it states none, the exact solution is continuous there (or the front has left)."""
+    t = min(t, problem.t_range[1])
     front = float(problem.shock_position(t))
-    left, right = (problem.solution(t, torch.tensor(front + d, dtype=torch.float64))
+    tt = torch.tensor(t, dtype=torch.float64)
+    left, right = (float(problem.solution(tt, torch.tensor(front + d, dtype=torch.float64)))
                    for d in (-1e-9, 1e-9))
-    assert float(right) < problem.jump_level < float(left)
-    assert float(left) - float(right) > 0.4  # a jump, not a continuous fall to 0
+    level = problem.jump_level(t)
+    if level is None:
+        assert abs(left - right) < 1e-6 or front >= problem.domain[1]
+    else:
+        assert right < level < left
+        assert left - right > 0.4  # a jump, not a continuous fall to 0
 
 
-def test_continuous_fronts_keep_the_paper_rule():
-    assert PorousMedium(3.0).jump_level is None
-    assert get_problem("burgers")(1.0).jump_level is None
+def test_jump_levels_at_the_papers_times():
+    assert Stefan(0.6).jump_level(0.05) == pytest.approx(0.3)
+    assert LinearAdvection(3.0).jump_level(0.1) == 0.5
+    assert InviscidBurgers(3.0).jump_level(0.5) == 1.5  # the shock formed at t = 1/3
+    assert InviscidBurgers(1.0).jump_level(0.5) is None  # it forms at t = 1
+    assert PorousMedium(3.0).jump_level(0.5) is None

@@ -290,10 +290,11 @@ def write_report(config: BenchConfig, summaries: list[dict], out: Path,
              "Metrics at the paper's t* (mean over test functions): MSE, CE (signed, "
              "integral of the mean minus U(t*)), LL (Gaussian log-likelihood per point). "
              "Shock MAE: error of the posterior-mean front over 500 joint samples per test "
-             "function. Where the front is a jump (Stefan, advection) each sample is read by "
-             "the best single step across the jump's middle; the column `u <= 0` reads the "
-             "same samples by the paper's rule (the first grid point with u <= 0), which "
-             "one noisy point can move. PME and Burgers use the paper's rule.", ""]
+             "function. Where the front is a jump (Stefan, advection, Burgers a = 3) each "
+             "sample is read by the best single step across the jump's middle; the column "
+             "`u <= 0` reads the same samples by the paper's rule (the first grid point with "
+             "u <= 0), which one noisy point can move. PME and Burgers a = 1 (no shock yet at "
+             "t* = 0.5) use the paper's rule.", ""]
     lines: list[str] = []
     all_checks = []
     for summary in summaries:

@@ -223,8 +223,8 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
     var = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     fronts: dict[str, torch.Tensor] = {}
     fronts_paper: dict[str, torch.Tensor] = {}
-    jump = problem.jump_level if cls.has_shock else None
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
+    jump = problem.jump_level(float(t_grid[i_star])) if cls.has_shock else None
     true_front = float(problem.shock_position(t_grid[i_star])) if cls.has_shock else None
     for predictor in predictors:
         stream = predictor.predict(contexts, grid_inputs, nt, nx, generator)

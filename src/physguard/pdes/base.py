@@ -113,16 +113,16 @@ class ConservationProblem(ABC):
         """The position of the moving front ``x*(t)`` (problems with ``has_shock`` only)."""
         raise NotImplementedError(f"{type(self).__name__} has no moving front")
 
-    @property
-    def jump_level(self) -> float | None:
-        """The middle of the front's jump in ``u`` (units of ``u``), or ``None``.
+    def jump_level(self, t: float) -> float | None:
+        """The middle of the front's jump in ``u`` at time ``t`` (units of ``u``), or ``None``.
 
-        Problems whose front is a jump between two known states (Stefan: ``p*`` to 0; the
-        advected step: 1 to 0) return its midpoint, and the shock-position task reads each
-        sampled profile with :func:`physguard.metrics.step_front_position` at that level.
-        ``None`` (the default: a front where ``u`` falls continuously to 0, as for the porous
-        medium equation) keeps the paper's rule, the first grid point with ``u <= 0``
-        (:func:`physguard.metrics.front_position`).
+        Where the front at ``t`` is a jump between two known states inside the domain
+        (Stefan: ``p*`` to 0; the advected step: 1 to 0; Burgers once the shock has formed:
+        ``a`` to 0), its midpoint; the shock-position task then reads each sampled profile
+        with :func:`physguard.metrics.step_front_position` at that level. ``None`` (the
+        default: a front where ``u`` falls continuously to 0, as for the porous medium
+        equation and Burgers before the shock) keeps the paper's rule, the first grid point
+        with ``u <= 0`` (:func:`physguard.metrics.front_position`).
         """
         return None
 

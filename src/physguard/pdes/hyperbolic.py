@@ -74,10 +74,9 @@ class LinearAdvection(_SpeedProblem):
         """The step ``x*(t) = 0.5 + a t`` (clipped to the domain)."""
         return (0.5 + self.a * self._times(t)).clamp(max=self.domain[1])
 
-    @property
-    def jump_level(self) -> float:
-        """0.5: the middle of the unit step."""
-        return 0.5
+    def jump_level(self, t: float) -> float | None:
+        """0.5, the middle of the unit step, while the step is inside the domain."""
+        return 0.5 if 0.5 + self.a * t < self.domain[1] else None
 
 
 class InviscidBurgers(_SpeedProblem):
@@ -132,6 +131,12 @@ class InviscidBurgers(_SpeedProblem):
         """``u(-1, t)^2 / 2 - u(1, t)^2 / 2``: the Burgers flux in minus the flux out."""
         left, right = self.domain
         return (float(self.solution(t, left)) ** 2 - float(self.solution(t, right)) ** 2) / 2
+
+    def jump_level(self, t: float) -> float | None:
+        """``a / 2``, the middle of the shock from ``a`` to 0, from ``t = 1/a`` while the shock
+        is inside the domain; ``None`` before (the ramp meets 0 continuously at ``x = 0``)."""
+        formed = self.a * t >= 1 and (self.a * t - 1) / 2 < self.domain[1]
+        return self.a / 2 if formed else None
 
     def shock_position(self, t) -> torch.Tensor:
         """Where ``u`` drops to 0: ``x = 0`` until the shock forms, then ``(a t - 1)/2``."""

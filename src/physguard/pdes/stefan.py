@@ -102,7 +102,8 @@ class Stefan(GPMEProblem):
         """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0."""
         return self.alpha * self._times(t).sqrt()
 
-    @property
-    def jump_level(self) -> float:
-        """``p* / 2``: the middle of the jump from ``p*`` to 0 at the front."""
-        return self.parameter / 2
+    def jump_level(self, t: float) -> float | None:
+        """``p* / 2``, the middle of the jump from ``p*`` to 0, while the front is inside the
+        domain at ``t > 0``."""
+        inside = 0 < t and self.alpha * math.sqrt(t) < self.domain[1]
+        return self.parameter / 2 if inside else None
