@@ -136,3 +136,22 @@ def test_evaluate_checks_the_problem_and_files(tiny_run, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "stefan", "--run", str(run_dir), "--contexts",
                                        str(tmp_path / "none.npz"), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "no data file" in result.output
+
+
+def test_shock_table_mixes_jump_and_continuous_fronts():
+    """Burgers: a = 3 has a shock at t* (step fit, paper's rule beside it), a = 1 not yet."""
+    from physguard.experiments.gpme import markdown_table
+    from physguard.pdes import InviscidBurgers
+
+    base = {k: 0.0 for k in ("MSE", "MSE_se", "CE", "LL", "LL_se", "CRPS", "coverage90",
+                             "MSE_all", "CE_all", "LL_all", "CRPS_all", "coverage90_all")}
+    front = {"shock_true": 0.0, "shock_mean": 0.1, "shock_mae": 0.1, "shock_sd": 0.01,
+             "shock_coverage90": 0.5}
+    records = [{**base, **front, "method": "ANP", "param": 1.0},
+               {**base, **front, "method": "ANP", "param": 3.0, "shock_mean_paper": 0.3,
+                "shock_mae_paper": 0.0512, "shock_coverage90_paper": 0.4}]
+    table = markdown_table(records, InviscidBurgers, 0.5)
+    rows = [line for line in table.splitlines() if line.startswith("| 1 | ANP | 0.0000")
+            or line.startswith("| 3 | ANP | 0.0000")]
+    assert len(rows) == 2 and rows[0].endswith("| - | - | - |") and "0.0512" in rows[1]
+    assert all(row.count("|") == 11 for row in rows)
