@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -13,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["atomic_path", "read_npz", "resolve_device", "write_json", "write_text"]
+__all__ = ["atomic_path", "read_npz", "resolve_device", "run_folder", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
@@ -28,6 +31,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 -> what a plain open() gives
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
@@ -35,6 +39,128 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _libc_renameat2():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the directories ``a`` and ``b`` in one atomic step (Linux ``renameat2``).
+
+    Returns ``False`` where the system has no atomic exchange (the caller then renames twice).
+    """
+    renameat2 = _libc_renameat2()
+    if renameat2 is None:
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def _clear_stale_partials(path: Path) -> None:
+    """Remove ``.NAME.partial-PID-*`` folders beside ``path`` left by killed processes."""
+    for stale in path.parent.glob(f".{path.name}.partial-*"):
+        pid = stale.name[len(f".{path.name}.partial-"):].split("-", 1)[0]
+        if stale.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+@contextlib.contextmanager
+def run_folder(path: str | os.PathLike, overwrite: bool = False,
+               protect: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Build a run folder beside ``path`` and move it into place only when it is complete.
+
+    Yields an empty temporary folder ``.NAME.partial-PID-XXXX`` in ``path``'s parent (same file
+    system). When the ``with`` block ends normally the folder replaces ``path`` in one rename
+    (an atomic exchange on Linux when ``path`` already exists), so ``path`` always holds either
+    its old contents or the complete new run. On any exception (``KeyboardInterrupt`` from
+    SIGINT, ``SystemExit`` from the CLI's SIGTERM handler included) the temporary folder is
+    removed and ``path`` is untouched. A process killed outright (SIGKILL) leaves only the
+    hidden temporary folder, which the next run into the same ``path`` removes.
+
+    Args:
+        path: the destination folder.
+        overwrite: replace an existing non-empty ``path`` whole; without it such a folder is
+            refused before any work is done.
+        protect: folders that must survive: ``path`` may be neither inside one nor contain one
+            (``physguard evaluate`` protects its ``--run``).
+
+    Raises:
+        FileExistsError: ``path`` is a non-empty folder and ``overwrite`` is false.
+        ValueError: ``path`` is empty, the current directory or one of its parents, a file,
+            inside or around a protected folder, or cannot be created (the OS reason is named).
+    """
+    if os.fspath(path) == "":
+        raise ValueError("the output folder must be named (got an empty path)")
+    path = Path(path)
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if _is_within(cwd, resolved):
+        raise ValueError(f"the output folder {path} is the current directory or one of its "
+                         "parents; name a folder for the run")
+    for keep in protect:
+        keep = Path(keep).resolve()
+        if _is_within(resolved, keep) or _is_within(keep, resolved):
+            raise ValueError(f"the output folder {path} must lie outside {keep} (and not "
+                             "contain it): that folder is an input and is never written")
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            raise ValueError(f"cannot create the output folder {path}: {place} is a file")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"the output folder {path} already holds files; choose another "
+                              "folder or pass --overwrite (overwrite=True) to replace it whole")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale_partials(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-",
+                                    dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 -> what a plain mkdir() gives
+    except OSError as err:
+        raise ValueError(f"cannot create the output folder {path}: "
+                         f"{err.strerror or err}") from err
+    try:
+        yield tmp
+        if path.is_dir():
+            if not _exchange(tmp, path):
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                tmp = old
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -60,9 +186,12 @@ def read_npz(path: str | os.PathLike, required: Iterable[str]) -> dict[str, np.n
     if not path.is_file():
         raise FileNotFoundError(f"no data file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy array under an .npz name
+            raise ValueError(f"it holds a single {type(data).__name__}, not named arrays")
+        with data:
             contents = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
         raise ValueError(f"{path} is truncated or not an NPZ data file: {err}") from err
     missing = [k for k in required if k not in contents]
     if missing:
@@ -74,10 +203,13 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"`` as a device.
 
     Raises:
-        RuntimeError: ``"cuda"`` without a CUDA device.
+        ValueError: ``"cuda"`` without a CUDA device, or another name.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for, but torch sees no CUDA device")
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device "
+                         "(use --device cpu or auto)")
     return torch.device(name)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,6 +19,24 @@ from .pdes import CONSERVATION_PROBLEMS
 @click.version_option(package_name="physguard")
 def main() -> None:
     """physguard: hard physical guarantees for machine-learned PDE solutions."""
+    # SIGTERM (timeout, kill, a scheduler) unwinds like Ctrl-C, so a run folder under
+    # construction is removed and the destination stays as it was.
+    with contextlib.suppress(ValueError):  # signal handlers can only be set in the main thread
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+# Seeds feed torch.manual_seed and NumPy generators (offset by small integers): 0 .. 2^63 - 1.
+_SEED = click.IntRange(min=0, max=2**63 - 1)
+_OVERWRITE = click.option("--overwrite", is_flag=True,
+                          help="Replace a non-empty output folder whole (default: refuse).")
+
+
+def _clean_errors(work: Callable[[], None]) -> None:
+    """Run ``work``; physguard's specific errors become a one-line message and exit code 1."""
+    try:
+        work()
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
 
 
 @main.command()
@@ -27,18 +49,19 @@ def main() -> None:
               help="Number of training functions (samples).")
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
               help="Test functions per test parameter (test samples for BOON problems).")
-@click.option("--setting", type=click.Choice(["single", "multi"]), default="single",
-              show_default=True,
-              help="BOON problems: u(x,0) -> u(x,t_final), or -> the next 25 snapshots.")
+@click.option("--setting", type=click.Choice(["single", "multi"]), default=None,
+              help="BOON problems only: u(x,0) -> u(x,t_final) (single, the default), or -> "
+                   "the next 25 snapshots (multi).")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
+@_OVERWRITE
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
-        test_functions: int | None, setting: str, paper: bool, seed: int, device: str,
-        quiet: bool) -> None:
+        test_functions: int | None, setting: str | None, paper: bool, seed: int, device: str,
+        overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -51,23 +74,31 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                                    ("n_test", test_functions)) if v is not None}
     overrides.update(seed=seed, device=device)
     out = out if out is not None else Path("runs") / problem
+    if setting is not None and problem not in OPERATOR_PROBLEMS:
+        raise click.UsageError(f"--setting applies to the BOON problems "
+                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}), not to {problem}")
+    setting = setting or "single"
     started = time.perf_counter()
-    if problem in OPERATOR_PROBLEMS:
-        from .experiments.boon import BOONConfig, run_boon
 
-        config = (BOONConfig.paper(problem, setting, **overrides) if paper
-                  else BOONConfig.default(problem, setting, **overrides))
-        click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} training "
-                   f"samples, {config.epochs} epochs per model, writing to {out}")
-        run_boon(config, out, progress=not quiet)
-    else:
-        from .experiments import GPMEConfig, run_gpme
+    def work() -> None:
+        if problem in OPERATOR_PROBLEMS:
+            from .experiments.boon import BOONConfig, run_boon
 
-        config = (GPMEConfig.paper(problem, **overrides) if paper
-                  else GPMEConfig(problem=problem, **overrides))
-        click.echo(f"physguard run {problem}: {config.n_train} training functions, "
-                   f"{config.epochs} epochs max, writing to {out}")
-        run_gpme(config, out, progress=not quiet)
+            config = (BOONConfig.paper(problem, setting, **overrides) if paper
+                      else BOONConfig.default(problem, setting, **overrides))
+            click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} training "
+                       f"samples, {config.epochs} epochs per model, writing to {out}")
+            run_boon(config, out, progress=not quiet, overwrite=overwrite)
+        else:
+            from .experiments import GPMEConfig, run_gpme
+
+            config = (GPMEConfig.paper(problem, **overrides) if paper
+                      else GPMEConfig(problem=problem, **overrides))
+            click.echo(f"physguard run {problem}: {config.n_train} training functions, "
+                       f"{config.epochs} epochs max, writing to {out}")
+            run_gpme(config, out, progress=not quiet, overwrite=overwrite)
+
+    _clean_errors(work)
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
@@ -80,9 +111,11 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 @click.option("--contexts", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="NPZ with t, x, u (n_functions, n_points) and param (n_functions,).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder.")
+              help="Output folder (never the --run folder).")
+@_OVERWRITE
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, quiet: bool) -> None:
+def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, overwrite: bool,
+             quiet: bool) -> None:
     """Predict PROBLEM from your own observations with a trained run.
 
     Writes metrics.json, table.md, predictions.npz (per method "<method>/mean" and
@@ -90,10 +123,8 @@ def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, quiet: bool
     """
     from .experiments.evaluate import evaluate_run
 
-    try:
-        evaluate_run(problem, run_dir, contexts, out, progress=not quiet)
-    except (FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from err
+    _clean_errors(lambda: evaluate_run(problem, run_dir, contexts, out, progress=not quiet,
+                                       overwrite=overwrite))
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out}")
 
@@ -116,13 +147,14 @@ def bench() -> None:
               help="Training functions per case.")
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
               help="Test functions per test parameter.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@_OVERWRITE
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
                       functions: int | None, test_functions: int | None, seed: int,
-                      device: str, quiet: bool) -> None:
+                      device: str, overwrite: bool, quiet: bool) -> None:
     """Every case x method of ProbConserv (Hansen et al., ICML 2023) with published numbers.
 
     Methods: ANP, SoftC-ANP, GP and a deep ensemble, each with HardC, ProbConserv and
@@ -140,8 +172,10 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     click.echo(f"physguard bench probconserv: cases {', '.join(config.cases)}; writing to {out}")
-    report = run_bench(config, out, progress=not quiet)
-    click.echo(report)
+    reports: list[str] = []
+    _clean_errors(lambda: reports.append(run_bench(config, out, progress=not quiet,
+                                                   overwrite=overwrite)))
+    click.echo(reports[0])
     click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
 
 

@@ -36,14 +36,42 @@ __all__ = [
 ]
 
 
-def _psd_sqrt(evals: torch.Tensor) -> torch.Tensor:
-    """Square roots of the eigenvalues of a PSD matrix; round-off below ``n eps max`` is 0.
+#: Largest dense covariance (in bytes) that :attr:`Gaussian.cov` builds from a structured
+#: (diagonal or diagonal-plus-low-rank) covariance; raise it knowingly for bigger ones.
+DENSE_LIMIT_BYTES = 2**31
 
-    Without the cut, an eigenvalue of 1e-16 that is exactly 0 in exact arithmetic (the
-    constrained direction of an exact conservation update) would become a 1e-8 sample component.
+#: Diagonal entries below this fraction of the largest are handled exactly as zeros when
+#: sampling a diagonal-plus-low-rank covariance (see :meth:`LowRankPlusDiagonal.sample_white`).
+_SMALL_DIAGONAL = 1e-8
+
+
+def _psd_sqrt(evals: torch.Tensor, size: int, floor: float = 0.0) -> torch.Tensor:
+    """Square roots of the eigenvalues of a PSD matrix; round-off is set to 0.
+
+    Eigenvalues below ``size * eps * max(max |evals|, floor)`` count as round-off. ``size`` is
+    the dimension over which the matrix was accumulated (``N``), so the cut scales with the
+    round-off of its entries; ``floor`` is the scale of a matrix known to hold an identity part
+    (``I + inner``: 1), where the largest eigenvalue of a rank-one down-date is itself the
+    round-off of ``1 - 1``. Without the cut an eigenvalue of 1e-16 that is exactly 0 in exact
+    arithmetic (the constrained direction of an exact conservation update) would become a
+    1e-8 sample component.
     """
-    tol = evals.shape[-1] * torch.finfo(evals.dtype).eps * evals.abs().amax(-1, keepdim=True)
+    scale = evals.abs().amax(-1, keepdim=True).clamp(min=floor)
+    tol = size * torch.finfo(evals.dtype).eps * scale
     return torch.where(evals > tol, evals, torch.zeros_like(evals)).sqrt()
+
+
+def _check_dense_size(batch_shape: torch.Size, n: int, dtype: torch.dtype) -> None:
+    """Refuse to build an ``(..., N, N)`` matrix larger than :data:`DENSE_LIMIT_BYTES`."""
+    size = batch_shape.numel() * n * n * torch.finfo(dtype).bits // 8
+    if size > DENSE_LIMIT_BYTES:
+        raise ValueError(
+            f"the dense covariance {(*batch_shape, n, n)} would take {size / 2**30:.3g} GiB "
+            f"(limit physguard.constraints.gaussian.DENSE_LIMIT_BYTES = "
+            f"{DENSE_LIMIT_BYTES / 2**30:.3g} GiB); use .var / covariance.diagonal() for "
+            "variances, covariance.matmul(X) for products and .sample(n) for joint samples, "
+            "which never form it"
+        )
 
 
 class Covariance(ABC):
@@ -119,6 +147,7 @@ class DiagonalCovariance(Covariance):
         return self.var.unsqueeze(-1) * rhs
 
     def dense(self) -> torch.Tensor:
+        _check_dense_size(self.batch_shape, self.n_points, self.dtype)
         return torch.diag_embed(self.var)
 
     def downdate(self, factor: torch.Tensor, core: torch.Tensor) -> Covariance:
@@ -168,7 +197,7 @@ class DenseCovariance(Covariance):
     def sample_white(self, eps: torch.Tensor) -> torch.Tensor:
         # Symmetric square root via eigh: robust for the singular posteriors of exact constraints.
         evals, evecs = torch.linalg.eigh(self.cov)
-        root = evecs * _psd_sqrt(evals).unsqueeze(-2)
+        root = evecs * _psd_sqrt(evals, self.n_points).unsqueeze(-2)
         return (root @ (evecs.transpose(-1, -2) @ eps.unsqueeze(-1))).squeeze(-1)
 
     def to(self, dtype: torch.dtype) -> DenseCovariance:
@@ -220,6 +249,7 @@ class LowRankPlusDiagonal(Covariance):
         return self.diag.unsqueeze(-1) * rhs + u @ (self.core @ (u.transpose(-1, -2) @ rhs))
 
     def dense(self) -> torch.Tensor:
+        _check_dense_size(self.batch_shape, self.n_points, self.dtype)
         u = self.factor
         low_rank = u @ self.core @ u.transpose(-1, -2)
         return torch.diag_embed(self.diag) + 0.5 * (low_rank + low_rank.transpose(-1, -2))
@@ -234,21 +264,44 @@ class LowRankPlusDiagonal(Covariance):
         return LowRankPlusDiagonal(self.diag, u, c)
 
     def sample_white(self, eps: torch.Tensor) -> torch.Tensor:
+        """Samples for any PSD ``diag(d) + U C U^T``, zeros in ``d`` included.
+
+        Entries of ``d`` below ``1e-8`` of the largest (exact zeros too: a noise-free point)
+        are raised to the largest, ``s``, and the difference is moved into the low-rank part
+        exactly, with one unit column per such point and core entry ``d_i - s``; the
+        covariance is unchanged. Cost ``O(N (K + Z)^2)`` for ``Z`` such points.
+        """
+        batch, n = self.batch_shape, self.n_points
+        d = self.diag.expand(*batch, n)
+        u = self.factor.expand(*batch, n, self.rank)
+        c = self.core.expand(*batch, self.rank, self.rank)
+        s = d.amax(-1, keepdim=True)
+        s = torch.where(s > 0, s, torch.ones_like(s))  # all zero: any positive level works
+        small = d < _SMALL_DIAGONAL * s
+        n_small = int(small.sum(-1).max()) if bool(small.any()) else 0
+        if n_small:
+            # The small points of each batch entry first (stable), padded by unused columns.
+            order = torch.argsort((~small).to(torch.int8), dim=-1, stable=True)[..., :n_small]
+            used = torch.gather(small, -1, order).to(d.dtype)  # (..., Z)
+            unit = torch.zeros(*batch, n, n_small, dtype=d.dtype, device=d.device)
+            unit.scatter_(-2, order.unsqueeze(-2), used.unsqueeze(-2))
+            extra = torch.diag_embed((torch.gather(d, -1, order) - s) * used)
+            u = torch.cat([u, unit], dim=-1)
+            c = torch.cat([
+                torch.cat([c, c.new_zeros(*batch, self.rank, n_small)], dim=-1),
+                torch.cat([c.new_zeros(*batch, n_small, self.rank), extra], dim=-1)], dim=-2)
+            d = torch.where(small, s.expand_as(d), d)
         # Sigma = D^1/2 (I + V C V^T) D^1/2 with V = D^-1/2 U = Q R (thin QR). A square root of
-        # I + Q (R C R^T) Q^T is I + Q ((I + R C R^T)^1/2 - I) Q^T, built from a K x K eigh.
-        if bool((self.diag <= 0).any()):
-            raise ValueError(
-                "sampling a diagonal-plus-low-rank covariance needs a strictly positive diagonal"
-            )
-        sqrt_d = self.diag.sqrt()
-        q, r = torch.linalg.qr(self.factor / sqrt_d.unsqueeze(-1))
-        inner = r @ self.core @ r.transpose(-1, -2)
+        # I + Q (R C R^T) Q^T is I + Q ((I + R C R^T)^1/2 - I) Q^T, built from a small eigh.
+        sqrt_d = d.sqrt()
+        q, r = torch.linalg.qr(u / sqrt_d.unsqueeze(-1))
+        inner = r @ c @ r.transpose(-1, -2)
         inner = 0.5 * (inner + inner.transpose(-1, -2))
         eye = torch.eye(inner.shape[-1], dtype=inner.dtype, device=inner.device)
         evals, evecs = torch.linalg.eigh(eye + inner)
-        root = (evecs * _psd_sqrt(evals).unsqueeze(-2)) @ evecs.transpose(-1, -2) - eye
+        root = (evecs * _psd_sqrt(evals, n, floor=1.0).unsqueeze(-2)) @ evecs.transpose(-1, -2)
         coeff = (q.transpose(-1, -2) @ eps.unsqueeze(-1))
-        white = eps + (q @ (root @ coeff)).squeeze(-1)
+        white = eps + (q @ ((root - eye) @ coeff)).squeeze(-1)
         return sqrt_d * white
 
     def to(self, dtype: torch.dtype) -> LowRankPlusDiagonal:
@@ -260,6 +313,30 @@ class LowRankPlusDiagonal(Covariance):
             self.diag.expand(*batch, self.n_points)[index],
             self.factor.expand(*batch, *self.factor.shape[-2:])[index],
             self.core.expand(*batch, *self.core.shape[-2:])[index],
+        )
+
+
+def _check_psd(cov: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the smallest eigenvalue if ``cov`` is not PSD.
+
+    Tolerance: eigenvalues down to ``-N eps max_i cov_ii`` (``eps`` of ``cov``'s dtype) are
+    round-off. Tested by a Cholesky factorisation of ``cov + tol I`` in float64 (it succeeds
+    exactly when every eigenvalue exceeds ``-tol``, up to round-off); the eigenvalues are only
+    computed for the message.
+    """
+    n = cov.shape[-1]
+    c64 = cov.to(torch.float64)
+    scale = torch.diagonal(c64, dim1=-2, dim2=-1).amax(-1).clamp(min=torch.finfo(cov.dtype).tiny)
+    tol = n * torch.finfo(cov.dtype).eps * scale
+    eye = torch.eye(n, dtype=torch.float64, device=cov.device)
+    _, info = torch.linalg.cholesky_ex(c64 + tol[..., None, None] * eye)
+    if bool((info > 0).any()):
+        smallest = torch.linalg.eigvalsh(c64).amin(-1)
+        index = tuple(int(i) for i in torch.nonzero(info > 0)[0])
+        raise ValueError(
+            f"cov (shape {tuple(cov.shape)}) is not positive semi-definite: smallest eigenvalue "
+            f"{float(smallest[index] if index else smallest):.3g} (batch index {index}), below "
+            f"the round-off tolerance -{float(tol[index] if index else tol):.3g}"
         )
 
 
@@ -289,7 +366,9 @@ class Gaussian:
 
     Raises:
         ValueError: no or several covariance arguments; shape mismatch (the message gives both
-            shapes); NaN or infinite values; a negative variance; a non-symmetric ``cov``.
+            shapes); NaN or infinite values; a negative variance; a non-symmetric ``cov``; a
+            ``cov`` that is not positive semi-definite (the message names its smallest
+            eigenvalue).
         TypeError: a non-numeric argument.
     """
 
@@ -336,6 +415,7 @@ class Gaussian:
                 )
             if bool((torch.diagonal(cov, dim1=-2, dim2=-1) < 0).any()):
                 raise ValueError(f"cov (shape {tuple(cov.shape)}) has a negative diagonal entry")
+            _check_psd(cov)
             covariance = DenseCovariance(cov)
         else:
             if not isinstance(covariance, Covariance):
@@ -379,7 +459,12 @@ class Gaussian:
 
     @property
     def cov(self) -> torch.Tensor:
-        """Dense covariance ``(..., N, N)``; forms an ``N x N`` matrix for structured types."""
+        """Dense covariance ``(..., N, N)``; forms an ``N x N`` matrix for structured types.
+
+        Raises:
+            ValueError: a structured covariance whose dense form would exceed
+                :data:`DENSE_LIMIT_BYTES` (2 GiB; ``N = 10^6`` would take 8 TB).
+        """
         return self.covariance.dense()
 
     def to(self, dtype: torch.dtype) -> Gaussian:

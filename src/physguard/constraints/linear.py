@@ -73,10 +73,12 @@ class LinearConstraint:
             raise ValueError(f"noise_var must be >= 0, got min {float(noise_var.min()):.3g}")
         try:
             torch.broadcast_shapes(noise_var.shape, b.shape)
+            if noise_var.dim() and noise_var.shape[-1] not in (1, m):
+                raise RuntimeError("one variance per constraint row")
         except RuntimeError as err:
             raise ValueError(
                 f"noise_var of shape {tuple(noise_var.shape)} does not broadcast to b "
-                f"{tuple(b.shape)}"
+                f"{tuple(b.shape)} (its last dim must be 1 or M = {m})"
             ) from err
         self.G = G
         self.b = b
@@ -179,6 +181,12 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
     weights = torch.cholesky_solve(residual.unsqueeze(-1), L)  # S^-1 (G mu - b)
     new_mean = mean - (sigma_gt @ weights).squeeze(-1)
     s_inv = torch.cholesky_inverse(L)
+    if not (bool(torch.isfinite(new_mean).all()) and bool(torch.isfinite(s_inv).all())):
+        raise ValueError(
+            "G Sigma G^T + noise_var I is too small to invert in float64 (smallest diagonal "
+            f"{float(torch.diagonal(S, dim1=-2, dim2=-1).min()):.3g}): the prior variance "
+            "along the constraint rows is (sub)normal-tiny; rescale u or use noise_var > 0"
+        )
     new_cov = covariance.downdate(sigma_gt, 0.5 * (s_inv + s_inv.transpose(-1, -2)))
     return Gaussian(new_mean.to(dtype), covariance=new_cov.to(dtype))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import resolve_device, write_json, write_text
+from .._io import resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..blackbox import ANPPredictor, EnsemblePredictor, GPPredictor, train_ensemble
 from ..datasets import sample_functions
@@ -375,14 +375,23 @@ def write_report(config: BenchConfig, summaries: list[dict], out: Path,
     return text
 
 
-def run_bench(config: BenchConfig, out: str | Path, progress: bool = True) -> str:
-    """Run every case of ``config`` into ``out/<case>/`` and write ``out/report.md``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    summaries = []
-    for problem in config.cases:
-        summaries.append(run_case(config, problem, out / problem, progress))
-        # A partial report after every case: a long run that is stopped keeps its results.
-        write_report(config, summaries, out, time.perf_counter() - started)
-    return write_report(config, summaries, out, time.perf_counter() - started)
+def run_bench(config: BenchConfig, out: str | Path, progress: bool = True,
+              overwrite: bool = False) -> str:
+    """Run every case of ``config`` into ``out/<case>/`` and write ``out/report.md``.
+
+    The whole folder is built beside ``out`` and moved into place when every case is done
+    (:func:`physguard._io.run_folder`); while it runs, the report in the hidden
+    ``.NAME.partial-*`` folder is rewritten after each case.
+
+    Raises:
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: an unusable ``out`` or device (before any work is done).
+    """
+    resolve_device(config.device)
+    with run_folder(out, overwrite) as folder:
+        started = time.perf_counter()
+        summaries = []
+        for problem in config.cases:
+            summaries.append(run_case(config, problem, folder / problem, progress))
+            write_report(config, summaries, folder, time.perf_counter() - started)
+        return write_report(config, summaries, folder, time.perf_counter() - started)

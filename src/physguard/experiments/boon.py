@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, resolve_device, write_json, write_text
+from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
@@ -224,10 +224,22 @@ def markdown_table(records: list[dict], config: BOONConfig) -> str:
 
 
 def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
-             figures: bool = True) -> list[dict]:
-    """Train FNO and BOON with the same seed and budget; write the run folder ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+             figures: bool = True, overwrite: bool = False) -> list[dict]:
+    """Train FNO and BOON with the same seed and budget; write the run folder ``out``.
+
+    The folder is built beside ``out`` and moved into place when complete
+    (:func:`physguard._io.run_folder`): a failed or interrupted run leaves ``out`` as it was.
+
+    Raises:
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: an unusable ``out`` or device (before any work is done).
+    """
+    config.torch_device()  # a missing CUDA device is reported before anything is written
+    with run_folder(out, overwrite) as folder:
+        return _run_boon_into(config, folder, progress, figures)
+
+
+def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
     data = make_operator_data(config.problem, config.n_train + config.n_test, config.n_points,

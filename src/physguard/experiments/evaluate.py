@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import read_npz
+from .._io import read_npz, run_folder
 from ..blackbox import ANPPredictor
 from ..models import NPData, load_checkpoint
 from ..pdes import ConservationProblem
@@ -30,16 +30,21 @@ def load_observations(path: str | Path, cls: type[ConservationProblem]
 
     Raises:
         FileNotFoundError: no file.
-        ValueError: a truncated file; missing arrays; ``t``, ``x``, ``u`` not all of one shape
-            ``(n_functions, n_points)``; ``param`` not ``(n_functions,)``; NaN or infinite
+        ValueError: a truncated file; missing arrays; arrays that are not real numbers
+            (complex, bool, text); no function or no point; ``t``, ``x``, ``u`` not all of one
+            shape ``(n_functions, n_points)``; ``param`` not ``(n_functions,)``; NaN or infinite
             values; points outside the problem's domain or time range; an invalid parameter.
             Each message names the array and the offending index.
     """
     data = read_npz(path, ("t", "x", "u", "param"))
+    for name in ("t", "x", "u", "param"):
+        if data[name].dtype.kind not in "fiu":  # complex, bool, strings: never coerced
+            raise ValueError(f"{name} must hold real numbers, got dtype {data[name].dtype}")
     arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("t", "x", "u", "param")}
     shape = arrays["u"].shape
-    if len(shape) != 2 or shape[1] < 1:
-        raise ValueError(f"u must have shape (n_functions, n_points), got {shape}")
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"u must have shape (n_functions, n_points) with at least one function "
+                         f"and one point, got {shape}")
     for name in ("t", "x"):
         if arrays[name].shape != shape:
             raise ValueError(f"{name} has shape {arrays[name].shape} but u has {shape}")
@@ -65,19 +70,36 @@ def load_observations(path: str | Path, cls: type[ConservationProblem]
     return (arrays["param"], *(torch.from_numpy(arrays[k]) for k in ("t", "x", "u")))
 
 
+def _run_config(meta: dict, path: Path) -> GPMEConfig:
+    """The experiment configuration stored in a checkpoint's metadata, checked."""
+    try:
+        config = GPMEConfig(**json.loads(meta["experiment"]))
+    except (KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} holds no valid physguard experiment configuration: "
+                         f"{err}") from err
+    return config
+
+
 def evaluate_run(problem: str, run_dir: str | Path, observations: str | Path, out: str | Path,
-                 progress: bool = True, figures: bool = True) -> list[dict]:
+                 progress: bool = True, figures: bool = True,
+                 overwrite: bool = False) -> list[dict]:
     """Load the ANP of ``run_dir``, predict from ``observations`` and write ``out``.
+
+    ``out`` is a run folder (built beside its destination, moved into place when complete);
+    it may be neither ``run_dir`` nor inside or around it: the trained run is never written.
 
     Raises:
         FileNotFoundError: no ``model.pt`` in ``run_dir`` or no observations file.
-        ValueError: the run was trained on another problem, or a bad observations file.
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: the run was trained on another problem, a bad checkpoint or observations
+            file, or an ``out`` inside / around ``run_dir``.
     """
-    model, meta = load_checkpoint(Path(run_dir) / "model.pt")
+    checkpoint = Path(run_dir) / "model.pt"
+    model, meta = load_checkpoint(checkpoint)
     if meta.get("problem") != problem:
         raise ValueError(f"the run in {run_dir} was trained on {meta.get('problem')!r}, "
                          f"not {problem!r}")
-    config = GPMEConfig(**json.loads(meta["experiment"]))
+    config = _run_config(meta, checkpoint)
     cls = config.problem_class
     params, t, x, u = load_observations(observations, cls)
     groups = []
@@ -85,7 +107,6 @@ def evaluate_run(problem: str, run_dir: str | Path, observations: str | Path, ou
         index = torch.from_numpy(np.flatnonzero(params == value))
         contexts = NPData(_inputs(cls, t[index], x[index]), u[index].float(), None, None)
         groups.append((float(value), contexts, index))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     predictor = ANPPredictor(model.to(config.torch_device()), config.n_latent)
-    return evaluate_contexts([predictor], config, groups, out, progress, figures)
+    with run_folder(out, overwrite, protect=(run_dir,)) as folder:
+        return evaluate_contexts([predictor], config, groups, folder, progress, figures)

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, resolve_device, write_json, write_text
+from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..blackbox import ANPPredictor, GridPredictor
 from ..constraints import (
@@ -400,10 +400,22 @@ def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -
 # -- the run ------------------------------------------------------------------------------------
 
 def run_gpme(config: GPMEConfig, out: str | Path, progress: bool = True,
-             figures: bool = True) -> list[dict]:
-    """Run the whole experiment and write the run folder ``out``; returns the metric records."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+             figures: bool = True, overwrite: bool = False) -> list[dict]:
+    """Run the whole experiment and write the run folder ``out``; returns the metric records.
+
+    The folder is built beside ``out`` and moved into place when complete
+    (:func:`physguard._io.run_folder`): a failed or interrupted run leaves ``out`` as it was.
+
+    Raises:
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: an unusable ``out`` or device (before any work is done).
+    """
+    config.torch_device()  # a missing CUDA device is reported before anything is written
+    with run_folder(out, overwrite) as folder:
+        return _run_gpme_into(config, folder, progress, figures)
+
+
+def _run_gpme_into(config: GPMEConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
     cls = config.problem_class
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))

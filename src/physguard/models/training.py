@@ -196,7 +196,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[ANP, dict]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a physguard ANP checkpoint.
+        ValueError: the file is not a physguard ANP checkpoint, or its configuration and
+            weights do not fit together.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -206,9 +207,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[ANP, dict]:
         raise ValueError(f"{path} is not a readable checkpoint: {err}") from err
     if not isinstance(payload, dict) or payload.get("model") != "ANP":
         raise ValueError(f"{path} is not a physguard ANP checkpoint")
-    model = ANP(**payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = ANP(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path} is an ANP checkpoint whose configuration or weights do not "
+                         f"fit together: {str(err).splitlines()[0][:300]}") from err
+    metadata = payload.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} has metadata of type {type(metadata).__name__}, not a dict")
     model.eval()
-    return model, payload.get("metadata", {})
+    return model, metadata
 
 
