@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["atomic_path", "read_npz", "resolve_device", "run_folder", "write_json", "write_text"]
+__all__ = ["atomic_path", "read_npz", "resolve_device", "run_folder", "write_json", "write_npz",
+           "write_text"]
 
 
 @contextlib.contextmanager
@@ -173,6 +174,22 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = False) -> None:
+    """Write ``arrays`` as an NPZ file atomically, byte-identical for identical arrays.
+
+    ``numpy.savez`` stamps every member with the current time, so two runs with the same
+    numbers give different bytes; here every member carries the fixed ZIP epoch
+    (1980-01-01) instead. The file loads with ``numpy.load(..., allow_pickle=False)``.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method) as archive:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def read_npz(path: str | os.PathLike, required: Iterable[str]) -> dict[str, np.ndarray]:

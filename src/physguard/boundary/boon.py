@@ -80,6 +80,22 @@ def _dft_weights(n_points: int, n_modes: int, dtype) -> torch.Tensor:
     return w
 
 
+def _scale(A: torch.Tensor) -> torch.Tensor:
+    """``max |A|`` for the relative shift; 1 for an all-zero block (zero kernel weights)."""
+    scale = A.abs().amax().detach()
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def _solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``A^-1 rhs`` for the shifted boundary block, with a specific error if it is singular."""
+    try:
+        return torch.linalg.solve(A, rhs)
+    except torch.linalg.LinAlgError as err:
+        raise ValueError("the boundary block of a kernel layer is singular even after the "
+                         f"relative shift {_SHIFT:g} (non-finite or degenerate weights?): "
+                         f"{err}") from err
+
+
 class _LayerCorrection:
     """The kernel correction of one forward pass: boundary points ``P`` at resolution ``N``.
 
@@ -120,14 +136,13 @@ class _LayerCorrection:
         eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
         w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
         A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
-        A = A + _SHIFT * A.abs().amax().detach() * torch.eye(n_p * c, dtype=v.dtype,
-                                                              device=v.device)
+        A = A + _SHIFT * _scale(A) * torch.eye(n_p * c, dtype=v.dtype, device=v.device)
         v_p = torch.stack([v[:, :, p] for p in P], dim=-1)  # (B, C, |P|)
         z_cat = torch.cat([z.real, z.imag], dim=-1)  # (B, C, 2m)
         spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
         leak = spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)  # K[P, I] v_I
         rhs = -leak.transpose(1, 2).reshape(batch, n_p * c)
-        delta = torch.linalg.solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
+        delta = _solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
         spectrum = torch.einsum("bpc,pk->bck", delta.to(impulse.dtype), impulse)
         z = z + layer.spectral.spectrum(spectrum, m)
         return z, P, delta.transpose(1, 2)
@@ -161,15 +176,14 @@ class _SpaceTimeCorrection(_LayerCorrection):
         w_point = layer.pointwise.weight[..., 0, 0]  # (C_out, C_in)
         A = a_spec + (eye[:, None, :, None] * w_point[None, :, None, :]).to(a_spec.dtype)
         A = A.reshape(n_t, n_p * c, n_p * c)
-        scale = A.abs().amax().detach()
-        A = A + _SHIFT * scale * torch.eye(n_p * c, dtype=A.dtype, device=v.device)
+        A = A + _SHIFT * _scale(A) * torch.eye(n_p * c, dtype=A.dtype, device=v.device)
         y_p = torch.einsum("botk,jk->botj", torch.fft.ifft(z, dim=2), evaluate).real
         v_p = torch.stack([v[..., p] for p in P], dim=-1)  # (B, C, T, |P|)
         v_hat = torch.fft.fft(v_p, dim=2)
         a_v = torch.fft.ifft(torch.einsum("tjopc,bctp->botj", a_spec, v_hat), dim=2).real
         leak_hat = torch.fft.fft(y_p - a_v, dim=2)  # (B, C, T, |P|)
         rhs = -leak_hat.permute(2, 3, 1, 0).reshape(n_t, n_p * c, batch)
-        delta_hat = torch.linalg.solve(A, rhs).reshape(n_t, n_p, c, batch)
+        delta_hat = _solve(A, rhs).reshape(n_t, n_p, c, batch)
         delta = torch.fft.ifft(delta_hat.permute(3, 2, 0, 1), dim=2).real  # (B, C, T, |P|)
         spectrum = torch.einsum("bctp,pk->bctk", torch.fft.fft(delta.to(z.dtype), dim=2),
                                 impulse)
@@ -196,8 +210,10 @@ class BOON(nn.Module):
 
     Raises:
         TypeError: an operator that is not an ``FNO1d`` / ``SpaceTimeFNO1d``, or a condition of
-            another type.
-        ValueError: periodic on one end only; a grid too small for the Neumann stencil.
+            another type; an input whose dtype is not the operator's (float32 or float64).
+        ValueError: periodic on one end only; a grid too small for the Neumann stencil; an
+            input that is empty, has fewer than 2 points or the wrong channel count; a
+            boundary value that overflows the output dtype (``Dirichlet(1e39)`` in float32).
     """
 
     def __init__(self, operator: FNO1d, left=None, right=None):
@@ -226,6 +242,7 @@ class BOON(nn.Module):
         boundary values are set, so that a Neumann stencil of a float32 network's output holds
         to float64 round-off rather than float32's ``eps / h``.
         """
+        self.operator.check_input(u)
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
                   if isinstance(bc, Dirichlet | Neumann)]

@@ -50,8 +50,16 @@ def broadcast_to_boundary(value, boundary: torch.Tensor) -> torch.Tensor:
     channel dim (``(B, *rest)``) is shared by all channels; otherwise usual broadcasting.
     """
     if not isinstance(value, torch.Tensor):
-        return torch.full_like(boundary, value)
-    value = value.to(dtype=boundary.dtype, device=boundary.device)
+        value = torch.as_tensor(value, dtype=torch.float64)
+    cast = value.to(dtype=boundary.dtype, device=boundary.device)
+    if not bool(torch.isfinite(cast).all()):
+        limit = torch.finfo(boundary.dtype).max
+        raise ValueError(f"a boundary value of size {float(value.abs().max()):.3g} overflows "
+                         f"the output dtype {boundary.dtype} (max {limit:.3g}); use float64 "
+                         "(the model's .double() or BOON's output_dtype)")
+    value = cast
+    if value.dim() == 0:
+        return value.expand_as(boundary)
     if value.dim() == 1 and value.shape[0] == boundary.shape[0] and boundary.dim() > 1:
         value = value.reshape(-1, *([1] * (boundary.dim() - 1)))
     elif value.dim() == boundary.dim() - 1 and value.dim() >= 1 \

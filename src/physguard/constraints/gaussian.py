@@ -48,16 +48,17 @@ _SMALL_DIAGONAL = 1e-8
 def _psd_sqrt(evals: torch.Tensor, size: int, floor: float = 0.0) -> torch.Tensor:
     """Square roots of the eigenvalues of a PSD matrix; round-off is set to 0.
 
-    Eigenvalues below ``size * eps * max(max |evals|, floor)`` count as round-off. ``size`` is
-    the dimension over which the matrix was accumulated (``N``), so the cut scales with the
-    round-off of its entries; ``floor`` is the scale of a matrix known to hold an identity part
+    Eigenvalues below ``32 size eps max(max |evals|, floor)`` count as round-off. ``size`` is
+    the dimension over which the matrix was accumulated (``N``, plus the rank for a low-rank
+    form), so the cut scales with the round-off of its entries (a variance that small relative
+    to the largest is below float round-off anyway); ``floor`` is the scale of a matrix known to hold an identity part
     (``I + inner``: 1), where the largest eigenvalue of a rank-one down-date is itself the
     round-off of ``1 - 1``. Without the cut an eigenvalue of 1e-16 that is exactly 0 in exact
     arithmetic (the constrained direction of an exact conservation update) would become a
     1e-8 sample component.
     """
     scale = evals.abs().amax(-1, keepdim=True).clamp(min=floor)
-    tol = size * torch.finfo(evals.dtype).eps * scale
+    tol = 32 * size * torch.finfo(evals.dtype).eps * scale
     return torch.where(evals > tol, evals, torch.zeros_like(evals)).sqrt()
 
 
@@ -299,7 +300,8 @@ class LowRankPlusDiagonal(Covariance):
         inner = 0.5 * (inner + inner.transpose(-1, -2))
         eye = torch.eye(inner.shape[-1], dtype=inner.dtype, device=inner.device)
         evals, evecs = torch.linalg.eigh(eye + inner)
-        root = (evecs * _psd_sqrt(evals, n, floor=1.0).unsqueeze(-2)) @ evecs.transpose(-1, -2)
+        root = evecs * _psd_sqrt(evals, n + inner.shape[-1], floor=1.0).unsqueeze(-2)
+        root = root @ evecs.transpose(-1, -2)
         coeff = (q.transpose(-1, -2) @ eps.unsqueeze(-1))
         white = eps + (q @ ((root - eye) @ coeff)).squeeze(-1)
         return sqrt_d * white

@@ -96,21 +96,50 @@ def _sqrt_factor(cov: Covariance):
 
 
 def _clarabel(A, rhs: np.ndarray, cones: list, k: int) -> np.ndarray:
-    """``argmin |z|^2 / 2`` s.t. ``A z + s = rhs``, ``s`` in ``cones`` (Clarabel); ``z (k,)``."""
+    """``argmin |z|^2 / 2`` s.t. ``A z + s = rhs``, ``s`` in ``cones`` (Clarabel); ``z (k,)``.
+
+    The problem is solved for ``z / c`` with ``c = max(1, max |rhs|)`` (the cones are invariant
+    under positive scaling, the minimiser scales with ``c``), so a prior mean of size 1000
+    is no harder than one of size 1. A solver failure is told apart from a true infeasibility
+    by an independent feasibility LP (HiGHS through SciPy).
+
+    Raises:
+        ValueError: no ``z`` satisfies the constraints (infeasible), or one does but the
+            solver stopped without an answer (the message says which).
+    """
     import clarabel
     import scipy.sparse as sp
 
+    c = max(1.0, float(np.abs(rhs).max(initial=0.0)))
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     # Tighter than the defaults (1e-8): the gap is measured on the whole block, and the
     # active-set polish needs each row's answer close to the optimum.
     settings.tol_gap_abs = settings.tol_gap_rel = 1e-11
-    solution = clarabel.DefaultSolver(sp.identity(k, format="csc"), np.zeros(k), A, rhs, cones,
-                                      settings).solve()
-    if str(solution.status) not in ("Solved", "AlmostSolved"):
-        raise ValueError(f"the non-negativity QP has no solution (Clarabel: {solution.status}):"
-                         " G u = b admits no u >= lower, e.g. a negative total")
-    return np.asarray(solution.x)
+    solution = clarabel.DefaultSolver(sp.identity(k, format="csc"), np.zeros(k), A, rhs / c,
+                                      cones, settings).solve()
+    if str(solution.status) in ("Solved", "AlmostSolved"):
+        return c * np.asarray(solution.x)
+    if not _feasible(A, rhs, cones):
+        raise ValueError("the non-negativity QP has no solution: G u = b admits no u >= lower "
+                         f"(e.g. a total below lower times the domain length; Clarabel: "
+                         f"{solution.status})")
+    raise ValueError(f"the non-negativity QP is feasible, but Clarabel stopped with status "
+                     f"{solution.status} without solving it (a badly conditioned prior?)")
+
+
+def _feasible(A, rhs: np.ndarray, cones: list) -> bool:
+    """Whether ``A z + s = rhs`` has a solution with ``s`` in the zero / non-negative cones."""
+    import clarabel
+    from scipy.optimize import linprog
+
+    A = A.tocsr()
+    equal = np.concatenate([np.full(cone.dim, isinstance(cone, clarabel.ZeroConeT))
+                            for cone in cones])
+    c = max(1.0, float(np.abs(rhs).max(initial=0.0)))
+    result = linprog(np.zeros(A.shape[1]), A_ub=A[~equal], b_ub=rhs[~equal] / c,
+                     A_eq=A[equal], b_eq=rhs[equal] / c, bounds=(None, None), method="highs")
+    return result.status != 2  # 2: infeasible
 
 
 def _solve_qps(problems: list[tuple], lower: float, rows_per_solve: int = 64) -> np.ndarray:
@@ -254,9 +283,13 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
 
     Raises:
         ValueError: ``noise_var > 0`` (the QP needs the exact constraint), a non-finite
-            ``lower``, or a row with no feasible profile; and whatever
+            ``lower``, tensors that require gradients, a row with no feasible profile, or a
+            feasible row the solver could not solve (the message says which); and whatever
             :func:`~physguard.probconserv` raises.
     """
+    if any(t.requires_grad for t in (pred.mean, pred.var, constraint.G, constraint.b)):
+        raise ValueError("nonnegative solves a QP outside autograd, so it cannot pass "
+                         "gradients: give it detached tensors (probconserv is differentiable)")
     lower = float(lower)
     if not np.isfinite(lower):
         raise ValueError(f"lower must be finite, got {lower}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._io import atomic_path, read_npz
+from .._io import read_npz, write_npz
 from ..pdes import GPMEProblem, get_problem
 
 __all__ = ["FunctionSamples", "sample_functions", "context_grid"]
@@ -73,9 +73,8 @@ class FunctionSamples:
     def save(self, path: str | os.PathLike) -> None:
         """Write an NPZ file atomically (arrays, problem name, format version)."""
         arrays = {k: getattr(self, k).numpy() for k in _ARRAYS}
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, problem=np.array(self.problem), version=np.array(_FORMAT_VERSION),
-                     **arrays)
+        write_npz(path, dict(problem=np.array(self.problem), version=np.array(_FORMAT_VERSION),
+                             **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike, problem: str | None = None) -> FunctionSamples:

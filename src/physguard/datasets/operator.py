@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._io import atomic_path, read_npz
+from .._io import read_npz, write_npz
 from ..pdes.burgers import BurgersDirichlet, BurgersPeriodic
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
 
@@ -76,10 +76,9 @@ class OperatorData:
     def save(self, path: str | os.PathLike) -> None:
         """Write an NPZ file atomically, boundary-condition metadata included."""
         arrays = {k: getattr(self, k).numpy() for k in _ARRAYS}
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, problem=np.array(self.problem), left_type=np.array(self.left_type),
-                     right_type=np.array(self.right_type), version=np.array(_FORMAT_VERSION),
-                     **arrays)
+        write_npz(path, dict(problem=np.array(self.problem), left_type=np.array(self.left_type),
+                             right_type=np.array(self.right_type),
+                             version=np.array(_FORMAT_VERSION), **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> OperatorData:

@@ -21,12 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
+from .._io import resolve_device, run_folder, write_json, write_npz, write_text
 from .._validation import check_counts
 from ..blackbox import ANPPredictor, GridPredictor
 from ..constraints import (
@@ -510,5 +509,4 @@ def _write_predictions(path: Path, t_grid, x_grid, evaluations: list[Evaluation]
         for kind in ("mean", "var"):
             values = torch.cat([getattr(e, kind)[method] for e in evaluations])[order]
             arrays[f"{method}/{kind}"] = values.float().numpy()
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    write_npz(path, arrays, compress=True)

@@ -24,6 +24,36 @@ from torch import nn
 __all__ = ["FNO1d", "FourierLayer1d", "SpectralConv1d"]
 
 
+def _interval(name: str, value) -> tuple[float, float]:
+    """``(a, b)`` as floats, finite with ``b > a``, or a ``ValueError`` naming ``name``."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an interval (a, b), got {value!r}") from err
+    if not (math.isfinite(a) and math.isfinite(b) and b > a):
+        raise ValueError(f"{name} must be a finite interval (a, b) with b > a, got {value}")
+    return a, b
+
+
+def _check_operator_input(operator: nn.Module, u) -> None:
+    if not isinstance(u, torch.Tensor):
+        raise TypeError(f"input must be a tensor, got {type(u).__name__}")
+    dtype = operator.lift.weight.dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the operator's weights are {dtype}; its FFT layers run in float32 or "
+                        "float64 (call .float() or .double() on it)")
+    if u.dtype != dtype:
+        raise TypeError(f"input dtype {u.dtype} differs from the operator's {dtype}; the FFT "
+                        "layers run in float32 or float64: cast the input (or the model with "
+                        ".double())")
+    if u.dim() != 3 or u.shape[1] != operator.in_channels:
+        raise ValueError(
+            f"input must have shape (batch, {operator.in_channels}, N), got {tuple(u.shape)}")
+    if u.shape[0] == 0 or u.shape[2] < 2:
+        raise ValueError(f"input needs a non-empty batch and N >= 2 grid points, got "
+                         f"{tuple(u.shape)}")
+
+
 class SpectralConv1d(nn.Module):
     """``x -> irfft(R . rfft(x)[:modes], n=N)``: a global convolution with a band-limited kernel.
 
@@ -121,15 +151,22 @@ class FNO1d(nn.Module):
                             ("modes", modes), ("width", width), ("n_layers", n_layers)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if not (math.isfinite(domain[0]) and math.isfinite(domain[1]) and domain[1] > domain[0]):
-            raise ValueError(f"domain must be a finite interval (a, b) with b > a, got {domain}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.domain = (float(domain[0]), float(domain[1]))
+        self.domain = _interval("domain", domain)
         self.lift = nn.Conv1d(in_channels + 1, width, kernel_size=1)
         self.layers = nn.ModuleList(
             FourierLayer1d(width, modes, activation=i < n_layers - 1) for i in range(n_layers))
         self.project = nn.Sequential(nn.Conv1d(width, 128, kernel_size=1), nn.GELU(),
                                      nn.Conv1d(128, out_channels, kernel_size=1))
+
+    def check_input(self, u) -> None:
+        """Raise a specific error for an input this operator cannot map.
+
+        Raises:
+            TypeError: not a tensor, or a dtype other than the operator's (float32 / float64).
+            ValueError: not ``(B, in_channels, N)``, an empty batch, or ``N < 2``.
+        """
+        _check_operator_input(self, u)
 
     def grid(self, n_points: int, like: torch.Tensor) -> torch.Tensor:
         """The ``N`` uniform grid points of ``domain``, both ends included."""
@@ -141,9 +178,7 @@ class FNO1d(nn.Module):
         ``correction`` is passed to every kernel layer; ``layer_hook(v)`` is applied to the
         output of every kernel layer (both are used by :class:`physguard.BOON`).
         """
-        if u.dim() != 3 or u.shape[1] != self.in_channels:
-            raise ValueError(
-                f"input must have shape (batch, {self.in_channels}, N), got {tuple(u.shape)}")
+        self.check_input(u)
         grid = self.grid(u.shape[-1], u).expand(u.shape[0], 1, u.shape[-1])
         v = self.lift(torch.cat([u, grid], dim=1))
         for layer in self.layers:
@@ -242,8 +277,8 @@ class SpaceTimeFNO1d(nn.Module):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self.in_channels, self.n_steps = in_channels, n_steps
         self.out_channels = n_steps
-        self.domain = (float(domain[0]), float(domain[1]))
-        self.t_range = (float(t_range[0]), float(t_range[1]))
+        self.domain = _interval("domain", domain)
+        self.t_range = _interval("t_range", t_range)
         self.lift = nn.Conv2d(in_channels + 2, width, kernel_size=1)
         self.layers = nn.ModuleList(
             SpaceTimeLayer(width, modes_x, modes_t, activation=i < n_layers - 1)
@@ -251,10 +286,10 @@ class SpaceTimeFNO1d(nn.Module):
         self.project = nn.Sequential(nn.Conv2d(width, 128, kernel_size=1), nn.GELU(),
                                      nn.Conv2d(128, 1, kernel_size=1))
 
+    check_input = FNO1d.check_input
+
     def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
-        if u.dim() != 3 or u.shape[1] != self.in_channels:
-            raise ValueError(
-                f"input must have shape (batch, {self.in_channels}, N), got {tuple(u.shape)}")
+        self.check_input(u)
         b, _, n = u.shape
         x = torch.linspace(*self.domain, n, dtype=u.dtype, device=u.device)
         t = torch.linspace(*self.t_range, self.n_steps, dtype=u.dtype, device=u.device)

@@ -74,11 +74,19 @@ class ConservationProblem(ABC):
             float64 tensor of the broadcast shape of ``t`` and ``x``.
 
         Raises:
-            ValueError: NaN/inf, negative times, or shapes that do not broadcast.
+            ValueError: NaN/inf, negative times, positions outside ``domain`` (the closed
+                forms are not extrapolated), or shapes that do not broadcast.
         """
         t = self._times(t)
         x = as_float_tensor("x", x).to(torch.float64)
         check_finite("x", x)
+        a, b = self.domain
+        tol = 1e-12 * (b - a)
+        outside = (x < a - tol) | (x > b + tol)
+        if bool(outside.any()):
+            index = tuple(int(i) for i in torch.nonzero(outside)[0])
+            raise ValueError(f"x{list(index)} = {float(x[index]):g} lies outside the domain "
+                             f"[{a:g}, {b:g}] of {self!r}")
         try:
             t, x = torch.broadcast_tensors(t, x)
         except RuntimeError as err:

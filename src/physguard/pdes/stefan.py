@@ -14,7 +14,10 @@ __all__ = ["Stefan", "stefan_z1"]
 
 
 def _z1_equation(z: float, p_star: float) -> float:
-    return p_star * erf(z) * z * math.exp(z * z) - (1 - p_star) / math.sqrt(math.pi)
+    # log of p* erf(z) z exp(z^2) sqrt(pi) / (1 - p*): finite for every p* in (0, 1), where
+    # the product itself overflows for p* < 1e-43 (z1 > 10).
+    return (math.log(p_star) + math.log(erf(z)) + math.log(z) + z * z
+            + 0.5 * math.log(math.pi) - math.log1p(-p_star))
 
 
 def stefan_z1(p_star: float) -> float:
@@ -23,9 +26,16 @@ def stefan_z1(p_star: float) -> float:
     The jump condition ``p* dx*/dt = -u_x(x*-)`` of the self-similar solution (the classical
     one-phase Stefan condition ``sqrt(pi) z e^{z^2} erf z = 1/St`` with ``1/St = (1-p*)/p*``).
     The left side grows monotonically from 0, so the root is unique; found with Brent's method
-    to ~1e-15.
+    to ~1e-15 on the logarithm of both sides, bracketed in ``[1e-200, 40]`` (which holds the
+    root for every double ``p*`` in ``(0, 1)``).
+
+    Raises:
+        ValueError: ``p*`` outside ``(0, 1)``.
     """
-    return brentq(_z1_equation, 1e-12, 10.0, args=(p_star,), xtol=1e-15, rtol=1e-15, maxiter=200)
+    if not 0.0 < p_star < 1.0:
+        raise ValueError(f"p* must lie in (0, 1), got {p_star}")
+    return brentq(_z1_equation, 1e-200, 40.0, args=(p_star,), xtol=1e-15, rtol=1e-15,
+                  maxiter=400)
 
 
 class Stefan(GPMEProblem):
@@ -99,8 +109,9 @@ class Stefan(GPMEProblem):
         return (u >= param).to(u.dtype)
 
     def shock_position(self, t) -> torch.Tensor:
-        """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0."""
-        return self.alpha * self._times(t).sqrt()
+        """Front ``x*(t) = alpha sqrt(t)`` where ``u`` drops from ``p*`` to 0 (clipped to the
+        domain, like the hyperbolic problems' fronts)."""
+        return (self.alpha * self._times(t).sqrt()).clamp(max=self.domain[1])
 
     def jump_level(self, t: float) -> float | None:
         """``p* / 2``, the middle of the jump from ``p*`` to 0, while the front is inside the
