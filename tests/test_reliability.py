@@ -154,11 +154,11 @@ def test_dense_form_of_a_structured_covariance_is_refused_when_huge(monkeypatch)
     n = 10**6
     pred = pg.Gaussian(torch.zeros(n), var=torch.ones(n))
     with pytest.raises(ValueError, match="matmul.*sample"):
-        pred.cov
+        _ = pred.cov
     monkeypatch.setattr(gaussian_module, "DENSE_LIMIT_BYTES", 10)
     small = pg.Gaussian(torch.zeros(3), var=torch.ones(3))
     with pytest.raises(ValueError, match="GiB"):
-        small.cov
+        _ = small.cov
     assert small.var.shape == (3,)  # the structured operations still work
 
 
@@ -224,7 +224,7 @@ def test_checkpoint_with_the_wrong_config_or_state(tmp_path):
     model = ANP(x_dim=2, hidden=8, n_heads=2)
     payload = {"model": "ANP", "config": dict(model.config), "state_dict": model.state_dict(),
                "metadata": {}}
-    for label, edit in (("config", lambda p: p["config"].update(hidden=16)),
+    for _label, edit in (("config", lambda p: p["config"].update(hidden=16)),
                         ("unknown key", lambda p: p["config"].update(colour=1)),
                         ("state", lambda p: p["state_dict"].popitem())):
         bad = {k: (dict(v) if isinstance(v, dict) else v) for k, v in payload.items()}
