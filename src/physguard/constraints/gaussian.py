@@ -53,9 +53,9 @@ def _psd_sqrt(evals: torch.Tensor, size: int, floor: float = 0.0) -> torch.Tenso
     form), so the cut scales with the round-off of its entries (a variance that small relative
     to the largest is below float round-off anyway); ``floor`` is the scale of a matrix known
     to hold an identity part (``I + inner``: 1), where the largest eigenvalue of a rank-one
-    down-date is itself the round-off of ``1 - 1``. Without the cut an eigenvalue of 1e-16 that is exactly 0 in exact
-    arithmetic (the constrained direction of an exact conservation update) would become a
-    1e-8 sample component.
+    down-date is itself the round-off of ``1 - 1``. Without the cut an eigenvalue of 1e-16
+    that is exactly 0 in exact arithmetic (the constrained direction of an exact conservation
+    update) would become a 1e-8 sample component.
     """
     scale = evals.abs().amax(-1, keepdim=True).clamp(min=floor)
     tol = 32 * size * torch.finfo(evals.dtype).eps * scale
