@@ -367,8 +367,8 @@ class Gaussian:
         covariance: the structured :class:`Covariance`.
 
     Raises:
-        ValueError: no or several covariance arguments; shape mismatch (the message gives both
-            shapes); NaN or infinite values; a negative variance; a non-symmetric ``cov``; a
+        ValueError: no or several covariance arguments; an empty ``mean``; shape mismatch (the
+            message gives both shapes); NaN or infinite values; a negative variance; a non-symmetric ``cov``; a
             ``cov`` that is not positive semi-definite (the message names its smallest
             eigenvalue).
         TypeError: a non-numeric argument.
@@ -383,6 +383,9 @@ class Gaussian:
                 + (", ".join(given) if given else "none")
             )
         mean = as_float_tensor("mean", mean, min_dim=1)
+        if mean.numel() == 0:
+            raise ValueError(f"mean is empty (shape {tuple(mean.shape)}): a prediction needs "
+                             "at least one point and a non-empty batch")
         check_finite("mean", mean)
         n = mean.shape[-1]
         if var is not None:

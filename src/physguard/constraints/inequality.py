@@ -98,9 +98,10 @@ def _sqrt_factor(cov: Covariance):
 def _clarabel(A, rhs: np.ndarray, cones: list, k: int) -> np.ndarray:
     """``argmin |z|^2 / 2`` s.t. ``A z + s = rhs``, ``s`` in ``cones`` (Clarabel); ``z (k,)``.
 
-    The problem is solved for ``z / c`` with ``c = max(1, max |rhs|)`` (the cones are invariant
-    under positive scaling, the minimiser scales with ``c``), so a prior mean of size 1000
-    is no harder than one of size 1. A solver failure is told apart from a true infeasibility
+    The problem is solved for ``w = z / c`` with ``c = max |rhs| / max |A|``, the size of
+    ``z`` that the data imply (the cones are invariant under positive scaling and the
+    minimiser scales with ``c``), so a prior mean of size 1000, or a standard deviation of
+    1e-3 that makes ``z`` of size 1000, is no harder than size 1. A solver failure is told apart from a true infeasibility
     by an independent feasibility LP (HiGHS through SciPy).
 
     Raises:
@@ -110,7 +111,8 @@ def _clarabel(A, rhs: np.ndarray, cones: list, k: int) -> np.ndarray:
     import clarabel
     import scipy.sparse as sp
 
-    c = max(1.0, float(np.abs(rhs).max(initial=0.0)))
+    rhs_size, a_size = float(np.abs(rhs).max(initial=0.0)), float(abs(A).max())
+    c = rhs_size / a_size if rhs_size > 0 and a_size > 0 else 1.0
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     # Tighter than the defaults (1e-8): the gap is measured on the whole block, and the

@@ -130,7 +130,19 @@ def _noise_matrix(noise_var: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def _cholesky(S: torch.Tensor, what: str) -> torch.Tensor:
+    """Cholesky factor of the ``M x M`` system, refusing (numerically) singular ones.
+
+    Round-off can make the Gram matrix of dependent rows numerically positive definite (a
+    pivot of ``1e-17`` relative), and the update would then return a mean that misses the
+    constraints by O(1). The test is on the pivots of the diagonally equilibrated matrix
+    (``D^-1/2 S D^-1/2``, unit diagonal, so rows of any scale count alike): a squared pivot
+    below ``1000 M eps`` means the rows are dependent to working precision.
+    """
     L, info = torch.linalg.cholesky_ex(S)
+    if not bool((info > 0).any()):
+        d = torch.diagonal(S, dim1=-2, dim2=-1).clamp(min=torch.finfo(S.dtype).tiny).sqrt()
+        pivots = torch.diagonal(L, dim1=-2, dim2=-1) / d
+        info = (pivots.square() < 1e3 * S.shape[-1] * torch.finfo(S.dtype).eps).any(-1).int()
     if bool((info > 0).any()):
         raise ValueError(
             f"{what} (shape {tuple(S.shape)}) is not positive definite: the constraint rows are "
