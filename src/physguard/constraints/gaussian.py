@@ -368,9 +368,9 @@ class Gaussian:
 
     Raises:
         ValueError: no or several covariance arguments; an empty ``mean``; shape mismatch (the
-            message gives both shapes); NaN or infinite values; a negative variance; a non-symmetric ``cov``; a
-            ``cov`` that is not positive semi-definite (the message names its smallest
-            eigenvalue).
+            message gives both shapes); NaN or infinite values; a negative variance; a
+            non-symmetric ``cov``; a ``cov`` that is not positive semi-definite (the message
+            names its smallest eigenvalue).
         TypeError: a non-numeric argument.
     """
 

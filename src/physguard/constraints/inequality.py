@@ -101,8 +101,8 @@ def _clarabel(A, rhs: np.ndarray, cones: list, k: int) -> np.ndarray:
     The problem is solved for ``w = z / c`` with ``c = max |rhs| / max |A|``, the size of
     ``z`` that the data imply (the cones are invariant under positive scaling and the
     minimiser scales with ``c``), so a prior mean of size 1000, or a standard deviation of
-    1e-3 that makes ``z`` of size 1000, is no harder than size 1. A solver failure is told apart from a true infeasibility
-    by an independent feasibility LP (HiGHS through SciPy).
+    1e-3 that makes ``z`` of size 1000, is no harder than size 1. A solver failure is told
+    apart from a true infeasibility by an independent feasibility LP (HiGHS through SciPy).
 
     Raises:
         ValueError: no ``z`` satisfies the constraints (infeasible), or one does but the
