@@ -307,3 +307,20 @@ def test_space_time_operator_checks_its_intervals():
                    dict(t_range=(0.0, float("inf")))):
         with pytest.raises(ValueError, match="finite interval"):
             pg.SpaceTimeFNO1d(1, 4, 4, 2, 8, 2, **kwargs)
+
+
+def test_dependent_constraint_rows_refused_at_any_scale():
+    """Found by the fuzz campaign: round-off made the Gram matrix of two rows on one point
+    numerically positive definite, and the returned mean missed G u = b by O(1)."""
+    for scale in (1e-184, 1e-6, 1.0, 1e100):
+        pred = pg.Gaussian(torch.zeros(1, dtype=D), var=torch.tensor([scale], dtype=D))
+        constraint = pg.LinearConstraint([[1.0], [2.0]], [0.0, 1.0])
+        for update in (pg.probconserv, pg.hardc):
+            with pytest.raises(ValueError, match="linearly dependent"):
+                update(pred, constraint)
+
+
+def test_empty_prediction_refused():
+    """Found by the fuzz campaign: an empty mean with a (0, 0) cov crashed inside amax."""
+    with pytest.raises(ValueError, match="empty"):
+        pg.Gaussian(torch.zeros(0, dtype=D), cov=torch.zeros(0, 0, dtype=D))
