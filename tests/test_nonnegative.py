@@ -94,3 +94,13 @@ def test_errors():
     with pytest.raises(ValueError, match="lower"):
         pg.nonnegative(pred, pg.mass_constraint(x, torch.full((1,), 0.2, dtype=F64)),
                        lower=float("nan"))
+
+
+def test_stalled_equilibration_is_retried():
+    """Seed 523, n = 4, dense prior: Clarabel with its Ruiz equilibration stalls at
+    MaxIterations on this feasible QP (found by the hypothesis test above); without it, it
+    solves in 6 iterations."""
+    x, pred, constraint = _case(523, 4, "dense")
+    out, _ = pg.nonnegative(pred, constraint)
+    assert abs(float(out.mean @ pg.trapezoid_weights(x)) - 0.25) < 1e-10
+    assert float(out.mean.min()) >= -1e-10

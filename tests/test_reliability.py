@@ -128,7 +128,7 @@ def test_zero_variance_points_sample_and_conserve(seed, n, m, scale):
     samples = post.sample(50, generator=g)  # raised "strictly positive diagonal" before
     spread = (samples[:, var == 0] - post.mean[var == 0]).abs()
     assert float(spread.max()) < 1e-12 * scale if spread.numel() else True  # no variance there
-    assert torch.allclose(post.var, torch.diagonal(post.cov), rtol=1e-10, atol=1e-14 * scale)
+    assert torch.allclose(post.var, torch.diagonal(post.cov), rtol=1e-10, atol=1e-12 * scale)
     resid = (samples @ G.T - 1).abs() / (samples.abs() @ G.T.abs() + 1)
     assert float(resid.max()) < 1e-13
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import as_float_tensor, check_broadcastable, check_finite
-from .gaussian import Gaussian
+from .gaussian import DiagonalCovariance, Gaussian
 
 __all__ = ["LinearConstraint", "probconserv", "hardc"]
 
@@ -185,8 +185,11 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
     G = constraint.G.to(_SOLVE_DTYPE)
     b = constraint.b.to(_SOLVE_DTYPE)
     Gt = G.transpose(-1, -2)
+    noise = _noise_matrix(constraint.noise_var, constraint.n_constraints)
+    if isinstance(covariance, DiagonalCovariance):
+        return _probconserv_diagonal(mean, covariance.var, G, b, noise, constraint).to(dtype)
     sigma_gt = covariance.matmul(Gt)  # (..., N, M)
-    S = G @ sigma_gt + _noise_matrix(constraint.noise_var, constraint.n_constraints)
+    S = G @ sigma_gt + noise
     S = 0.5 * (S + S.transpose(-1, -2))
     L = _cholesky(S, "G Sigma G^T + noise_var I")
     residual = (G @ mean.unsqueeze(-1)).squeeze(-1) - b  # (..., M)
@@ -201,6 +204,41 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
         )
     new_cov = covariance.downdate(sigma_gt, 0.5 * (s_inv + s_inv.transpose(-1, -2)))
     return Gaussian(new_mean.to(dtype), covariance=new_cov.to(dtype))
+
+
+def _probconserv_diagonal(mean, var, G, b, noise, constraint) -> Gaussian:
+    """The update for a diagonal prior ``D``, through the thin QR of ``V = D^1/2 G^T``.
+
+    With ``V = Q R``: ``S = G D G^T + noise = R^T R + noise`` and the down-date is
+    ``D G^T S^-1 G D = (D^1/2 Q) (R S^-1 R^T) (D^1/2 Q)^T``. For an exact constraint the core
+    ``R S^-1 R^T`` is the identity, set exactly, so the posterior is ``D^1/2 (I - Q Q^T)
+    D^1/2`` with an orthonormal ``Q``: its null directions are exact to round-off however
+    ill-conditioned ``G D G^T`` is, and its samples satisfy ``G u = b`` as well as the mean
+    does (forming ``S^-1`` from ``G D G^T`` instead loses ``cond(S) eps`` there).
+    """
+    sqrt_d = var.sqrt().unsqueeze(-1)
+    V = sqrt_d * G.transpose(-1, -2)  # (..., N, M)
+    q, r = torch.linalg.qr(V)  # q (..., N, min(N, M)), r (..., min(N, M), M)
+    S = r.transpose(-1, -2) @ r + noise
+    S = 0.5 * (S + S.transpose(-1, -2))
+    L = _cholesky(S, "G Sigma G^T + noise_var I")
+    residual = (G @ mean.unsqueeze(-1)).squeeze(-1) - b
+    weights = torch.cholesky_solve(residual.unsqueeze(-1), L)
+    new_mean = mean - (sqrt_d * (V @ weights)).squeeze(-1)
+    if bool((constraint.noise_var == 0).all()):
+        eye = torch.eye(r.shape[-2], dtype=r.dtype, device=r.device)
+        core = eye.expand(*r.shape[:-2], *eye.shape)
+    else:
+        core = r @ torch.cholesky_solve(r.transpose(-1, -2), L)
+        core = 0.5 * (core + core.transpose(-1, -2))
+    if not bool(torch.isfinite(new_mean).all()):
+        raise ValueError(
+            "G Sigma G^T + noise_var I is too small to invert in float64 (smallest diagonal "
+            f"{float(torch.diagonal(S, dim1=-2, dim2=-1).min()):.3g}): the prior variance "
+            "along the constraint rows is (sub)normal-tiny; rescale u or use noise_var > 0"
+        )
+    new_cov = DiagonalCovariance(var).downdate(sqrt_d * q, core)
+    return Gaussian(new_mean, covariance=new_cov)
 
 
 def hardc(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
