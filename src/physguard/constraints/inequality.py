@@ -104,8 +104,9 @@ def _clarabel(A, rhs: np.ndarray, cones: list, k: int) -> np.ndarray:
     that the data imply. So a prior mean of size 1000, or a standard deviation of 1e-3 that
     makes ``z`` of size 1000, is no harder than size 1. Each scale is tried with Clarabel's
     Ruiz equilibration and, where that stalls (MaxIterations on a 4-point dense prior found
-    by the hypothesis test of ``tests/test_nonnegative.py``, seed 523), without it. A solver failure is told
-    apart from a true infeasibility by an independent feasibility LP (HiGHS through SciPy).
+    by the hypothesis test of ``tests/test_nonnegative.py``, seed 523), without it. A
+    solver failure is told apart from a true infeasibility by an independent feasibility LP
+    (HiGHS through SciPy).
 
     Raises:
         ValueError: no ``z`` satisfies the constraints (infeasible), or one does but the
