@@ -300,6 +300,11 @@ def test_solutions_are_not_extrapolated_and_fronts_are_clipped():
     with pytest.raises(ValueError, match="outside the domain"):
         stefan.solution(torch.tensor(0.05), torch.tensor(-0.5))
     assert float(stefan.shock_position(torch.tensor(100.0))) == stefan.domain[1]
+    from physguard.pdes import HeatNeumann, StokesSecond
+
+    for problem in (HeatNeumann(), StokesSecond()):
+        with pytest.raises(ValueError, match=r"x\[1\] = 1.5 lies outside the domain"):
+            problem.solution(torch.tensor(0.1), torch.tensor([0.5, 1.5]))
 
 
 def test_space_time_operator_checks_its_intervals():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts"]
+__all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts",
+           "check_in_domain"]
 
 
 def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
@@ -46,6 +47,19 @@ def check_finite(name: str, value: torch.Tensor) -> None:
         raise ValueError(
             f"{name} (shape {tuple(value.shape)}) holds {kind} values, first at index {index}"
         )
+
+
+def check_in_domain(name: str, value: torch.Tensor, domain: tuple[float, float], owner) -> None:
+    """Raise ``ValueError`` for points outside ``domain`` (by more than ``1e-12`` of its length),
+    naming the first one and ``owner``: closed-form solutions are not extrapolated."""
+    a, b = domain
+    tol = 1e-12 * (b - a)
+    outside = (value < a - tol) | (value > b + tol)
+    if bool(outside.any()):
+        index = tuple(int(i) for i in torch.nonzero(outside)[0])
+        where = str(list(index)) if index else ""
+        raise ValueError(f"{name}{where} = {float(value[index]):g} lies outside the "
+                         f"domain [{a:g}, {b:g}] of {owner!r}")
 
 
 def check_broadcastable(names: tuple[str, str], a: torch.Size, b: torch.Size) -> torch.Size:

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from .._validation import as_float_tensor, check_finite
+from .._validation import as_float_tensor, check_finite, check_in_domain
 
 __all__ = ["ConservationProblem", "GPMEProblem"]
 
@@ -80,13 +80,7 @@ class ConservationProblem(ABC):
         t = self._times(t)
         x = as_float_tensor("x", x).to(torch.float64)
         check_finite("x", x)
-        a, b = self.domain
-        tol = 1e-12 * (b - a)
-        outside = (x < a - tol) | (x > b + tol)
-        if bool(outside.any()):
-            index = tuple(int(i) for i in torch.nonzero(outside)[0])
-            raise ValueError(f"x{list(index)} = {float(x[index]):g} lies outside the domain "
-                             f"[{a:g}, {b:g}] of {self!r}")
+        check_in_domain("x", x, self.domain, self)
         try:
             t, x = torch.broadcast_tensors(t, x)
         except RuntimeError as err:

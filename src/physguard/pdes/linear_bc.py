@@ -13,18 +13,20 @@ import math
 
 import torch
 
-from .._validation import as_float_tensor, check_finite
+from .._validation import as_float_tensor, check_finite, check_in_domain
 
 __all__ = ["HeatNeumann", "StokesSecond"]
 
 
-def _checked(t, x) -> tuple[torch.Tensor, torch.Tensor]:
-    """``t`` and ``x`` as float64 tensors, finite, ``t >= 0``, with broadcastable shapes
-    (returned unbroadcast, so callers can build per-``t`` and per-``x`` factors first)."""
+def _checked(t, x, problem) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` and ``x`` as float64 tensors, finite, ``t >= 0``, ``x`` inside the problem's
+    domain, with broadcastable shapes (returned unbroadcast, so callers can build per-``t``
+    and per-``x`` factors first)."""
     t = as_float_tensor("t", t).to(torch.float64)
     x = as_float_tensor("x", x).to(torch.float64)
     check_finite("t", t)
     check_finite("x", x)
+    check_in_domain("x", x, problem.domain, problem)
     if bool((t < 0).any()):
         raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
     try:
@@ -112,7 +114,7 @@ class HeatNeumann:
 
     def solution(self, t, x) -> torch.Tensor:
         """``u(t, x)``, float64, broadcast shape of ``t`` and ``x``."""
-        t, x = _checked(t, x)  # coefficients and basis are built before broadcasting
+        t, x = _checked(t, x, self)  # coefficients and basis are built before broadcasting
         a = self._coefficients(t)  # (*t.shape, n)
         n = torch.arange(self.n_terms + 1, dtype=torch.float64)
         basis = torch.cos(math.pi * n * x.unsqueeze(-1))  # (*x.shape, n)
@@ -175,7 +177,7 @@ class StokesSecond:
 
     def solution(self, t, y) -> torch.Tensor:
         """``u(t, y)``, float64, broadcast shape of ``t`` and ``y``."""
-        t, y = _checked(t, y)
+        t, y = _checked(t, y, self)
         return self.amplitude * torch.exp(-self.k * y) * torch.cos(self.omega * t - self.k * y)
 
     def left_value(self, t) -> torch.Tensor:
