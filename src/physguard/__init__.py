@@ -5,6 +5,7 @@ Public surface::
     Gaussian, LinearConstraint, probconserv, hardc   # ProbConserv (Hansen et al., ICML 2023)
     nonnegative                                       # ... plus u >= 0 (a QP, Clarabel)
     Diffusion, PorousMedium, Stefan                   # the GPME benchmark problems
+    LidDrivenCavity, Wave2d, Heat2d                   # 2-D problems (BOON's cavity and wave)
     FNO1d, BOON, Dirichlet, Neumann, Periodic         # BOON (Saad et al., ICLR 2023)
 """
 
@@ -21,7 +22,7 @@ from .constraints import (
     trapezoid_weights,
 )
 from .models import FNO1d, SpaceTimeFNO1d
-from .pdes import Diffusion, PorousMedium, Stefan
+from .pdes import Diffusion, Heat2d, LidDrivenCavity, PorousMedium, Stefan, Wave2d
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,9 @@ __all__ = [
     "Diffusion",
     "PorousMedium",
     "Stefan",
+    "LidDrivenCavity",
+    "Wave2d",
+    "Heat2d",
     "Gaussian",
     "LinearConstraint",
     "hardc",

@@ -9,11 +9,13 @@ from .burgers import (
     solve_burgers_dirichlet,
     solve_burgers_periodic,
 )
+from .cavity import CavityField, LidDrivenCavity, random_stream_function
 from .diffusion import Diffusion
 from .hyperbolic import InviscidBurgers, LinearAdvection
 from .linear_bc import HeatNeumann, StokesSecond
 from .pme import PorousMedium
 from .stefan import Stefan, stefan_z1
+from .two_d import Heat2d, Wave2d, series_basis
 
 GPME_PROBLEMS: dict[str, type[GPMEProblem]] = {
     cls.name: cls for cls in (Diffusion, PorousMedium, Stefan)
@@ -46,4 +48,5 @@ __all__ = ["ConservationProblem", "CONSERVATION_PROBLEMS", "InviscidBurgers", "L
            "GPMEProblem", "Diffusion", "HeatNeumann", "StokesSecond", "PorousMedium", "Stefan",
            "stefan_z1", "GPME_PROBLEMS", "get_problem", "BurgersDirichlet", "cole_hopf_sine",
            "solve_burgers_dirichlet", "BurgersPeriodic", "gaussian_random_field",
-           "solve_burgers_periodic"]
+           "solve_burgers_periodic", "LidDrivenCavity", "CavityField", "random_stream_function",
+           "Wave2d", "Heat2d", "series_basis"]
