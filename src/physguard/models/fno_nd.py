@@ -1,0 +1,311 @@
+"""Fourier neural operators in any number of dimensions (Li et al., ICLR 2021, arXiv 2010.08895).
+
+One spectral convolution (:class:`SpectralConvNd`) and one operator (:class:`FNO`) take the
+number of dimensions from ``modes``, as neuraloperator's ``SpectralConv`` does; the public
+2-D operators are thin entry points:
+
+* :class:`FNO2d`: ``(B, C_in, Nx, Ny) -> (B, C_out, Nx, Ny)`` on a uniform grid of a rectangle;
+* :class:`SpaceTimeFNO2d`: ``u(x, y, 0) (B, C_in, Nx, Ny) -> the next T snapshots
+  (B, T, Nx, Ny)``, a 3-D operator over ``(t, x, y)`` whose time axis is zero-padded by
+  ``time_padding`` steps (the kernel is a circular convolution; padding keeps the end of the
+  time window from wrapping onto its start, as BOON's authors and neuraloperator do).
+
+Layout inside: ``(batch, channels, *grid)``; the last grid axis is the ``rfft`` axis. Each
+kernel layer is ``v -> act(F^-1(R . F v) + W v + b)`` with the lowest modes kept: on every axis
+but the last the frequencies ``|k| < m`` (both signs), on the last ``0 <= k < m``. The layers
+expose a ``correction`` hook so that :class:`physguard.BOON` can correct their wall rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SpectralConvNd", "FourierLayerNd", "FNO", "FNO2d", "SpaceTimeFNO2d"]
+
+
+def _modes(modes, n_dims: int) -> tuple[int, ...]:
+    if isinstance(modes, int):
+        modes = (modes,) * n_dims
+    modes = tuple(int(m) for m in modes)
+    if len(modes) != n_dims or any(m < 1 for m in modes):
+        raise ValueError(f"modes must be an int or {n_dims} ints >= 1, got {modes}")
+    return modes
+
+
+def _intervals(name: str, value, n_dims: int) -> tuple[tuple[float, float], ...]:
+    try:
+        pairs = tuple((float(a), float(b)) for a, b in value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be {n_dims} intervals ((a, b), ...), got {value!r}") \
+            from err
+    if len(pairs) != n_dims or not all(math.isfinite(a) and math.isfinite(b) and b > a
+                                       for a, b in pairs):
+        raise ValueError(f"{name} must be {n_dims} finite intervals (a, b) with b > a, got "
+                         f"{value}")
+    return pairs
+
+
+class SpectralConvNd(nn.Module):
+    """``x -> irfftn(R . rfftn(x)[kept])`` over the last ``d = len(modes)`` axes.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        modes: ``(m_1, ..., m_d)``: frequencies ``|k_a| < m_a`` are kept on the axes before
+            the last (``2 m_a - 1`` of them), ``0 <= k_d < m_d`` on the last. On a coarse grid
+            they are clipped to what the grid holds (never both ``+-N/2``).
+
+    Shapes: ``(B, in_channels, N_1, ..., N_d) -> (B, out_channels, N_1, ..., N_d)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes: tuple[int, ...]):
+        super().__init__()
+        self.modes = tuple(modes)
+        scale = 1.0 / (in_channels * out_channels)
+        shape = [2 * m - 1 for m in self.modes[:-1]] + [self.modes[-1]]
+        # Real pairs, so that module.to(dtype) keeps the imaginary part.
+        self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, *shape, 2))
+
+    def kept(self, grid: tuple[int, ...]) -> list[torch.Tensor]:
+        """Signed kept frequencies per axis (FFT order for the full axes, ``0..m-1`` last)."""
+        out = []
+        for a, (m, n) in enumerate(zip(self.modes, grid, strict=True)):
+            if a < len(grid) - 1:
+                m = min(m, (n + 1) // 2)
+                out.append(torch.cat([torch.arange(m), torch.arange(-(m - 1), 0)]))
+            else:
+                out.append(torch.arange(min(m, n // 2 + 1)))
+        return out
+
+    @staticmethod
+    def positions(kept: list[torch.Tensor], grid: tuple[int, ...]) -> list[torch.Tensor]:
+        """Indices of the kept frequencies in an ``rfftn`` array of ``grid``."""
+        return [k % n for k, n in zip(kept, grid, strict=True)]
+
+    def weight_as(self, like: torch.Tensor, kept: list[torch.Tensor]) -> torch.Tensor:
+        """Complex weight ``(C_in, C_out, *len(kept))`` in the complex dtype of ``like``."""
+        w = torch.view_as_complex(self.weight.to(like.real.dtype).contiguous())
+        for a, k in enumerate(kept):
+            size = w.shape[2 + a]
+            index = torch.where(k >= 0, k, size + k).to(w.device)  # negative: from the end
+            w = w.index_select(2 + a, index)
+        return w
+
+    def gather(self, x_hat: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+        """The kept entries of an ``rfftn`` spectrum ``(B, C, ...)``."""
+        for a, index in enumerate(positions):
+            x_hat = x_hat.index_select(2 + a, index.to(x_hat.device))
+        return x_hat
+
+    @staticmethod
+    def scatter(z: torch.Tensor, positions: list[torch.Tensor], grid: tuple[int, ...]):
+        """Place the kept spectrum ``z (B, C, *kept)`` into a zero ``rfftn`` array of ``grid``."""
+        shape = (*z.shape[:2], *grid[:-1], grid[-1] // 2 + 1)
+        out = torch.zeros(shape, dtype=z.dtype, device=z.device)
+        index = torch.meshgrid(*[p.to(z.device) for p in positions], indexing="ij")
+        out[(slice(None), slice(None), *index)] = z
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = tuple(x.shape[2:])
+        dims = tuple(range(2, x.dim()))
+        kept = self.kept(grid)
+        positions = self.positions(kept, grid)
+        z = torch.einsum("bi...,io...->bo...", self.gather(torch.fft.rfftn(x, dim=dims),
+                                                           positions),
+                         self.weight_as(x, kept))
+        return torch.fft.irfftn(self.scatter(z, positions, grid), s=grid, dim=dims)
+
+
+class Pointwise(nn.Module):
+    """``v -> W v + b`` per grid point (a 1 x 1 convolution in any number of dimensions)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_channels)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+
+    def forward(self, v: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        out = torch.einsum("oi,bi...->bo...", self.weight, v)
+        if bias:
+            out = out + self.bias.reshape(-1, *([1] * (v.dim() - 2)))
+        return out
+
+
+class FourierLayerNd(nn.Module):
+    """One kernel layer ``v -> act(F^-1(R . F v) + W v + b)`` on ``(B, width, *grid)``."""
+
+    def __init__(self, width: int, modes: tuple[int, ...], activation: bool = True):
+        super().__init__()
+        self.spectral = SpectralConvNd(width, width, modes)
+        self.pointwise = Pointwise(width, width)
+        self.activation = activation
+
+    def forward(self, v: torch.Tensor, correction=None) -> torch.Tensor:
+        """Apply the layer; ``correction(layer, v, x_hat, z, kept, positions)`` may return
+        ``(delta, z~)``: an input change ``delta`` (a field, zero off the corrected walls) and
+        the spectrum ``z~ = R . F(v + delta)`` on the kept modes (see :mod:`physguard.boundary`).
+        """
+        grid = tuple(v.shape[2:])
+        dims = tuple(range(2, v.dim()))
+        spectral = self.spectral
+        kept = spectral.kept(grid)
+        positions = spectral.positions(kept, grid)
+        x_hat = spectral.gather(torch.fft.rfftn(v, dim=dims), positions)
+        weight = spectral.weight_as(v, kept)
+        z = torch.einsum("bi...,io...->bo...", x_hat, weight)
+        if correction is not None:
+            delta, z = correction(self, v, weight, z, kept)
+            v = v + delta
+        out = torch.fft.irfftn(spectral.scatter(z, positions, grid), s=grid, dim=dims)
+        out = out + self.pointwise(v)
+        return F.gelu(out) if self.activation else out
+
+
+class FNO(nn.Module):
+    """Fourier neural operator on a uniform grid of a box, ``d = len(domain)`` dimensions.
+
+    Args:
+        in_channels, out_channels: fields per point in and out.
+        modes: an int, or one per axis (see :class:`SpectralConvNd`).
+        width, n_layers: hidden channels and number of kernel layers.
+        domain: ``((a_1, b_1), ..., (a_d, b_d))``; each axis's grid includes both ends, and the
+            coordinates are appended to the input as ``d`` channels.
+
+    Shapes: ``(B, in_channels, N_1, ..., N_d) -> (B, out_channels, N_1, ..., N_d)``, any
+    ``N_a >= 2`` (discretisation invariant).
+
+    Raises:
+        ValueError: non-positive sizes, bad modes or domain; inputs of the wrong shape, empty
+            or with fewer than 2 points on an axis. TypeError: a dtype other than the
+            operator's (float32 / float64).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes, width: int, n_layers: int,
+                 domain):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("width", width), ("n_layers", n_layers)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        try:
+            n_dims = len(domain)
+        except TypeError as err:
+            raise ValueError(f"domain must be a sequence of intervals, got {domain!r}") from err
+        self.domain = _intervals("domain", domain, n_dims)
+        self.modes = _modes(modes, n_dims)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lift = Pointwise(in_channels + n_dims, width)
+        self.layers = nn.ModuleList(FourierLayerNd(width, self.modes, i < n_layers - 1)
+                                    for i in range(n_layers))
+        self.project_hidden = Pointwise(width, 128)
+        self.project_out = Pointwise(128, out_channels)
+
+    @property
+    def n_dims(self) -> int:
+        return len(self.domain)
+
+    def check_input(self, u, n_grid_dims: int | None = None) -> None:
+        """Raise a specific error for an input this operator cannot map (see the class)."""
+        n_grid_dims = self.n_dims if n_grid_dims is None else n_grid_dims
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"input must be a tensor, got {type(u).__name__}")
+        dtype = self.lift.weight.dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"the operator's weights are {dtype}; its FFT layers run in "
+                            "float32 or float64 (call .float() or .double() on it)")
+        if u.dtype != dtype:
+            raise TypeError(f"input dtype {u.dtype} differs from the operator's {dtype}: cast "
+                            "the input (or the model with .double())")
+        if u.dim() != 2 + n_grid_dims or u.shape[1] != self.in_channels:
+            raise ValueError(f"input must have shape (batch, {self.in_channels}, "
+                             f"{n_grid_dims} grid sizes), got {tuple(u.shape)}")
+        if u.shape[0] == 0 or min(u.shape[2:]) < 2:
+            raise ValueError(f"input needs a non-empty batch and >= 2 points per axis, got "
+                             f"{tuple(u.shape)}")
+
+    def coordinates(self, grid: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """``(d, *grid)``: the coordinates of every grid point."""
+        axes = [torch.linspace(a, b, n, dtype=like.dtype, device=like.device)
+                for (a, b), n in zip(self.domain, grid, strict=True)]
+        return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+
+    def hidden(self, features: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+        """Lift, then the kernel layers (with BOON's ``correction`` and ``layer_hook``)."""
+        v = self.lift(features)
+        for layer in self.layers:
+            v = layer(v, correction)
+            if layer_hook is not None:
+                v = layer_hook(v)
+        return v
+
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        return self.project_out(F.gelu(self.project_hidden(v)))
+
+    def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+        """Map ``u (B, in_channels, *grid)`` to ``(B, out_channels, *grid)``."""
+        self.check_input(u)
+        grid = tuple(u.shape[2:])
+        coords = self.coordinates(grid, u).expand(u.shape[0], self.n_dims, *grid)
+        v = self.hidden(torch.cat([u, coords], dim=1), correction, layer_hook)
+        return self.project(v)
+
+
+class FNO2d(FNO):
+    """:class:`FNO` on a rectangle: ``(B, in_channels, Nx, Ny) -> (B, out_channels, Nx, Ny)``.
+
+    ``modes`` is an int or ``(modes_x, modes_y)``; ``domain = ((ax, bx), (ay, by))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, modes, width: int, n_layers: int,
+                 domain=((0.0, 1.0), (0.0, 1.0))):
+        super().__init__(in_channels, out_channels, modes, width, n_layers, domain)
+        if self.n_dims != 2:
+            raise ValueError(f"FNO2d needs a 2-D domain, got {domain}")
+
+
+class SpaceTimeFNO2d(FNO):
+    """``u(x, y, 0) (B, in_channels, Nx, Ny) -> (B, n_steps, Nx, Ny)``, the next ``T`` steps.
+
+    A 3-D operator over ``(t, x, y)``: the input is repeated over the ``T`` output times, the
+    coordinates ``(t, x, y)`` are appended, and the hidden field ``(B, width, T + pad, Nx, Ny)``
+    is zero-padded by ``time_padding`` steps at the end of the time axis and cropped before the
+    projection (the time axis is not periodic).
+
+    Args:
+        in_channels, n_steps: input fields and ``T``.
+        modes: ``(modes_x, modes_y, modes_t)`` or an int for all three.
+        width, n_layers: as :class:`FNO`.
+        domain: ``((ax, bx), (ay, by))``; t_range: ``(t_1, t_T)``, the output times.
+        time_padding: zero steps appended to the time axis (BOON's notebook: 6).
+    """
+
+    def __init__(self, in_channels: int, n_steps: int, modes, width: int, n_layers: int,
+                 domain=((0.0, 1.0), (0.0, 1.0)), t_range=(0.0, 1.0), time_padding: int = 6):
+        if int(n_steps) < 1 or int(time_padding) < 0:
+            raise ValueError(f"n_steps must be >= 1 and time_padding >= 0, got {n_steps}, "
+                             f"{time_padding}")
+        mx, my, mt = _modes(modes, 3)
+        (t0, t1), = _intervals("t_range", [t_range], 1)
+        space = _intervals("domain", domain, 2)
+        super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space))
+        self.n_steps, self.time_padding = int(n_steps), int(time_padding)
+        self.out_channels = self.n_steps
+
+    def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+        self.check_input(u, n_grid_dims=2)
+        b, c, nx, ny = u.shape
+        grid = (self.n_steps, nx, ny)
+        coords = self.coordinates(grid, u).expand(b, 3, *grid)
+        features = torch.cat([u.unsqueeze(2).expand(b, c, *grid), coords], dim=1)
+        v = self.lift(features)
+        v = F.pad(v, (0, 0, 0, 0, 0, self.time_padding))
+        for layer in self.layers:
+            v = layer(v, correction)
+            if layer_hook is not None:
+                v = layer_hook(v)
+        return self.project(v[:, :, :self.n_steps])[:, 0]
