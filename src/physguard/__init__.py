@@ -7,6 +7,7 @@ Public surface::
     Diffusion, PorousMedium, Stefan                   # the GPME benchmark problems
     LidDrivenCavity, Wave2d, Heat2d                   # 2-D problems (BOON's cavity and wave)
     FNO1d, BOON, Dirichlet, Neumann, Periodic         # BOON (Saad et al., ICLR 2023)
+    FNO2d, SpaceTimeFNO2d                             # ... in two space dimensions
 """
 
 from .boundary import BOON, Dirichlet, Neumann, Periodic
@@ -21,7 +22,7 @@ from .constraints import (
     probconserv,
     trapezoid_weights,
 )
-from .models import FNO1d, SpaceTimeFNO1d
+from .models import FNO1d, FNO2d, SpaceTimeFNO1d, SpaceTimeFNO2d
 from .pdes import Diffusion, Heat2d, LidDrivenCavity, PorousMedium, Stefan, Wave2d
 
 __version__ = "0.1.0"
@@ -33,6 +34,8 @@ __all__ = [
     "Neumann",
     "Periodic",
     "SpaceTimeFNO1d",
+    "FNO2d",
+    "SpaceTimeFNO2d",
     "Diffusion",
     "PorousMedium",
     "Stefan",

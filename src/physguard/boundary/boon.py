@@ -64,7 +64,9 @@ import torch
 from torch import nn
 
 from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
+from ..models.fno_nd import FNO
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
+from .walls import WallCorrection, enforce_walls, periodic_walls
 
 __all__ = ["BOON"]
 
@@ -192,56 +194,72 @@ class _SpaceTimeCorrection(_LayerCorrection):
 
 
 class BOON(nn.Module):
-    """A boundary-corrected operator: ``BOON(FNO1d(...), left=Dirichlet(0.0), right=Neumann(1.0))``.
+    """A boundary-corrected operator: ``BOON(FNO1d(...), left=Dirichlet(0.0), right=Neumann(1.0))``
+    or, in 2-D, ``BOON(FNO2d(...), left=..., right=..., bottom=..., top=...)``.
 
     Args:
-        operator: the :class:`~physguard.FNO1d` or :class:`~physguard.SpaceTimeFNO1d` to correct
-            (its weights are shared, not copied).
-        left, right: :class:`Dirichlet`, :class:`Neumann`, :class:`Periodic` or ``None`` (no
-            condition on that end). Periodic must be given on both ends.
+        operator: the operator to correct (its weights are shared, not copied):
+            :class:`~physguard.FNO1d` / :class:`~physguard.SpaceTimeFNO1d` (walls ``left`` and
+            ``right``), or :class:`~physguard.FNO2d` / :class:`~physguard.SpaceTimeFNO2d`
+            (also ``bottom`` and ``top``: ``y = a_y`` and ``y = b_y``; ``left`` / ``right``
+            are ``x = a_x`` / ``x = b_x``).
+        left, right, bottom, top: :class:`Dirichlet`, :class:`Neumann`, :class:`Periodic` or
+            ``None`` (no condition on that wall), in any mix. Periodic must be given on both
+            walls of an axis.
 
-    Call it like the operator: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
+    Call it like the operator. 1-D: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
     space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
-    are per time step). Every output channel satisfies the conditions to round-off:
-    Dirichlet ``u = value``; Neumann: the one-sided stencil of the condition's order on the
-    grid of ``operator.domain`` with ``N`` points equals ``flux``; periodic
-    ``u_0 = u_{N-1}``. Values broadcast as described in
-    :func:`physguard.boundary.conditions.broadcast_to_boundary`.
+    are per time step). 2-D: ``(B, in_channels, Nx, Ny) -> (B, C, Nx, Ny)`` with ``C`` the
+    output channels or the ``T`` steps; wall values are scalars, per sample ``(B,)``, per wall
+    point ``(B, N_wall)``, per time step and wall point ``(B, T, N_wall)`` or per channel
+    ``(B, C, N_wall)``. Every wall's condition holds to round-off: Dirichlet ``u = value``;
+    Neumann: the one-sided stencil of the condition's order along the wall normal, with the
+    grid spacing of the evaluation resolution, equals ``flux`` (``du/dx`` on the x walls,
+    ``du/dy`` on the y walls, along the axis, not the outward normal); periodic: both ends
+    equal. Corners and the 2-D kernel correction: :mod:`physguard.boundary.walls`.
 
     Raises:
-        TypeError: an operator that is not an ``FNO1d`` / ``SpaceTimeFNO1d``, or a condition of
-            another type; an input whose dtype is not the operator's (float32 or float64).
-        ValueError: periodic on one end only; a grid too small for the Neumann stencil; an
-            input that is empty, has fewer than 2 points or the wrong channel count; a
-            boundary value that overflows the output dtype (``Dirichlet(1e39)`` in float32).
+        TypeError: an operator of another type, or a condition of another type; an input
+            whose dtype is not the operator's (float32 or float64).
+        ValueError: periodic on one wall of an axis only; ``bottom`` / ``top`` for a 1-D
+            operator; a grid too small for the Neumann stencil; an input that is empty, has
+            fewer than 2 points or the wrong channel count; a boundary value that overflows
+            the output dtype (``Dirichlet(1e39)`` in float32).
     """
 
-    def __init__(self, operator: FNO1d, left=None, right=None):
+    def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None):
         super().__init__()
-        if not isinstance(operator, FNO1d | SpaceTimeFNO1d):
-            raise TypeError(f"BOON wraps an FNO1d or SpaceTimeFNO1d, got "
-                            f"{type(operator).__name__}")
-        for side, bc in (("left", left), ("right", right)):
+        two_d = isinstance(operator, FNO)
+        if not (two_d or isinstance(operator, FNO1d | SpaceTimeFNO1d)):
+            raise TypeError(f"BOON wraps an FNO1d, SpaceTimeFNO1d, FNO2d or SpaceTimeFNO2d, "
+                            f"got {type(operator).__name__}")
+        walls = {"left": left, "right": right, "bottom": bottom, "top": top}
+        for side, bc in walls.items():
             if bc is not None and not isinstance(bc, Dirichlet | Neumann | Periodic):
                 raise TypeError(f"{side} must be Dirichlet, Neumann, Periodic or None, got "
                                 f"{type(bc).__name__}")
-        if isinstance(left, Periodic) != isinstance(right, Periodic):
-            raise ValueError("Periodic() must be given on both ends (left and right)")
+        if not two_d and (bottom is not None or top is not None):
+            raise ValueError(f"{type(operator).__name__} is 1-D: it has no bottom or top wall")
+        for lo, hi in (("left", "right"), ("bottom", "top")):
+            if isinstance(walls[lo], Periodic) != isinstance(walls[hi], Periodic):
+                raise ValueError(f"Periodic() must be given on both walls ({lo} and {hi})")
         self.operator = operator
-        self.left = left
-        self.right = right
+        self.left, self.right, self.bottom, self.top = left, right, bottom, top
+        self.two_d = two_d
 
     @property
     def periodic(self) -> bool:
         return isinstance(self.left, Periodic)
 
     def forward(self, u: torch.Tensor, output_dtype: torch.dtype | None = None) -> torch.Tensor:
-        """``(B, in_channels, N) -> (B, out_channels, N)`` with the conditions enforced.
+        """``(B, in_channels, *grid) -> (B, out_channels, *grid)`` with the conditions enforced.
 
         ``output_dtype`` (e.g. ``torch.float64``) casts the operator's output before the
         boundary values are set, so that a Neumann stencil of a float32 network's output holds
         to float64 round-off rather than float32's ``eps / h``.
         """
+        if self.two_d:
+            return self._forward_walls(u, output_dtype)
         self.operator.check_input(u)
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
@@ -256,7 +274,10 @@ class BOON(nn.Module):
         return self.enforce(out)
 
     def enforce(self, out: torch.Tensor) -> torch.Tensor:
-        """Set the boundary values of ``out (B, C, N)`` so the conditions hold exactly."""
+        """Set the boundary values of ``out`` (``(B, C, N)``, or ``(B, C, Nx, Ny)`` in 2-D) so
+        the conditions hold exactly."""
+        if self.two_d:
+            return self.enforce_2d(out)
         if self.periodic:
             return _periodic_mean(out)
         n = out.shape[-1]
@@ -277,6 +298,35 @@ class BOON(nn.Module):
                 rest = sum(ci * out[..., i] for ci, i in zip(coeffs[1:], idx[1:], strict=True))
                 out[..., idx[0]] = (sign * flux * h - rest) / coeffs[0]
         return out
+
+
+    def _walls(self) -> dict:
+        return {"left": self.left, "right": self.right, "bottom": self.bottom, "top": self.top}
+
+    def _forward_walls(self, u: torch.Tensor, output_dtype) -> torch.Tensor:
+        """The 2-D path: per-layer wall correction, then the exact wall values."""
+        operator = self.operator
+        operator.check_input(u, n_grid_dims=2)
+        nx, ny = u.shape[-2:]
+        walls = []
+        for axis_from_end, (lo, hi), n in ((2, ("left", "right"), nx),
+                                           (1, ("bottom", "top"), ny)):
+            points = [p for p, bc in ((0, getattr(self, lo)), (n - 1, getattr(self, hi)))
+                      if isinstance(bc, Dirichlet | Neumann)]
+            walls.append((operator.n_dims - axis_from_end, points))
+        correction = WallCorrection(walls) if any(p for _, p in walls) else None
+        periodic = [dim for dim, lo in ((-2, self.left), (-1, self.bottom))
+                    if isinstance(lo, Periodic)]
+        hook = (lambda v: periodic_walls(v, periodic)) if periodic else None
+        out = operator(u, correction=correction, layer_hook=hook)
+        if output_dtype is not None:
+            out = out.to(output_dtype)
+        return self.enforce(out)
+
+    def enforce_2d(self, out: torch.Tensor) -> torch.Tensor:
+        """Set the wall values of a 2-D output ``(B, C, Nx, Ny)`` (see the corner rules in
+        :mod:`physguard.boundary.walls`)."""
+        return enforce_walls(out, self._walls(), self.operator.domain[-2:])
 
 
 def _periodic_mean(v: torch.Tensor) -> torch.Tensor:

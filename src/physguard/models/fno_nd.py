@@ -146,7 +146,7 @@ class FourierLayerNd(nn.Module):
         self.activation = activation
 
     def forward(self, v: torch.Tensor, correction=None) -> torch.Tensor:
-        """Apply the layer; ``correction(layer, v, x_hat, z, kept, positions)`` may return
+        """Apply the layer; ``correction(layer, v, x_hat, weight, z, kept)`` returns
         ``(delta, z~)``: an input change ``delta`` (a field, zero off the corrected walls) and
         the spectrum ``z~ = R . F(v + delta)`` on the kept modes (see :mod:`physguard.boundary`).
         """
@@ -159,7 +159,7 @@ class FourierLayerNd(nn.Module):
         weight = spectral.weight_as(v, kept)
         z = torch.einsum("bi...,io...->bo...", x_hat, weight)
         if correction is not None:
-            delta, z = correction(self, v, weight, z, kept)
+            delta, z = correction(self, v, x_hat, weight, z, kept)
             v = v + delta
         out = torch.fft.irfftn(spectral.scatter(z, positions, grid), s=grid, dim=dims)
         out = out + self.pointwise(v)
