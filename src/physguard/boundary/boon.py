@@ -242,7 +242,7 @@ class BOON(nn.Module):
             raise ValueError(f"{type(operator).__name__} is 1-D: it has no bottom or top wall")
         for lo, hi in (("left", "right"), ("bottom", "top")):
             if isinstance(walls[lo], Periodic) != isinstance(walls[hi], Periodic):
-                raise ValueError(f"Periodic() must be given on both walls ({lo} and {hi})")
+                raise ValueError(f"Periodic() must be given on both ends ({lo} and {hi})")
         self.operator = operator
         self.left, self.right, self.bottom, self.top = left, right, bottom, top
         self.two_d = two_d

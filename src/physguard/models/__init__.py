@@ -6,5 +6,6 @@ from .fno_nd import FNO, FNO2d, SpaceTimeFNO2d
 from .softc import pde_residual, softc_penalty
 from .training import NPData, TrainConfig, TrainResult, load_checkpoint, save_checkpoint, train_anp
 
-__all__ = ["ANP", "FNO1d", "SpaceTimeFNO1d", "FNO", "FNO2d", "SpaceTimeFNO2d", "NPData", "TrainConfig", "TrainResult",
+__all__ = ["ANP", "FNO1d", "SpaceTimeFNO1d", "FNO", "FNO2d", "SpaceTimeFNO2d", "NPData",
+           "TrainConfig", "TrainResult",
            "load_checkpoint", "save_checkpoint", "train_anp", "pde_residual", "softc_penalty"]
