@@ -5,6 +5,9 @@ forward pass, so its cost should stay close to the plain operator's (issue targe
 N = 512). Timings are interleaved (FNO, BOON, FNO, BOON, ...) and the median is reported.
 
     python benchmarks/boon_overhead.py [--batch 20] [--width 64] [--modes 16] [--repeats 15]
+
+The 2-D rows (issue target: <= 1.5x) time FNO2d against BOON-FNO2d at 64 x 64, batch 8,
+width 32, 12 modes per axis, 4 layers (``--two-d-only`` skips the 1-D table).
 """
 
 from __future__ import annotations
@@ -32,8 +35,47 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024, 2048, 4096])
+    parser.add_argument("--two-d-only", action="store_true")
     args = parser.parse_args()
+    if not args.two_d_only:
+        one_d(args)
+    two_d(args.repeats)
 
+
+def _median_ratio(base_model, cases: dict, x, repeats: int) -> tuple[float, dict]:
+    for model in (base_model, *cases.values()):  # warm-up
+        step(model, x)
+    times = {name: [] for name in ("base", *cases)}
+    for _ in range(repeats):
+        times["base"].append(step(base_model, x))
+        for name, model in cases.items():
+            times[name].append(step(model, x))
+    base = statistics.median(times["base"])
+    return base, {name: statistics.median(times[name]) for name in cases}
+
+
+def two_d(repeats: int) -> None:
+    torch.manual_seed(0)
+    fno = pg.FNO2d(1, 1, modes=12, width=32, n_layers=4)
+    d = pg.Dirichlet(0.0)
+    cases = {
+        "Dirichlet x4": pg.BOON(fno, left=d, right=d, bottom=d, top=pg.Dirichlet(1.0)),
+        "Neumann x4": pg.BOON(fno, left=pg.Neumann(0.0), right=pg.Neumann(0.0),
+                              bottom=pg.Neumann(0.0), top=pg.Neumann(1.0)),
+        "Periodic x, Dirichlet y": pg.BOON(fno, left=pg.Periodic(), right=pg.Periodic(),
+                                           bottom=d, top=d),
+    }
+    x = torch.randn(8, 1, 64, 64)
+    base, medians = _median_ratio(fno, cases, x, repeats)
+    print(f"\n2-D: FNO2d 64 x 64, batch 8, width 32, 12 x 12 modes, 4 layers; forward + "
+          f"backward, median of {repeats}")
+    print(f"{'model':>24} | {'ms':>8} | {'ratio':>5}")
+    print(f"{'FNO2d':>24} | {1e3 * base:8.2f} | {1.0:5.2f}")
+    for name, t in medians.items():
+        print(f"{'BOON ' + name:>24} | {1e3 * t:8.2f} | {t / base:5.2f}")
+
+
+def one_d(args) -> None:
     torch.manual_seed(0)
     fno = pg.FNO1d(1, 1, modes=args.modes, width=args.width, n_layers=args.layers)
     cases = {

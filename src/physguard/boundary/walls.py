@@ -58,6 +58,7 @@ import math
 
 import torch
 
+from ..models.fno_nd import channel_mix
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
 __all__ = ["WallCorrection", "enforce_walls", "periodic_walls"]
@@ -131,49 +132,57 @@ class WallCorrection:
     def __call__(self, layer, v, x_hat, weight, z, kept):
         grid = tuple(v.shape[2:])
         d = len(grid)
-        M = _full_spectrum(weight, kept, grid[-1], hermitian_part=True)  # (Ci, Co, *L)
-        V = _full_spectrum(x_hat, kept, grid[-1], hermitian_part=False)  # (B, Ci, *L)
+        n_pos = len(kept[-1])
         signed = _signed_full(kept, grid[-1])
+        M = _full_spectrum(weight, kept, grid[-1], hermitian_part=True)  # (Ci, Co, *L)
+        # The spectral output of v on the symmetric lattice is the Hermitian extension of the
+        # layer's own z = R . X (no second channel contraction).
+        Z = _full_spectrum(z, kept, grid[-1], hermitian_part=True)  # (B, Co, *L)
         w_point = layer.pointwise.weight  # (Co, Ci)
+        c_in, c_out = M.shape[0], M.shape[1]
         delta_field = torch.zeros_like(v)
-        total = torch.zeros_like(V)  # full spectrum of all corrections so far
-        for axis, points in self.walls:
-            n_a = grid[axis]
+        for number, (axis, points) in enumerate(self.walls):
+            n_a, n_p = grid[axis], len(points)
             others = [b for b in range(d) if b != axis]
             k_a = signed[axis].to(v.device, v.dtype)
             pts = torch.tensor(points, dtype=v.dtype, device=v.device)
-            E = torch.polar(torch.ones(len(points), len(k_a), dtype=v.dtype, device=v.device),
+            E = torch.polar(torch.ones(n_p, len(k_a), dtype=v.dtype, device=v.device),
                             2 * math.pi * torch.outer(pts, k_a) / n_a)  # (|P|, L_a)
-            # Move the wall axis first among the lattice dims: (.., L_a, *L_O).
-            Ma = M.movedim(2 + axis, 2)
-            Va = (V + total).movedim(2 + axis, 2)
-            A_spec = torch.einsum("cok...,ik,pk->...iopc", Ma, E / n_a, E.conj())
-            n_p, c_out, c_in = len(points), Ma.shape[1], Ma.shape[0]
+            # A(k_O)[i, o; p, c] = (1/N_a) sum_k M[c, o](k, k_O) E[i, k] conj(E[p, k]): one
+            # matrix product over k for all (c, o, k_O) at once.
+            Ma = M.movedim(2 + axis, 2)  # (Ci, Co, L_a, *L_O)
+            shape_o = Ma.shape[3:]
+            pair = (E[:, None, :] * E.conj()[None, :, :]).reshape(n_p * n_p, -1).T / n_a
+            A_spec = Ma.reshape(c_in * c_out, len(k_a), -1).transpose(1, 2) @ pair
+            A_spec = A_spec.reshape(c_in, c_out, -1, n_p, n_p).permute(2, 3, 1, 4, 0)
             eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
             point = (eye[:, None, :, None] * w_point[None, :, None, :]).to(A_spec.dtype)
-            A = (A_spec + point).reshape(*A_spec.shape[:-4], n_p * c_out, n_p * c_in)
+            A = (A_spec + point).reshape(-1, n_p * c_out, n_p * c_in)
             scale = A.abs().amax().detach()
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
             A = A + _SHIFT * scale * torch.eye(n_p * c_in, dtype=A.dtype, device=v.device)
             # Spectral output on the wall lines, and the part of it due to the wall inputs.
-            Z = torch.einsum("bck...,cok...->bok...", Va, Ma)
-            y_p = torch.einsum("bok...,ik->b...io", Z, E / n_a)
+            Za = Z.movedim(2 + axis, -1).reshape(Z.shape[0], c_out, -1, len(k_a))
+            y_p = (Za @ (E.T / n_a)).permute(0, 2, 3, 1)  # (B, L_O, |P|, Co)
             v_p = self._wall_spectrum(v + delta_field, axis, points, others, signed, grid)
-            a_v = torch.einsum("...iopc,b...pc->b...io", A_spec, v_p)
-            leak = (y_p - a_v).reshape(*y_p.shape[:-2], n_p * c_out)
+            v_p = v_p.reshape(v_p.shape[0], -1, n_p * c_in)  # (B, L_O, |P| C)
+            a_v = (A_spec.reshape(-1, n_p * c_out, n_p * c_in) @ v_p.unsqueeze(-1)).squeeze(-1)
+            leak = y_p.reshape(y_p.shape[0], -1, n_p * c_out) - a_v
             try:
                 dhat = torch.linalg.solve(A, -leak.unsqueeze(-1)).squeeze(-1)
             except torch.linalg.LinAlgError as err:
                 raise ValueError("a wall block of a kernel layer is singular even after the "
                                  f"relative shift {_SHIFT:g}: {err}") from err
-            dhat = dhat.reshape(*dhat.shape[:-1], n_p, c_in)  # (B, *L_O, |P|, C)
+            dhat = dhat.reshape(dhat.shape[0], *shape_o, n_p, c_in)  # (B, *L_O, |P|, C)
             delta_field = delta_field + self._place(dhat, axis, points, others, signed, grid,
                                                     v)
-            # Its full spectrum: sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), back in lattice order.
-            spec = torch.einsum("b...pc,pk->bck...", dhat, E.conj())  # (B, C, L_a, *L_O)
-            total = total + spec.movedim(2, 2 + axis)
-        n_pos = len(kept[-1])
-        z = z + torch.einsum("bi...,io...->bo...", total[..., :n_pos], weight)
+            # Its spectrum sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), in lattice order, and the
+            # kernel's response to it on the kept (rfft) lattice.
+            spec = torch.einsum("b...pc,pk->bck...", dhat, E.conj()).movedim(2, 2 + axis)
+            response = channel_mix(spec[..., :n_pos], weight)
+            z = z + response
+            if number + 1 < len(self.walls):
+                Z = Z + _full_spectrum(response, kept, grid[-1], hermitian_part=True)
         return delta_field, z
 
     @staticmethod

@@ -49,6 +49,17 @@ def _intervals(name: str, value, n_dims: int) -> tuple[tuple[float, float], ...]
     return pairs
 
 
+def channel_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``z[b, o, k] = sum_c x[b, c, k] weight[c, o, k]`` over a lattice of modes ``k``: one
+    batched matrix product over the lattice points (faster than ``einsum`` with ``...`` on
+    complex tensors). ``x (B, C_in, *L)``, ``weight (C_in, C_out, *L)``."""
+    b, c, *lattice = x.shape
+    # Contiguous operands: a complex bmm on permuted views is ~7x slower on CPU.
+    out = torch.bmm(x.reshape(b, c, -1).permute(2, 0, 1).contiguous(),
+                    weight.reshape(c, weight.shape[1], -1).permute(2, 0, 1).contiguous())
+    return out.permute(1, 2, 0).reshape(b, weight.shape[1], *lattice)
+
+
 class SpectralConvNd(nn.Module):
     """``x -> irfftn(R . rfftn(x)[kept])`` over the last ``d = len(modes)`` axes.
 
@@ -114,9 +125,8 @@ class SpectralConvNd(nn.Module):
         dims = tuple(range(2, x.dim()))
         kept = self.kept(grid)
         positions = self.positions(kept, grid)
-        z = torch.einsum("bi...,io...->bo...", self.gather(torch.fft.rfftn(x, dim=dims),
-                                                           positions),
-                         self.weight_as(x, kept))
+        z = channel_mix(self.gather(torch.fft.rfftn(x, dim=dims), positions),
+                        self.weight_as(x, kept))
         return torch.fft.irfftn(self.scatter(z, positions, grid), s=grid, dim=dims)
 
 
@@ -157,7 +167,7 @@ class FourierLayerNd(nn.Module):
         positions = spectral.positions(kept, grid)
         x_hat = spectral.gather(torch.fft.rfftn(v, dim=dims), positions)
         weight = spectral.weight_as(v, kept)
-        z = torch.einsum("bi...,io...->bo...", x_hat, weight)
+        z = channel_mix(x_hat, weight)
         if correction is not None:
             delta, z = correction(self, v, x_hat, weight, z, kept)
             v = v + delta
