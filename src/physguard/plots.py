@@ -14,7 +14,7 @@ from . import metrics as M  # noqa: E402
 from ._io import atomic_path  # noqa: E402
 from .constraints import trapezoid_weights  # noqa: E402
 
-__all__ = ["gpme_figures", "save_figure"]
+__all__ = ["boon_2d_figures", "gpme_figures", "save_figure"]
 
 class _Colors(dict):
     """Fixed colours for the paper's methods; any other method gets the next unused one."""
@@ -175,3 +175,98 @@ def boon_figures(out: Path, data, predictions: dict) -> list[Path]:
         written.append(out / "error_over_time.png")
         save_figure(fig, written[-1])
     return written
+
+
+def _field_row(axes, fields: list, titles: list[str], cmap: str = "RdBu_r",
+               shared: bool = True) -> None:
+    lim = max(float(f.abs().max()) for f in fields) if shared else None
+    for ax, f, title in zip(axes, fields, titles, strict=True):
+        scale = lim if shared else float(f.abs().max())
+        image = ax.imshow(f.T.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap=cmap,
+                          vmin=-scale if cmap == "RdBu_r" else 0, vmax=scale)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        plt.colorbar(image, ax=ax, fraction=0.046)
+
+
+def boon_2d_figures(out: Path, data, predictions: dict, records: list[dict]) -> list[Path]:
+    """Figures of a 2-D BOON run: fields, errors, wall errors (and, for several steps, the
+    error over time and an animation of truth / FNO / BOON)."""
+    written = []
+    truth = data.targets[0]
+    steps = [0] if data.setting == "single" else sorted({0, truth.shape[0] // 2,
+                                                          truth.shape[0] - 1})
+    fig, axes = plt.subplots(len(steps), 5, figsize=(20, 3.6 * len(steps)), squeeze=False)
+    label = "channel" if data.setting == "single" else "t index"
+    for row, k in zip(axes, steps, strict=True):
+        fno, boon = predictions["FNO"][0, k], predictions["BOON"][0, k]
+        _field_row(row[:3], [truth[k], fno, boon],
+                   [f"truth ({label} {k})", "FNO", "BOON"])
+        err = [(fno - truth[k]).abs(), (boon - truth[k]).abs()]
+        lim = max(float(e.max()) for e in err)
+        for ax, e, title in zip(row[3:], err, ("|FNO - truth|", "|BOON - truth|"), strict=True):
+            image = ax.imshow(e.T.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="magma",
+                              vmin=0, vmax=lim)
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            plt.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(f"{data.problem}: first test sample ({data.field})")
+    save_figure(fig, out / "fields.png")
+    written.append(out / "fields.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    walls = ("left", "right", "bottom", "top")
+    for i, r in enumerate(records):
+        values = [max(r[f"boundary_error_{w}"], 1e-17) for w in walls]
+        ax.bar([j + 0.4 * i for j in range(4)], values, width=0.4, label=r["model"])
+    ax.set_xticks([j + 0.2 for j in range(4)], walls)
+    ax.set_yscale("log")
+    ax.set_ylabel("mean |condition violation|")
+    ax.set_title("boundary error per wall (corners excluded)")
+    ax.legend()
+    save_figure(fig, out / "boundary.png")
+    written.append(out / "boundary.png")
+
+    if data.setting == "multi":
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for r in records:
+            ax.plot(data.t.numpy(), r["rel_l2_per_step"], marker="o", ms=3, label=r["model"])
+        ax.set_xlabel("t")
+        ax.set_ylabel("relative L2 error (test mean)")
+        ax.legend()
+        save_figure(fig, out / "error_over_time.png")
+        written.append(out / "error_over_time.png")
+        written.append(_animation(out / "animation.gif", data, predictions))
+    return written
+
+
+def _animation(path: Path, data, predictions: dict) -> Path:
+    """GIF of truth / FNO / BOON over the output times of the first test sample."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    frames = [data.targets[0], predictions["FNO"][0], predictions["BOON"][0]]
+    lim = max(float(f.abs().max()) for f in frames)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    images = []
+    for ax, f, title in zip(axes, frames, ("truth", "FNO", "BOON"), strict=True):
+        images.append(ax.imshow(f[0].T.numpy(), origin="lower", extent=(0, 1, 0, 1),
+                                cmap="RdBu_r", vmin=-lim, vmax=lim))
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    label = fig.suptitle("")
+
+    def update(k):
+        for image, f in zip(images, frames, strict=True):
+            image.set_data(f[k].T.numpy())
+        label.set_text(f"{data.problem} ({data.field}), t = {float(data.t[k]):.2f}")
+        return images
+
+    animation = FuncAnimation(fig, update, frames=frames[0].shape[0], blit=False)
+    # Pillow picks the format from the suffix, so no atomic temporary name here: the GIF is
+    # written inside a run folder that is itself moved into place only when complete.
+    animation.save(str(path), writer=PillowWriter(fps=6))
+    plt.close(fig)
+    return path

@@ -185,6 +185,7 @@ class FNO(nn.Module):
         width, n_layers: hidden channels and number of kernel layers.
         domain: ``((a_1, b_1), ..., (a_d, b_d))``; each axis's grid includes both ends, and the
             coordinates are appended to the input as ``d`` channels.
+        projection_width: hidden channels of the pointwise projection MLP (Li et al.: 128).
 
     Shapes: ``(B, in_channels, N_1, ..., N_d) -> (B, out_channels, N_1, ..., N_d)``, any
     ``N_a >= 2`` (discretisation invariant).
@@ -196,7 +197,7 @@ class FNO(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes, width: int, n_layers: int,
-                 domain):
+                 domain, projection_width: int = 128):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("width", width), ("n_layers", n_layers)):
@@ -212,8 +213,10 @@ class FNO(nn.Module):
         self.lift = Pointwise(in_channels + n_dims, width)
         self.layers = nn.ModuleList(FourierLayerNd(width, self.modes, i < n_layers - 1)
                                     for i in range(n_layers))
-        self.project_hidden = Pointwise(width, 128)
-        self.project_out = Pointwise(128, out_channels)
+        if int(projection_width) < 1:
+            raise ValueError(f"projection_width must be >= 1, got {projection_width}")
+        self.project_hidden = Pointwise(width, projection_width)
+        self.project_out = Pointwise(projection_width, out_channels)
 
     @property
     def n_dims(self) -> int:
@@ -272,8 +275,9 @@ class FNO2d(FNO):
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes, width: int, n_layers: int,
-                 domain=((0.0, 1.0), (0.0, 1.0))):
-        super().__init__(in_channels, out_channels, modes, width, n_layers, domain)
+                 domain=((0.0, 1.0), (0.0, 1.0)), projection_width: int = 128):
+        super().__init__(in_channels, out_channels, modes, width, n_layers, domain,
+                         projection_width)
         if self.n_dims != 2:
             raise ValueError(f"FNO2d needs a 2-D domain, got {domain}")
 
@@ -292,17 +296,21 @@ class SpaceTimeFNO2d(FNO):
         width, n_layers: as :class:`FNO`.
         domain: ``((ax, bx), (ay, by))``; t_range: ``(t_1, t_T)``, the output times.
         time_padding: zero steps appended to the time axis (BOON's notebook: 6).
+        projection_width: hidden channels of the projection (the 3-D field makes 128 costly
+            on a CPU; the CPU defaults of ``physguard run`` use 4 x width).
     """
 
     def __init__(self, in_channels: int, n_steps: int, modes, width: int, n_layers: int,
-                 domain=((0.0, 1.0), (0.0, 1.0)), t_range=(0.0, 1.0), time_padding: int = 6):
+                 domain=((0.0, 1.0), (0.0, 1.0)), t_range=(0.0, 1.0), time_padding: int = 6,
+                 projection_width: int = 128):
         if int(n_steps) < 1 or int(time_padding) < 0:
             raise ValueError(f"n_steps must be >= 1 and time_padding >= 0, got {n_steps}, "
                              f"{time_padding}")
         mx, my, mt = _modes(modes, 3)
         (t0, t1), = _intervals("t_range", [t_range], 1)
         space = _intervals("domain", domain, 2)
-        super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space))
+        super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space),
+                         projection_width)
         self.n_steps, self.time_padding = int(n_steps), int(time_padding)
         self.out_channels = self.n_steps
 

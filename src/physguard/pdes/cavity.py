@@ -91,8 +91,14 @@ class LidDrivenCavity:
         lam = _sine_eigenvalues(n - 2, h)
         return n, h, lam[:, None] + lam[None, :]  # eigenvalues of lap_h on the interior
 
+    def laplacian_eigenvalues(self, n_points: int) -> np.ndarray:
+        """Eigenvalues ``(n - 2, n - 2)`` of the 5-point Laplacian on the interior nodes with
+        zero wall values (the diagonal of ``lap_h`` in the type-I sine basis)."""
+        return self._grid(n_points)[2]
+
     def stream_function(self, omega: np.ndarray, laplacian: np.ndarray) -> np.ndarray:
-        """``psi (n, n)`` with ``lap_h psi = -omega`` inside and ``psi = 0`` on the walls."""
+        """``psi (n, n)`` with ``lap_h psi = -omega`` inside and ``psi = 0`` on the walls;
+        ``laplacian`` from :meth:`laplacian_eigenvalues`."""
         psi = np.zeros_like(omega)
         rhs = fft.dstn(-omega[1:-1, 1:-1], type=1, norm="ortho")
         psi[1:-1, 1:-1] = fft.idstn(rhs / laplacian, type=1, norm="ortho")

@@ -1,0 +1,232 @@
+"""Operator-learning data in two space dimensions: the lid-driven cavity and the 2-D wave.
+
+One sample maps an initial field on an ``Nx x Ny`` node grid to the field at a final time
+(``setting="single"``) or at ``T`` times (``"multi"``), with each wall's condition type and
+values per sample (and per output channel or time step), the contract BOON needs::
+
+    inputs   (n, C_in, Nx, Ny)        targets (n, C_out, Nx, Ny)   C_out: channels or T steps
+    left, right (n, C_out, Ny)        bottom, top (n, C_out, Nx)   wall values (Dirichlet:
+                                                                   u; Neumann: du/dx or du/dy)
+
+* ``cavity`` (:class:`~physguard.LidDrivenCavity`, Re = 100, lid speed 1): samples differ by
+  their initial condition, a smooth random no-slip velocity (:func:`random_stream_function`,
+  largest speed 0.5) released at ``t = 0`` when the lid starts; solved on ``2 (N - 1) + 1``
+  nodes per side and learned on every second node (the authors: 100 -> 50). Field
+  ``"velocity"`` (default): ``(u, v)``, whose wall values are known before any solve (the lid
+  and no slip); ``"vorticity"``: the authors' field, whose wall values are read from the
+  solution.
+* ``wave2d`` (:class:`~physguard.Wave2d`, unit square, speed 1): random cosine series
+  (6 x 6 modes, ``a_mn ~ N(0, (1 + m^2 + n^2)^-2.5)``), insulated walls (Neumann 0).
+
+Files are NPZ, written atomically and byte-identically; :meth:`OperatorData2d.load` gives a
+specific error for a truncated, incomplete or inconsistent file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._io import read_npz, write_npz
+from ..pdes.cavity import LidDrivenCavity, random_stream_function
+from ..pdes.two_d import Wave2d
+
+__all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS"]
+
+PROBLEMS_2D = ("cavity", "wave2d")
+FIELDS = {"cavity": ("velocity", "vorticity"), "wave2d": ("u",)}
+WALLS = ("left", "right", "bottom", "top")
+_ARRAYS = ("x", "y", "t", "inputs", "targets", *WALLS)
+_FORMAT_VERSION = 1
+_T_FINAL = 1.0
+
+
+@dataclass(frozen=True)
+class OperatorData2d:
+    """Inputs, targets and wall conditions of 2-D operator samples (shapes: module docstring).
+
+    Raises:
+        ValueError: inconsistent shapes, an unknown problem, setting, field or wall type, or
+            NaN / inf values.
+    """
+
+    problem: str
+    setting: str
+    field: str
+    wall_types: tuple[str, str, str, str]
+    x: torch.Tensor
+    y: torch.Tensor
+    t: torch.Tensor
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+    bottom: torch.Tensor
+    top: torch.Tensor
+
+    def __post_init__(self):
+        if self.problem not in PROBLEMS_2D:
+            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: {PROBLEMS_2D}")
+        if self.setting not in ("single", "multi"):
+            raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
+        if self.field not in FIELDS[self.problem]:
+            raise ValueError(f"field of {self.problem} must be one of {FIELDS[self.problem]}, "
+                             f"got {self.field!r}")
+        if len(self.wall_types) != 4 or any(k not in ("dirichlet", "neumann")
+                                            for k in self.wall_types):
+            raise ValueError(f"wall_types must be 4 of 'dirichlet' / 'neumann', got "
+                             f"{self.wall_types}")
+        n, c, nx, ny = self.targets.shape
+        expected = {"x": (nx,), "y": (ny,), "left": (n, c, ny), "right": (n, c, ny),
+                    "bottom": (n, c, nx), "top": (n, c, nx)}
+        for name, shape in expected.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got "
+                                 f"{tuple(getattr(self, name).shape)}")
+        if self.inputs.dim() != 4 or tuple(self.inputs.shape[::2]) != (n, nx) \
+                or self.inputs.shape[3] != ny:
+            raise ValueError(f"inputs must have shape ({n}, C_in, {nx}, {ny}), got "
+                             f"{tuple(self.inputs.shape)}")
+        for name in _ARRAYS:
+            if not bool(torch.isfinite(getattr(self, name)).all()):
+                raise ValueError(f"{name} holds NaN or infinite values")
+
+    def __len__(self) -> int:
+        return self.targets.shape[0]
+
+    @property
+    def domain(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        return (float(self.x[0]), float(self.x[-1])), (float(self.y[0]), float(self.y[-1]))
+
+    def subset(self, index) -> OperatorData2d:
+        """The samples selected by ``index`` (a slice or an index tensor)."""
+        parts = {k: getattr(self, k)[index] for k in ("inputs", "targets", *WALLS)}
+        return OperatorData2d(self.problem, self.setting, self.field, self.wall_types,
+                              self.x, self.y, self.t, **parts)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an NPZ file atomically (arrays, names, wall types, format version)."""
+        arrays = {k: getattr(self, k).numpy() for k in _ARRAYS}
+        write_npz(path, dict(problem=np.array(self.problem), setting=np.array(self.setting),
+                             field=np.array(self.field), wall_types=np.array(self.wall_types),
+                             version=np.array(_FORMAT_VERSION), **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OperatorData2d:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no file; ValueError: truncated, incomplete or inconsistent file.
+        """
+        contents = read_npz(path, ("problem", "setting", "field", "wall_types", *_ARRAYS))
+        try:
+            names = [str(contents[k]) for k in ("problem", "setting", "field")]
+            wall_types = tuple(str(k) for k in contents["wall_types"])
+            arrays = {k: torch.from_numpy(np.asarray(contents[k], dtype=np.float64))
+                      for k in _ARRAYS}
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} holds arrays of the wrong kind: {err}") from err
+        return cls(*names, wall_types, **arrays)
+
+
+def _cavity_sample(args) -> dict[str, np.ndarray]:
+    """One cavity sample (NumPy only, so it runs in a worker process)."""
+    seed, index, n_points, times, field = args
+    n_solve = 2 * (n_points - 1) + 1
+    rng = np.random.default_rng([seed, index])
+    cavity = LidDrivenCavity(100.0)
+    psi0 = random_stream_function(n_solve, 4, 0.5, rng)
+    omega = cavity.simulate(n_solve, np.concatenate([[0.0], times]), psi0)
+    if field == "vorticity":
+        fields = omega[:, None, ::2, ::2]
+    else:
+        laplacian = cavity.laplacian_eigenvalues(n_solve)
+        fields = np.stack([np.stack(cavity.velocity(cavity.stream_function(w, laplacian)))
+                           for w in omega])[:, :, ::2, ::2]
+    return {"inputs": fields[0], "targets": np.concatenate(fields[1:])}
+
+
+def _walls(targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"left": targets[..., 0, :], "right": targets[..., -1, :],
+            "bottom": targets[..., :, 0], "top": targets[..., :, -1]}
+
+
+def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
+                          field: str | None = None, n_points: int = 51, n_steps: int = 25,
+                          seed: int = 0, progress: bool = True,
+                          workers: int | None = None) -> OperatorData2d:
+    """Generate ``n_samples`` samples of ``problem`` on an ``n_points x n_points`` grid.
+
+    Args:
+        problem: ``"cavity"`` or ``"wave2d"``.
+        setting: ``"single"`` (the field at ``t = 1``) or ``"multi"`` (``n_steps`` snapshots,
+            ``t = 1 / n_steps, ..., 1``).
+        field: ``"velocity"`` (cavity default) or ``"vorticity"``; ``"u"`` for the wave.
+        n_points: nodes per side of the learning grid (the cavity is solved on twice as fine
+            a grid).
+        seed: samples are ``seed``-determined, each from its own generator, so a sample does
+            not depend on how many are made or in which process.
+        workers: processes for the cavity solves (default: the CPU count for 16 samples or
+            more, else 1); a progress bar counts the samples.
+
+    Raises:
+        ValueError: unknown problem, setting or field; sizes below their minimum; a
+            multi-step velocity field (two fields per step would need two output channels
+            per time step: use ``field="vorticity"``).
+    """
+    if problem not in PROBLEMS_2D:
+        raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
+    field = field or FIELDS[problem][0]
+    if field not in FIELDS[problem]:
+        raise ValueError(f"field of {problem} must be one of {FIELDS[problem]}, got {field!r}")
+    if setting not in ("single", "multi"):
+        raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
+    if setting == "multi" and field == "velocity":
+        raise ValueError("multi-step velocity is not offered (two fields per step); use "
+                         "field='vorticity' for the multi-step cavity")
+    if n_samples < 1 or n_points < 5 or n_steps < 1:
+        raise ValueError(f"need n_samples >= 1, n_points >= 5, n_steps >= 1, got {n_samples}, "
+                         f"{n_points}, {n_steps}")
+    times = np.array([_T_FINAL]) if setting == "single" \
+        else np.linspace(_T_FINAL / n_steps, _T_FINAL, n_steps)
+    x = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
+    if problem == "cavity":
+        jobs = [(seed, i, n_points, times, field) for i in range(n_samples)]
+        workers = workers or (os.cpu_count() or 1 if n_samples >= 16 else 1)
+        bar = tqdm(total=n_samples, desc="cavity samples", unit="sample", disable=not progress)
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+                samples = []
+                for sample in pool.map(_cavity_sample, jobs, chunksize=4):
+                    samples.append(sample)
+                    bar.update()
+        else:
+            samples = []
+            for job in jobs:
+                samples.append(_cavity_sample(job))
+                bar.update()
+        bar.close()
+        inputs = torch.from_numpy(np.stack([s["inputs"] for s in samples]))
+        targets = torch.from_numpy(np.stack([s["targets"] for s in samples]))
+        walls = {k: v.clone() for k, v in _walls(targets).items()}
+        wall_types = ("dirichlet",) * 4
+    else:
+        inputs, targets = [], []
+        t = torch.as_tensor(times, dtype=torch.float64)
+        for i in range(n_samples):
+            generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + i)
+            wave = Wave2d.random(n_modes=6, decay=2.5, generator=generator)
+            inputs.append(wave.solution(0.0, x[:, None], x[None, :])[None])
+            targets.append(wave.solution(t[:, None, None], x[None, :, None], x[None, None, :]))
+        inputs, targets = torch.stack(inputs), torch.stack(targets)
+        walls = {k: torch.zeros_like(v) for k, v in _walls(targets).items()}
+        wall_types = ("neumann",) * 4
+    return OperatorData2d(problem, setting, field, wall_types, x, x.clone(),
+                          torch.as_tensor(times, dtype=torch.float64), inputs, targets, **walls)

@@ -1,0 +1,300 @@
+"""BOON in two space dimensions: ``physguard run cavity`` and ``physguard run wave2d``.
+
+Trains a plain :class:`~physguard.FNO2d` (single step) or :class:`~physguard.SpaceTimeFNO2d`
+(multi step) and the same operator corrected by BOON on all four walls, with the same seed,
+data and budget, evaluates both on held-out samples and writes the run folder (complete or
+absent, :func:`physguard._io.run_folder`)::
+
+    config.json  metrics.json  table.md  fno.pt  boon.pt  training.json  timing.json
+    fields.png  boundary.png  [error_over_time.png  animation.gif  for --setting multi]
+
+``metrics.json`` is a list of records ``{"model": "FNO" | "BOON", "rel_l2",
+"boundary_error", "bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid", "fRMSE_high",
+"boundary_error_<wall>", ...}``: relative L2 over the whole field; the mean absolute violation
+of each wall's condition (Dirichlet value; Neumann: the 2nd-order one-sided stencil along the
+normal against the flux); bRMSE over the wall points; cRMSE of the spatial mean; fRMSE in the
+low (|k| <= 4), mid (5..12) and high (>= 13) radial wave-number bands (PDEBench's metrics,
+Takamoto et al. 2022, in 2-D).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .._io import resolve_device, run_folder, write_json, write_text
+from .._validation import check_counts
+from ..boundary import BOON, Dirichlet, Neumann
+from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, \
+    make_operator_data_2d
+from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
+from .boon import relative_l2_loss
+
+__all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d"]
+
+MODELS = ("FNO", "BOON")
+
+
+@dataclasses.dataclass(frozen=True)
+class BOON2dConfig:
+    """Sizes of a 2-D BOON run; :meth:`default` fits about 15 minutes on 2 CPU cores.
+
+    Raises:
+        ValueError: an unknown problem, setting or field, or a size below 1.
+    """
+
+    problem: str
+    setting: str = "single"
+    field: str = ""
+    n_train: int = 160
+    n_test: int = 40
+    n_points: int = 33
+    n_steps: int = 25
+    modes: int = 8
+    modes_t: int = 6
+    width: int = 20
+    n_layers: int = 4
+    time_padding: int = 6
+    projection_width: int = 128
+    epochs: int = 60
+    batch_size: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_step: int = 100
+    lr_gamma: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.problem not in PROBLEMS_2D:
+            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: {PROBLEMS_2D}")
+        if self.setting not in ("single", "multi"):
+            raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
+        field = self.field or ("vorticity" if self.problem == "cavity" and
+                               self.setting == "multi" else FIELDS[self.problem][0])
+        object.__setattr__(self, "field", field)
+        if field not in FIELDS[self.problem]:
+            raise ValueError(f"field of {self.problem} must be one of {FIELDS[self.problem]}, "
+                             f"got {field!r}")
+        check_counts(self, exempt=("seed", "time_padding"))
+
+    @classmethod
+    def default(cls, problem: str, setting: str = "single", **overrides) -> BOON2dConfig:
+        """CPU defaults (about 15 minutes on 2 cores for both models together)."""
+        settings = dict(problem=problem, setting=setting)
+        if setting == "multi":
+            settings.update(n_train=80, n_test=20, epochs=30, width=12, modes=6)
+        settings.update(overrides)
+        return cls(**settings)
+
+    @classmethod
+    def paper(cls, problem: str, setting: str = "single", **overrides) -> BOON2dConfig:
+        """The authors' cavity notebook (``shared/reference/two_d.md``): 1000 / 200 samples,
+        50 x 50 (51 nodes), T = 25, 8 modes, width 20, 500 epochs, batch 10, step decay 0.5
+        every 100 epochs. For a GPU."""
+        settings = dict(problem=problem, setting=setting, n_train=1000, n_test=200,
+                        n_points=51, n_steps=25, modes=8, modes_t=8, width=20, epochs=500,
+                        batch_size=10, lr_step=100, lr_gamma=0.5)
+        settings.update(overrides)
+        return cls(**settings)
+
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+
+def _conditions(data: OperatorData2d, index, device, dtype) -> dict:
+    kinds = {"dirichlet": Dirichlet, "neumann": Neumann}
+    return {wall: kinds[kind](getattr(data, wall)[index].to(device, dtype))
+            for wall, kind in zip(WALLS, data.wall_types, strict=True)}
+
+
+def _apply(model, name: str, data: OperatorData2d, index, inputs, output_dtype=None):
+    if name == "FNO":
+        out = model(inputs)
+        return out if output_dtype is None else out.to(output_dtype)
+    conditions = _conditions(data, index, inputs.device, output_dtype or inputs.dtype)
+    return BOON(model, **conditions)(inputs, output_dtype=output_dtype)
+
+
+def _model(config: BOON2dConfig, data: OperatorData2d):
+    c_in, c_out = data.inputs.shape[1], data.targets.shape[1]
+    if config.setting == "single":
+        return FNO2d(c_in, c_out, config.modes, config.width, config.n_layers,
+                     domain=data.domain, projection_width=config.projection_width)
+    return SpaceTimeFNO2d(c_in, c_out, (config.modes, config.modes, config.modes_t),
+                          config.width, config.n_layers, domain=data.domain,
+                          t_range=(float(data.t[0]), float(data.t[-1])),
+                          time_padding=config.time_padding,
+                          projection_width=config.projection_width)
+
+
+def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
+                      progress: bool = True):
+    """Train ``"FNO"`` or ``"BOON"`` from the seed's initial weights; relative L2 loss."""
+    device = config.torch_device()
+    torch.manual_seed(config.seed)
+    model = _model(config, train).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
+    inputs = train.inputs.float().to(device)
+    targets = train.targets.float().to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
+               disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        order = torch.randperm(len(train), generator=generator)
+        total = 0.0
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            pred = _apply(model, name, train, index, inputs[index.to(device)])
+            loss = relative_l2_loss(pred, targets[index.to(device)])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+        schedule.step()
+        losses.append(total / len(train))
+        bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")
+    bar.close()
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20) -> torch.Tensor:
+    """Predictions ``(n, C_out, Nx, Ny)`` in float64 (BOON's wall values set in float64)."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(data), batch):
+        index = torch.arange(start, min(start + batch, len(data)))
+        out.append(_apply(model, name, data, index, data.inputs[index].float().to(device),
+                          torch.float64).cpu())
+    return torch.cat(out)
+
+
+def _stencil_flux(u: torch.Tensor, wall: str, h: tuple[float, float]) -> torch.Tensor:
+    c = (-1.5, 2.0, -0.5)
+    if wall == "left":
+        return sum(ci * u[..., i, :] for i, ci in enumerate(c)) / h[0]
+    if wall == "right":
+        return -sum(ci * u[..., -1 - i, :] for i, ci in enumerate(c)) / h[0]
+    if wall == "bottom":
+        return sum(ci * u[..., :, i] for i, ci in enumerate(c)) / h[1]
+    return -sum(ci * u[..., :, -1 - i] for i, ci in enumerate(c)) / h[1]
+
+
+def wall_errors(pred: torch.Tensor, data: OperatorData2d) -> dict[str, torch.Tensor]:
+    """Mean absolute violation of each wall's condition per sample, away from the corners
+    (where two walls' conditions meet and only one can hold), ``{wall: (n,)}``."""
+    (ax, bx), (ay, by) = data.domain
+    h = ((bx - ax) / (pred.shape[-2] - 1), (by - ay) / (pred.shape[-1] - 1))
+    out = {}
+    for wall, kind in zip(WALLS, data.wall_types, strict=True):
+        values = getattr(data, wall)
+        if kind == "dirichlet":
+            got = {"left": pred[..., 0, :], "right": pred[..., -1, :],
+                   "bottom": pred[..., :, 0], "top": pred[..., :, -1]}[wall]
+        else:
+            got = _stencil_flux(pred, wall, h)
+        out[wall] = (got - values)[..., 1:-1].abs().flatten(1).mean(1)
+    return out
+
+
+def _band_rmse(err: torch.Tensor) -> dict[str, torch.Tensor]:
+    spectrum = torch.fft.fft2(err).abs().square() / (err.shape[-1] * err.shape[-2]) ** 2
+    kx = torch.fft.fftfreq(err.shape[-2], 1.0 / err.shape[-2]).abs()
+    ky = torch.fft.fftfreq(err.shape[-1], 1.0 / err.shape[-1]).abs()
+    radius = torch.sqrt(kx[:, None] ** 2 + ky[None, :] ** 2).round()
+    out = {}
+    for band, (lo, hi) in {"low": (0, 4), "mid": (5, 12), "high": (13, 10**9)}.items():
+        mask = (radius >= lo) & (radius <= hi)
+        part = spectrum[..., mask]
+        out[band] = part.mean(-1).sqrt().flatten(1).mean(1) if part.shape[-1] \
+            else torch.zeros(err.shape[0], dtype=err.dtype)
+    return out
+
+
+def metrics_2d(name: str, pred: torch.Tensor, data: OperatorData2d) -> dict:
+    """The metrics record of one model on ``data`` (keys: module docstring)."""
+    truth = data.targets
+    walls = wall_errors(pred, data)
+    err = pred - truth
+    edge = torch.cat([err[..., 0, :], err[..., -1, :], err[..., 1:-1, 0], err[..., 1:-1, -1]],
+                     dim=-1)
+    record = {
+        "model": name,
+        "rel_l2": float((err.flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1)).mean()),
+        "boundary_error": float(torch.stack(list(walls.values())).mean()),
+        "bRMSE": float(edge.square().mean(-1).sqrt().mean()),
+        "cRMSE": float((pred.mean((-2, -1)) - truth.mean((-2, -1))).abs().mean()),
+        "MSE": float(err.square().mean()),
+    }
+    record.update({f"boundary_error_{w}": float(v.mean()) for w, v in walls.items()})
+    record.update({f"fRMSE_{band}": float(v.mean()) for band, v in _band_rmse(err).items()})
+    if data.setting == "multi":
+        per_step = err.flatten(2).norm(dim=2) / truth.flatten(2).norm(dim=2)  # (n, T)
+        record["rel_l2_per_step"] = per_step.mean(0).tolist()
+    return record
+
+
+def markdown_table_2d(records: list[dict], config: BOON2dConfig, seconds: dict) -> str:
+    keys = ["rel_l2", "boundary_error", "bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid",
+            "fRMSE_high"]
+    lines = [f"# {config.problem} ({config.setting}-step, field {config.field}): FNO vs BOON",
+             "", f"{config.n_test} test samples, {config.n_points} x {config.n_points} nodes, "
+             f"{config.epochs} epochs, width {config.width}, {config.modes} modes. "
+             "boundary_error: mean |value error| (Dirichlet) or |flux error| of the 2nd-order "
+             "one-sided stencil (Neumann) over the four walls, corners excluded.", "",
+             "| model | " + " | ".join(keys) + " | train (s) |", "|---|" + "---|" * (len(keys) + 1)]
+    for r in records:
+        lines.append(f"| {r['model']} | " + " | ".join(f"{r[k]:.3e}" for k in keys)
+                     + f" | {seconds[r['model']]:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
+                figures: bool = True, overwrite: bool = False) -> list[dict]:
+    """Generate the data, train FNO and BOON, evaluate, and write the run folder ``out``.
+
+    Raises:
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: an unusable ``out`` or device (before any work is done).
+    """
+    config.torch_device()
+    with run_folder(out, overwrite) as folder:
+        started = time.perf_counter()
+        write_json(folder / "config.json", dataclasses.asdict(config))
+        data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
+                                     config.setting, config.field, config.n_points,
+                                     config.n_steps, seed=config.seed, progress=progress)
+        data_seconds = time.perf_counter() - started
+        train = data.subset(slice(0, config.n_train))
+        test = data.subset(slice(config.n_train, None))
+        records, predictions, history, seconds = [], {}, {}, {}
+        for name in MODELS:
+            tic = time.perf_counter()
+            model, losses = train_operator_2d(name, train, config, progress)
+            seconds[name] = time.perf_counter() - tic
+            history[name] = losses
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            torch.save({"model": name, "config": dataclasses.asdict(config),
+                        "state_dict": state}, folder / f"{name.lower()}.pt")
+            predictions[name] = predict_2d(model, name, test)
+            records.append(dict(metrics_2d(name, predictions[name], test),
+                                train_seconds=seconds[name]))
+        write_json(folder / "training.json", history)
+        write_json(folder / "metrics.json", records)
+        write_text(folder / "table.md", markdown_table_2d(records, config, seconds))
+        if figures:
+            from ..plots import boon_2d_figures
+
+            boon_2d_figures(folder, test, predictions, records)
+        write_json(folder / "timing.json", {"data_seconds": data_seconds,
+                                            "train_seconds": seconds,
+                                            "total_seconds": time.perf_counter() - started})
+        return records
