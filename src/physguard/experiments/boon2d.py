@@ -29,8 +29,7 @@ from tqdm.auto import tqdm
 from .._io import resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
-from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, \
-    make_operator_data_2d
+from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
 from .boon import relative_l2_loss
 
