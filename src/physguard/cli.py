@@ -12,7 +12,10 @@ from pathlib import Path
 import click
 
 from .datasets.operator import OPERATOR_PROBLEMS
+from .datasets.operator2d import FIELDS, PROBLEMS_2D
 from .pdes import CONSERVATION_PROBLEMS
+
+_BOON_PROBLEMS = sorted(OPERATOR_PROBLEMS) + list(PROBLEMS_2D)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +44,7 @@ def _clean_errors(work: Callable[[], None]) -> None:
 
 @main.command()
 @click.argument("problem",
-                type=click.Choice(sorted(CONSERVATION_PROBLEMS) + sorted(OPERATOR_PROBLEMS)))
+                type=click.Choice(sorted(CONSERVATION_PROBLEMS) + _BOON_PROBLEMS))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/PROBLEM).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
@@ -52,6 +55,9 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--setting", type=click.Choice(["single", "multi"]), default=None,
               help="BOON problems only: u(x,0) -> u(x,t_final) (single, the default), or -> "
                    "the next 25 snapshots (multi).")
+@click.option("--field", type=click.Choice(sorted({f for fs in FIELDS.values() for f in fs})),
+              default=None, help="cavity only: velocity (default, single step) or vorticity "
+                                 "(the authors' field; the multi-step default).")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
@@ -60,28 +66,41 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @_OVERWRITE
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
-        test_functions: int | None, setting: str | None, paper: bool, seed: int, device: str,
-        overwrite: bool, quiet: bool) -> None:
+        test_functions: int | None, setting: str | None, field: str | None, paper: bool,
+        seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
     compare ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes,
-    burgers-dirichlet, burgers-periodic): train an FNO and a BOON-FNO with the same seed and
-    budget. Everything goes to the run folder (config, weights, metrics.json,
+    burgers-dirichlet, burgers-periodic; in 2-D cavity and wave2d): train an FNO and a
+    BOON-FNO with the same seed and budget. Everything goes to the run folder (config, weights, metrics.json,
     table.md, figures).
     """
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
     overrides.update(seed=seed, device=device)
     out = out if out is not None else Path("runs") / problem
-    if setting is not None and problem not in OPERATOR_PROBLEMS:
+    if setting is not None and problem not in _BOON_PROBLEMS:
         raise click.UsageError(f"--setting applies to the BOON problems "
-                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}), not to {problem}")
+                               f"({', '.join(_BOON_PROBLEMS)}), not to {problem}")
+    if field is not None and field not in FIELDS.get(problem, ()):
+        raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
+                               f"{', '.join(FIELDS['cavity'])})")
     setting = setting or "single"
     started = time.perf_counter()
 
     def work() -> None:
-        if problem in OPERATOR_PROBLEMS:
+        if problem in PROBLEMS_2D:
+            from .experiments.boon2d import BOON2dConfig, run_boon_2d
+
+            sizes = dict(overrides, field=field or "")
+            config = (BOON2dConfig.paper(problem, setting, **sizes) if paper
+                      else BOON2dConfig.default(problem, setting, **sizes))
+            click.echo(f"physguard run {problem} ({setting}-step, {config.field}): "
+                       f"{config.n_train} training samples on {config.n_points} x "
+                       f"{config.n_points}, {config.epochs} epochs per model, writing to {out}")
+            run_boon_2d(config, out, progress=not quiet, overwrite=overwrite)
+        elif problem in OPERATOR_PROBLEMS:
             from .experiments.boon import BOONConfig, run_boon
 
             config = (BOONConfig.paper(problem, setting, **overrides) if paper
