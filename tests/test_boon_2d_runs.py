@@ -1,0 +1,77 @@
+"""2-D operator data and the 2-D BOON runs at tiny sizes: files, contracts, exact walls."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from physguard.cli import main
+from physguard.datasets.operator2d import OperatorData2d, make_operator_data_2d
+from physguard.experiments.boon2d import BOON2dConfig, run_boon_2d
+
+
+@pytest.mark.parametrize("problem, setting, field", [
+    ("cavity", "single", "velocity"), ("cavity", "multi", "vorticity"),
+    ("wave2d", "single", None), ("wave2d", "multi", None)])
+def test_data_shapes_and_wall_values(problem, setting, field):
+    data = make_operator_data_2d(problem, 3, setting, field, n_points=9, n_steps=4,
+                                 progress=False)
+    c = {"velocity": 2}.get(data.field, 1)
+    steps = 1 if setting == "single" else 4
+    assert data.inputs.shape == (3, c, 9, 9)
+    assert data.targets.shape == (3, c * steps, 9, 9)
+    if data.wall_types[0] == "dirichlet":  # the values are the targets' wall values
+        assert torch.equal(data.left, data.targets[..., 0, :])
+        assert torch.equal(data.top, data.targets[..., :, -1])
+    else:
+        assert float(data.left.abs().max()) == 0.0
+    if data.field == "velocity":  # known before any solve: the lid moves u, nothing else
+        assert torch.all(data.top[:, 0, 1:-1] == 1.0) and float(data.top[:, 1].abs().max()) == 0
+        assert float(data.left.abs().max()) == 0.0
+
+
+def test_samples_do_not_depend_on_how_many_are_made():
+    a = make_operator_data_2d("cavity", 2, n_points=9, progress=False)
+    b = make_operator_data_2d("cavity", 3, n_points=9, progress=False)
+    assert torch.equal(a.targets, b.targets[:2])
+
+
+def test_save_load_and_bad_files(tmp_path):
+    data = make_operator_data_2d("wave2d", 2, n_points=9, progress=False)
+    data.save(tmp_path / "d.npz")
+    back = OperatorData2d.load(tmp_path / "d.npz")
+    assert back.wall_types == data.wall_types and torch.equal(back.targets, data.targets)
+    raw = (tmp_path / "d.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError):
+        OperatorData2d.load(tmp_path / "cut.npz")
+    with pytest.raises(ValueError, match="multi-step velocity"):
+        make_operator_data_2d("cavity", 1, "multi", "velocity")
+
+
+def test_cli_single_step_cavity(tmp_path):
+    out = tmp_path / "cavity"
+    result = CliRunner().invoke(main, ["run", "cavity", "--epochs", "2", "--functions", "6",
+                                       "--test-functions", "3", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "metrics.json", "table.md", "fno.pt", "boon.pt", "fields.png",
+                 "boundary.png", "training.json", "timing.json"):
+        assert (out / name).is_file(), name
+    records = {r["model"]: r for r in json.loads((out / "metrics.json").read_text())}
+    for key in ("rel_l2", "boundary_error", "bRMSE", "cRMSE", "fRMSE_low"):
+        assert key in records["FNO"] and key in records["BOON"]
+    assert records["BOON"]["boundary_error"] < 1e-12 < records["FNO"]["boundary_error"]
+    state = torch.load(out / "boon.pt", weights_only=True)
+    assert state["model"] == "BOON"
+
+
+def test_multi_step_wave_run_with_animation(tmp_path):
+    config = BOON2dConfig("wave2d", "multi", n_train=4, n_test=2, n_points=9, n_steps=4,
+                          modes=3, modes_t=2, width=4, n_layers=2, epochs=1, batch_size=2,
+                          projection_width=8, time_padding=2, device="cpu")
+    records = run_boon_2d(config, tmp_path / "wave", progress=False)
+    assert (tmp_path / "wave" / "animation.gif").read_bytes()[:3] == b"GIF"
+    assert (tmp_path / "wave" / "error_over_time.png").is_file()
+    boon = next(r for r in records if r["model"] == "BOON")
+    assert boon["boundary_error"] < 1e-12 and len(boon["rel_l2_per_step"]) == 4
