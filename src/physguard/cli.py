@@ -73,8 +73,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
     compare ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes,
     burgers-dirichlet, burgers-periodic; in 2-D cavity and wave2d): train an FNO and a
-    BOON-FNO with the same seed and budget. Everything goes to the run folder (config, weights, metrics.json,
-    table.md, figures).
+    BOON-FNO with the same seed and budget. Everything goes to the run folder (config,
+    weights, metrics.json, table.md, figures).
     """
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
