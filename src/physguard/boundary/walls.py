@@ -73,8 +73,9 @@ def _self_conjugate(k: torch.Tensor, n: int) -> torch.Tensor:
 
 def _negated(kept: torch.Tensor) -> torch.Tensor:
     """For a signed frequency list symmetric about 0, the index of ``-k`` for each entry."""
-    position = {int(k): i for i, k in enumerate(kept)}
-    return torch.tensor([position[-int(k)] for k in kept])
+    values = kept.tolist()
+    position = {k: i for i, k in enumerate(values)}
+    return torch.tensor([position[-k] for k in values])
 
 
 def _full_last_axis(kept_last: torch.Tensor, n: int):
@@ -95,22 +96,20 @@ def _full_spectrum(a: torch.Tensor, kept: list[torch.Tensor], n_last: int,
     axis (conjugate copies at ``(-k', -k_d)``). ``hermitian_part``: replace the self-conjugate
     columns by ``(a(k') + conj a(-k')) / 2`` (for the multiplier; data are already so)."""
     d = len(kept)
-    negate = [_negated(k).to(a.device) for k in kept[:-1]]
-    flipped = a
-    for axis, index in enumerate(negate):  # a(-k', .)
-        flipped = flipped.index_select(2 + axis, index)
     _, source, conj = _full_last_axis(kept[-1], n_last)
-    source, conj = source.to(a.device), conj.to(a.device)
-    out = torch.where(conj, flipped.index_select(1 + d, source).conj(),
-                      a.index_select(1 + d, source))
-    if hermitian_part:
-        selfc = _self_conjugate(kept[-1], n_last).to(a.device)
-        n_pos = len(kept[-1])
-        head = out[..., :n_pos]
-        sym = 0.5 * (a + flipped.conj())
-        head = torch.where(selfc, sym, head)
-        out = torch.cat([head, out[..., n_pos:]], dim=-1)
-    return out
+    n_pos = len(kept[-1])
+    negative = source[conj].to(a.device)  # last-axis columns that get a conjugate copy
+    selfc = torch.nonzero(_self_conjugate(kept[-1], n_last)).flatten().to(a.device)
+    needed = torch.cat([negative, selfc]) if hermitian_part else negative
+    flipped = a.index_select(1 + d, needed)  # only the columns that are mirrored
+    for axis, k in enumerate(kept[:-1]):  # a(-k', .)
+        flipped = flipped.index_select(2 + axis, _negated(k).to(a.device))
+    head = a
+    if hermitian_part and len(selfc):
+        head = a.clone()
+        head[..., selfc] = 0.5 * (a[..., selfc] + flipped[..., len(negative):].conj())
+    return torch.cat([head, flipped[..., :len(negative)].conj()], dim=-1) if len(negative) \
+        else head[..., :n_pos]
 
 
 def _signed_full(kept: list[torch.Tensor], n_last: int) -> list[torch.Tensor]:
@@ -165,20 +164,23 @@ class WallCorrection:
             Za = Z.movedim(2 + axis, -1).reshape(Z.shape[0], c_out, -1, len(k_a))
             y_p = (Za @ (E.T / n_a)).permute(0, 2, 3, 1)  # (B, L_O, |P|, Co)
             v_p = self._wall_spectrum(v + delta_field, axis, points, others, signed, grid)
-            v_p = v_p.reshape(v_p.shape[0], -1, n_p * c_in)  # (B, L_O, |P| C)
-            a_v = (A_spec.reshape(-1, n_p * c_out, n_p * c_in) @ v_p.unsqueeze(-1)).squeeze(-1)
-            leak = y_p.reshape(y_p.shape[0], -1, n_p * c_out) - a_v
+            # The batch as the columns of one right-hand side per k_O: one factorisation each.
+            batch = v.shape[0]
+            v_p = v_p.reshape(batch, -1, n_p * c_in).permute(1, 2, 0)  # (L_O, |P| C, B)
+            a_v = torch.bmm(A_spec.reshape(-1, n_p * c_out, n_p * c_in), v_p)
+            y_p = y_p.reshape(batch, -1, n_p * c_out).permute(1, 2, 0)
             try:
-                dhat = torch.linalg.solve(A, -leak.unsqueeze(-1)).squeeze(-1)
+                dhat = torch.linalg.solve(A, a_v - y_p)  # (L_O, |P| C, B)
             except torch.linalg.LinAlgError as err:
                 raise ValueError("a wall block of a kernel layer is singular even after the "
                                  f"relative shift {_SHIFT:g}: {err}") from err
-            dhat = dhat.reshape(dhat.shape[0], *shape_o, n_p, c_in)  # (B, *L_O, |P|, C)
+            dhat = dhat.permute(2, 0, 1).reshape(batch, *shape_o, n_p, c_in)  # (B, *L_O, P, C)
             delta_field = delta_field + self._place(dhat, axis, points, others, signed, grid,
                                                     v)
             # Its spectrum sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), in lattice order, and the
             # kernel's response to it on the kept (rfft) lattice.
-            spec = torch.einsum("b...pc,pk->bck...", dhat, E.conj()).movedim(2, 2 + axis)
+            spec = dhat.movedim(-1, 1) @ E.conj()  # (B, C, *L_O, L_a)
+            spec = spec.movedim(-1, 2 + axis)
             response = channel_mix(spec[..., :n_pos], weight)
             z = z + response
             if number + 1 < len(self.walls):
