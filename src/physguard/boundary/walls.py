@@ -139,7 +139,7 @@ class WallCorrection:
         Z = _full_spectrum(z, kept, grid[-1], hermitian_part=True)  # (B, Co, *L)
         w_point = layer.pointwise.weight  # (Co, Ci)
         c_in, c_out = M.shape[0], M.shape[1]
-        delta_field = torch.zeros_like(v)
+        deltas = []  # (axis, points, lines): each axis's change on its wall lines
         for number, (axis, points) in enumerate(self.walls):
             n_a, n_p = grid[axis], len(points)
             others = [b for b in range(d) if b != axis]
@@ -163,7 +163,8 @@ class WallCorrection:
             # Spectral output on the wall lines, and the part of it due to the wall inputs.
             Za = Z.movedim(2 + axis, -1).reshape(Z.shape[0], c_out, -1, len(k_a))
             y_p = (Za @ (E.T / n_a)).permute(0, 2, 3, 1)  # (B, L_O, |P|, Co)
-            v_p = self._wall_spectrum(v + delta_field, axis, points, others, signed, grid)
+            v_p = self._wall_spectrum(self._lines(v, axis, points, deltas), axis, others,
+                                      signed, grid)
             # The batch as the columns of one right-hand side per k_O: one factorisation each.
             batch = v.shape[0]
             v_p = v_p.reshape(batch, -1, n_p * c_in).permute(1, 2, 0)  # (L_O, |P| C, B)
@@ -175,8 +176,8 @@ class WallCorrection:
                 raise ValueError("a wall block of a kernel layer is singular even after the "
                                  f"relative shift {_SHIFT:g}: {err}") from err
             dhat = dhat.permute(2, 0, 1).reshape(batch, *shape_o, n_p, c_in)  # (B, *L_O, P, C)
-            delta_field = delta_field + self._place(dhat, axis, points, others, signed, grid,
-                                                    v)
+            deltas.append((axis, points, self._place(dhat, axis, points, others, signed,
+                                                     grid, v)))
             # Its spectrum sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), in lattice order, and the
             # kernel's response to it on the kept (rfft) lattice.
             spec = dhat.movedim(-1, 1) @ E.conj()  # (B, C, *L_O, L_a)
@@ -185,23 +186,35 @@ class WallCorrection:
             z = z + response
             if number + 1 < len(self.walls):
                 Z = Z + _full_spectrum(response, kept, grid[-1], hermitian_part=True)
-        return delta_field, z
+        return self._dense(v, deltas), z
 
     @staticmethod
-    def _wall_spectrum(v, axis, points, others, signed, grid):
-        """Full DFT over the other axes of ``v`` on the wall lines, at the lattice frequencies:
+    def _lines(v, axis, points, deltas):
+        """``v`` plus the earlier axes' changes on the wall lines of ``axis`` (they meet these
+        lines at the corners): ``(B, C, ...)`` with ``|P|`` entries along ``axis``."""
+        index = torch.tensor(points, device=v.device)
+        lines = v.index_select(2 + axis, index)
+        for other_axis, other_points, other in deltas:
+            # ``other`` holds the other axis's lines; take them at this axis's points.
+            part = other.index_select(2 + axis, index)
+            lines = lines.index_add(2 + other_axis,
+                                    torch.tensor(other_points, device=v.device), part)
+        return lines
+
+    @staticmethod
+    def _wall_spectrum(lines, axis, others, signed, grid):
+        """Full DFT over the other axes of the wall lines, at the lattice frequencies:
         ``(B, *L_O, |P|, C)``."""
-        dims = [2 + b for b in others]
-        lines = v.index_select(2 + axis, torch.tensor(points, device=v.device))
-        spec = torch.fft.fftn(lines, dim=dims)
+        spec = torch.fft.fftn(lines, dim=[2 + b for b in others])
         for b in others:
-            index = (signed[b] % grid[b]).to(v.device)
+            index = (signed[b] % grid[b]).to(lines.device)
             spec = spec.index_select(2 + b, index)
         return spec.movedim(2 + axis, -1).movedim(1, -1)  # (B, *L_O, |P|, C)
 
     @staticmethod
     def _place(dhat, axis, points, others, signed, grid, like):
-        """The real field that is ``ifft`` of ``dhat`` on the wall lines and 0 elsewhere."""
+        """The real change on the wall lines, ``ifft`` of ``dhat``: ``(B, C, ...)`` with
+        ``|P|`` entries along ``axis``."""
         b = dhat.shape[0]
         c = dhat.shape[-1]
         shape_o = [grid[o] for o in others]
@@ -211,15 +224,31 @@ class WallCorrection:
         spec[(slice(None), slice(None), slice(None), *index)] = dhat.movedim(-1, 1).movedim(
             -1, 2)
         lines = torch.fft.ifftn(spec, dim=list(range(3, 3 + len(others)))).real.to(like.dtype)
-        out = torch.zeros_like(like)
-        lines = lines.movedim(2, 2 + axis)  # wall axis back in place
-        idx = [slice(None)] * like.dim()
-        for k, p in enumerate(points):
-            idx[2 + axis] = p
-            sel = [slice(None)] * lines.dim()
-            sel[2 + axis] = k
-            out[tuple(idx)] = lines[tuple(sel)]
-        return out
+        return lines.movedim(2, 2 + axis)  # wall axis back in place
+
+    @staticmethod
+    def _dense(v, deltas):
+        """The input change as a field (zero off the walls), built with one pad per axis."""
+        total = None
+        for axis, points, lines in deltas:
+            n = v.shape[2 + axis]
+            parts = []
+            previous = -1
+            for k, p in enumerate(points):
+                gap = p - previous - 1
+                if gap:
+                    shape = list(lines.shape)
+                    shape[2 + axis] = gap
+                    parts.append(lines.new_zeros(shape))
+                parts.append(lines.narrow(2 + axis, k, 1))
+                previous = p
+            if n - 1 - previous:
+                shape = list(lines.shape)
+                shape[2 + axis] = n - 1 - previous
+                parts.append(lines.new_zeros(shape))
+            field = torch.cat(parts, dim=2 + axis)
+            total = field if total is None else total + field
+        return total if total is not None else torch.zeros_like(v)
 
 
 def periodic_walls(v: torch.Tensor, axes: list[int]) -> torch.Tensor:
