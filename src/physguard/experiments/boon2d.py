@@ -59,7 +59,7 @@ class BOON2dConfig:
     n_layers: int = 4
     time_padding: int = 6
     projection_width: int = 128
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 10
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -85,8 +85,9 @@ class BOON2dConfig:
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOON2dConfig:
         """CPU defaults (about 15 minutes on 2 cores for both models together)."""
         settings = dict(problem=problem, setting=setting)
-        if setting == "multi":
-            settings.update(n_train=80, n_test=20, epochs=30, width=12, modes=6)
+        if setting == "multi":  # the 3-D (t, x, y) operator: smaller, 4 x width projection
+            settings.update(n_train=80, n_test=20, epochs=30, width=12, modes=6,
+                            projection_width=48)
         settings.update(overrides)
         return cls(**settings)
 
