@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts",
-           "check_in_domain"]
+           "check_in_domain", "check_times"]
 
 
 def as_float_tensor(name: str, value, *, min_dim: int = 0) -> torch.Tensor:
@@ -60,6 +60,15 @@ def check_in_domain(name: str, value: torch.Tensor, domain: tuple[float, float],
         where = str(list(index)) if index else ""
         raise ValueError(f"{name}{where} = {float(value[index]):g} lies outside the "
                          f"domain [{a:g}, {b:g}] of {owner!r}")
+
+
+def check_times(t) -> torch.Tensor:
+    """``t`` as a finite float64 tensor of times ``>= 0``, or a ``ValueError`` naming it."""
+    t = as_float_tensor("t", t).to(torch.float64)
+    check_finite("t", t)
+    if bool((t < 0).any()):
+        raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
+    return t
 
 
 def check_broadcastable(names: tuple[str, str], a: torch.Size, b: torch.Size) -> torch.Size:

@@ -143,31 +143,47 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
                                config.width, config.n_layers, domain=domain,
                                t_range=(float(train.t[0]), float(train.t[-1])))
     model = model.to(device)
+    losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
+                          train.inputs, train.targets, config, name, progress)
+    return model.eval(), losses
+
+
+def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, config,
+                 name: str, progress: bool = True) -> list[float]:
+    """The training loop shared by the 1-D and 2-D BOON runs: Adam with weight decay, step
+    decay of the rate, shuffled batches (``seed``), relative L2 loss on the whole field.
+
+    ``apply(model, index, batch_inputs)`` returns the predictions of the samples ``index``;
+    ``config`` has ``lr``, ``weight_decay``, ``lr_step``, ``lr_gamma``, ``epochs``,
+    ``batch_size``, ``seed``. Returns the mean loss per epoch.
+    """
+    device = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
-    inputs = train.inputs.float().to(device)
-    targets = train.targets.float().to(device)
+    inputs = inputs.float().to(device)
+    targets = targets.float().to(device)
     generator = torch.Generator().manual_seed(config.seed)
     losses = []
     bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
                disable=not progress, dynamic_ncols=True)
+    n = inputs.shape[0]
     for _ in bar:
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(n, generator=generator)
         total = 0.0
-        for start in range(0, len(train), config.batch_size):
+        for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
-            pred = _apply(model, name, train, index, inputs[index.to(device)])
+            pred = apply(model, index, inputs[index.to(device)])
             loss = relative_l2_loss(pred, targets[index.to(device)])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(index)
         schedule.step()
-        losses.append(total / len(train))
+        losses.append(total / n)
         bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")
     bar.close()
-    return model.eval(), losses
+    return losses
 
 
 @torch.no_grad()

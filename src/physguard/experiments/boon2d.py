@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .._io import resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
 from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
-from .boon import relative_l2_loss
+from .boon import fit_operator
 
 __all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d"]
 
@@ -138,30 +137,8 @@ def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
     device = config.torch_device()
     torch.manual_seed(config.seed)
     model = _model(config, train).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
-    inputs = train.inputs.float().to(device)
-    targets = train.targets.float().to(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    losses = []
-    bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
-               disable=not progress, dynamic_ncols=True)
-    for _ in bar:
-        order = torch.randperm(len(train), generator=generator)
-        total = 0.0
-        for start in range(0, len(train), config.batch_size):
-            index = order[start:start + config.batch_size]
-            pred = _apply(model, name, train, index, inputs[index.to(device)])
-            loss = relative_l2_loss(pred, targets[index.to(device)])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
-        schedule.step()
-        losses.append(total / len(train))
-        bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")
-    bar.close()
+    losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
+                          train.inputs, train.targets, config, name, progress)
     return model.eval(), losses
 
 

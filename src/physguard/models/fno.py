@@ -35,7 +35,15 @@ def _interval(name: str, value) -> tuple[float, float]:
     return a, b
 
 
-def _check_operator_input(operator: nn.Module, u) -> None:
+def check_operator_input(operator: nn.Module, u, n_grid_dims: int = 1) -> None:
+    """Raise a specific error for an input ``operator`` cannot map (any Fourier operator with
+    a ``lift`` layer and ``in_channels``; ``n_grid_dims`` grid axes after the channels).
+
+    Raises:
+        TypeError: not a tensor, or a dtype other than the operator's (float32 / float64).
+        ValueError: not ``(B, in_channels, *grid)``, an empty batch, or an axis with fewer
+            than 2 points.
+    """
     if not isinstance(u, torch.Tensor):
         raise TypeError(f"input must be a tensor, got {type(u).__name__}")
     dtype = operator.lift.weight.dtype
@@ -46,11 +54,12 @@ def _check_operator_input(operator: nn.Module, u) -> None:
         raise TypeError(f"input dtype {u.dtype} differs from the operator's {dtype}; the FFT "
                         "layers run in float32 or float64: cast the input (or the model with "
                         ".double())")
-    if u.dim() != 3 or u.shape[1] != operator.in_channels:
-        raise ValueError(
-            f"input must have shape (batch, {operator.in_channels}, N), got {tuple(u.shape)}")
-    if u.shape[0] == 0 or u.shape[2] < 2:
-        raise ValueError(f"input needs a non-empty batch and N >= 2 grid points, got "
+    grid = "N" if n_grid_dims == 1 else ", ".join(f"N_{a + 1}" for a in range(n_grid_dims))
+    if u.dim() != 2 + n_grid_dims or u.shape[1] != operator.in_channels:
+        raise ValueError(f"input must have shape (batch, {operator.in_channels}, {grid}), got "
+                         f"{tuple(u.shape)}")
+    if u.shape[0] == 0 or min(u.shape[2:]) < 2:
+        raise ValueError(f"input needs a non-empty batch and N >= 2 points per axis, got "
                          f"{tuple(u.shape)}")
 
 
@@ -166,7 +175,7 @@ class FNO1d(nn.Module):
             TypeError: not a tensor, or a dtype other than the operator's (float32 / float64).
             ValueError: not ``(B, in_channels, N)``, an empty batch, or ``N < 2``.
         """
-        _check_operator_input(self, u)
+        check_operator_input(self, u)
 
     def grid(self, n_points: int, like: torch.Tensor) -> torch.Tensor:
         """The ``N`` uniform grid points of ``domain``, both ends included."""

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fno import check_operator_input
+
 __all__ = ["SpectralConvNd", "FourierLayerNd", "FNO", "FNO2d", "SpaceTimeFNO2d"]
 
 
@@ -247,22 +249,7 @@ class FNO(nn.Module):
 
     def check_input(self, u, n_grid_dims: int | None = None) -> None:
         """Raise a specific error for an input this operator cannot map (see the class)."""
-        n_grid_dims = self.n_dims if n_grid_dims is None else n_grid_dims
-        if not isinstance(u, torch.Tensor):
-            raise TypeError(f"input must be a tensor, got {type(u).__name__}")
-        dtype = self.lift.weight.dtype
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"the operator's weights are {dtype}; its FFT layers run in "
-                            "float32 or float64 (call .float() or .double() on it)")
-        if u.dtype != dtype:
-            raise TypeError(f"input dtype {u.dtype} differs from the operator's {dtype}: cast "
-                            "the input (or the model with .double())")
-        if u.dim() != 2 + n_grid_dims or u.shape[1] != self.in_channels:
-            raise ValueError(f"input must have shape (batch, {self.in_channels}, "
-                             f"{n_grid_dims} grid sizes), got {tuple(u.shape)}")
-        if u.shape[0] == 0 or min(u.shape[2:]) < 2:
-            raise ValueError(f"input needs a non-empty batch and >= 2 points per axis, got "
-                             f"{tuple(u.shape)}")
+        check_operator_input(self, u, self.n_dims if n_grid_dims is None else n_grid_dims)
 
     def coordinates(self, grid: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """``(d, *grid)``: the coordinates of every grid point."""

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from .._validation import as_float_tensor, check_finite, check_in_domain
+from .._validation import as_float_tensor, check_finite, check_in_domain, check_times
 
 __all__ = ["ConservationProblem", "GPMEProblem"]
 
@@ -128,13 +128,7 @@ class ConservationProblem(ABC):
         """
         return None
 
-    @staticmethod
-    def _times(t) -> torch.Tensor:
-        t = as_float_tensor("t", t).to(torch.float64)
-        check_finite("t", t)
-        if bool((t < 0).any()):
-            raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
-        return t
+    _times = staticmethod(check_times)
 
     @staticmethod
     @abstractmethod

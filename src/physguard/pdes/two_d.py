@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from .._validation import as_float_tensor, check_finite, check_in_domain
+from .._validation import as_float_tensor, check_finite, check_in_domain, check_times
 
 __all__ = ["Wave2d", "Heat2d", "series_basis"]
 
@@ -105,13 +105,7 @@ class _SeriesProblem:
         psi, mu = series_basis(self.kinds[1], n, y, self.lengths[1])
         return phi, psi, lam[:, None] + mu[None, :]
 
-    @staticmethod
-    def _times(t) -> torch.Tensor:
-        t = as_float_tensor("t", t).to(torch.float64)
-        check_finite("t", t)
-        if bool((t < 0).any()):
-            raise ValueError(f"t must be >= 0, got min {float(t.min()):.3g}")
-        return t
+    _times = staticmethod(check_times)
 
     def _sum(self, t, x, y, time_factor) -> torch.Tensor:
         t = self._times(t)
