@@ -112,7 +112,7 @@ def test_indefinite_covariance_refused_with_its_smallest_eigenvalue():
     pg.Gaussian(torch.zeros(5, dtype=D), cov=v @ v.T)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(st.integers(0, 2**31), st.integers(1, 40), st.integers(1, 3),
        st.sampled_from([1e-12, 1e-6, 1.0, 1e6]))
 def test_zero_variance_points_sample_and_conserve(seed, n, m, scale):
@@ -130,7 +130,8 @@ def test_zero_variance_points_sample_and_conserve(seed, n, m, scale):
     assert float(spread.max()) < 1e-12 * scale if spread.numel() else True  # no variance there
     assert torch.allclose(post.var, torch.diagonal(post.cov), rtol=1e-10, atol=1e-12 * scale)
     resid = (samples @ G.T - 1).abs() / (samples.abs() @ G.T.abs() + 1)
-    assert float(resid.max()) < 1e-13
+    # Round-off of a solve with the rows restricted to the points that carry variance.
+    assert float(resid.max()) < 1e-13 * float(torch.linalg.cond(G[:, var > 0]))
 
 
 @pytest.mark.parametrize("var", [1e-10, 1e-6, 1e-2, 1.0, 1e4])
