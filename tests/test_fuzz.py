@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import physguard as pg
 from physguard.cli import main
 from physguard.datasets import FunctionSamples, OperatorData
+from physguard.datasets.operator2d import OperatorData2d, make_operator_data_2d
 from physguard.experiments.evaluate import load_observations
 from physguard.models import ANP, load_checkpoint, save_checkpoint
 from physguard.pdes import CONSERVATION_PROBLEMS, Stefan
@@ -282,6 +283,54 @@ def test_operators_and_boon(kind, modes, domain, left, right, u):
         assert torch.equal(out[..., 0], out[..., -1])
 
 
+@FUZZ
+@given(st.sampled_from(["FNO2d", "SpaceTimeFNO2d"]), st.integers(-1, 3),
+       conditions(), conditions(), conditions(), conditions(),
+       st.one_of(tensors(max_dims=5, max_size=5),
+                 st.tuples(st.integers(0, 2), st.integers(0, 7), st.integers(0, 7)).flatmap(
+                     lambda s: tensors(shape=[s[0], 1, s[1], s[2]]))))
+def test_two_d_operators_and_boon(kind, modes, left, right, bottom, top, u):
+    torch.manual_seed(0)
+    make = {"FNO2d": lambda: pg.FNO2d(1, 2, modes, 4, 2),
+            "SpaceTimeFNO2d": lambda: pg.SpaceTimeFNO2d(1, 3, modes, 4, 2, time_padding=1)}
+    operator = _outcome(kind, make[kind])
+    if operator is None:
+        return
+    walls = [_outcome("condition", lambda s=s: _condition(s)) for s in (left, right, bottom,
+                                                                        top)]
+    model = _outcome("BOON 2-D", lambda: pg.BOON(operator, *walls))
+    if model is None:
+        return
+    out = _outcome("BOON 2-D forward", lambda: model(u))
+    if out is None:
+        return
+    assert out.shape[0] == u.shape[0] and out.shape[-2:] == u.shape[-2:]
+    for bc, wall in ((model.left, out[..., 0, 1:-1]), (model.top, out[..., 1:-1, -1])):
+        if isinstance(bc, pg.Dirichlet) and isinstance(bc.value, float):
+            assert torch.allclose(wall, torch.full_like(wall, bc.value), rtol=1e-6, atol=1e-6)
+
+
+@FUZZ
+@given(st.sampled_from(["wave", "heat", "cavity"]), scalars(), tensors(max_dims=2),
+       tensors(), tensors(), tensors())
+def test_two_d_problems(kind, parameter, coefficients, t, x, y):
+    if kind == "cavity":
+        cavity = _outcome("LidDrivenCavity", lambda: pg.LidDrivenCavity(parameter))
+        if cavity is not None:
+            omega = _outcome("LidDrivenCavity.simulate",
+                             lambda: cavity.simulate(7, t.flatten().tolist()[:3], dt=0.05))
+            if omega is not None:
+                assert np.isfinite(omega).all()
+        return
+    make = {"wave": lambda: pg.Wave2d(coefficients, speed=parameter),
+            "heat": lambda: pg.Heat2d(coefficients, kappa=parameter)}[kind]
+    problem = _outcome(kind, make)
+    if problem is not None:
+        u = _outcome(f"{kind}.solution", lambda: problem.solution(t, x, y))
+        if u is not None:
+            assert torch.isfinite(u).all()
+
+
 # -- data loaders --------------------------------------------------------------------------------
 
 @st.composite
@@ -335,7 +384,9 @@ def _real_files() -> list[bytes]:
         save_checkpoint(folder / "m.pt", ANP(x_dim=2, hidden=8, n_heads=2), problem="stefan")
         np.savez(folder / "c.npz", t=np.full((1, 3), 0.01), x=np.full((1, 3), 0.5),
                  u=np.zeros((1, 3)), param=np.array([0.6]))
-        return [(folder / name).read_bytes() for name in ("f.npz", "o.npz", "m.pt", "c.npz")]
+        make_operator_data_2d("wave2d", 2, n_points=5, progress=False).save(folder / "w.npz")
+        return [(folder / name).read_bytes()
+                for name in ("f.npz", "o.npz", "m.pt", "c.npz", "w.npz")]
 
 
 REAL_FILES = _real_files()
@@ -348,6 +399,7 @@ def test_loaders(tmp_path_factory, data):
     path.write_bytes(data)
     for name, load in (("FunctionSamples.load", lambda: FunctionSamples.load(path)),
                        ("OperatorData.load", lambda: OperatorData.load(path)),
+                       ("OperatorData2d.load", lambda: OperatorData2d.load(path)),
                        ("load_observations", lambda: load_observations(path, Stefan)),
                        ("load_checkpoint", lambda: load_checkpoint(path))):
         _outcome(name, load)
