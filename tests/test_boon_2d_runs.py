@@ -75,3 +75,21 @@ def test_multi_step_wave_run_with_animation(tmp_path):
     assert (tmp_path / "wave" / "error_over_time.png").is_file()
     boon = next(r for r in records if r["model"] == "BOON")
     assert boon["boundary_error"] < 1e-12 and len(boon["rel_l2_per_step"]) == 4
+
+
+def test_parallel_generation_from_a_plain_script(tmp_path):
+    """Found running a script without a main guard: spawned workers re-ran the script and the
+    pool broke. Workers now use the platform's default start method (fork on Linux)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "make.py"
+    script.write_text("from physguard.datasets.operator2d import make_operator_data_2d\n"
+                      "d = make_operator_data_2d('cavity', 3, n_points=5, workers=2, "
+                      "progress=False)\nprint(tuple(d.targets.shape))\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(3, 2, 5, 5)" in result.stdout
+    serial = make_operator_data_2d("cavity", 3, n_points=5, workers=1, progress=False)
+    assert tuple(serial.targets.shape) == (3, 2, 5, 5)

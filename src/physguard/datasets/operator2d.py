@@ -25,7 +25,6 @@ specific error for a truncated, incomplete or inconsistent file.
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import os
 from dataclasses import dataclass
 
@@ -201,8 +200,10 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         workers = workers or (os.cpu_count() or 1 if n_samples >= 16 else 1)
         bar = tqdm(total=n_samples, desc="cavity samples", unit="sample", disable=not progress)
         if workers > 1:
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            # The platform's default start method (fork on Linux, as torch's DataLoader): a
+            # script that calls this needs no ``if __name__ == "__main__"`` guard there. The
+            # workers run NumPy / SciPy only.
+            with concurrent.futures.ProcessPoolExecutor(workers) as pool:
                 samples = []
                 for sample in pool.map(_cavity_sample, jobs, chunksize=4):
                     samples.append(sample)
