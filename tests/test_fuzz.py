@@ -244,6 +244,19 @@ def conditions():
         st.just(("Periodic",)), st.just("junk"))
 
 
+def _boon_outcome(kind, make, specs, u, label):
+    """Build the operator, the conditions, BOON and its output, counting each step;
+    ``(model, out)`` with ``None`` from the first step that raised a specific error."""
+    operator = _outcome(kind, make)
+    if operator is None:
+        return None, None
+    walls = [_outcome("condition", lambda s=s: _condition(s)) for s in specs]
+    model = _outcome(label, lambda: pg.BOON(operator, *walls))
+    if model is None:
+        return None, None
+    return model, _outcome(f"{label} forward", lambda: model(u))
+
+
 def _condition(spec):
     if spec is None or spec == "junk":
         return spec
@@ -264,14 +277,7 @@ def test_operators_and_boon(kind, modes, domain, left, right, u):
         make = lambda: pg.FNO1d(1, 2, modes, 4, 2, domain=domain)  # noqa: E731
     else:
         make = lambda: pg.SpaceTimeFNO1d(1, 3, modes, 2, 4, 2, domain=domain)  # noqa: E731
-    operator = _outcome(kind, make)
-    if operator is None:
-        return
-    conditions = [_outcome("condition", lambda s=s: _condition(s)) for s in (left, right)]
-    model = _outcome("BOON", lambda: pg.BOON(operator, *conditions))
-    if model is None:
-        return
-    out = _outcome("BOON.forward", lambda: model(u))
+    model, out = _boon_outcome(kind, make, (left, right), u, "BOON")
     if out is None:
         return
     assert out.shape[0] == u.shape[0] and out.shape[-1] == u.shape[-1]
@@ -293,15 +299,7 @@ def test_two_d_operators_and_boon(kind, modes, left, right, bottom, top, u):
     torch.manual_seed(0)
     make = {"FNO2d": lambda: pg.FNO2d(1, 2, modes, 4, 2),
             "SpaceTimeFNO2d": lambda: pg.SpaceTimeFNO2d(1, 3, modes, 4, 2, time_padding=1)}
-    operator = _outcome(kind, make[kind])
-    if operator is None:
-        return
-    walls = [_outcome("condition", lambda s=s: _condition(s)) for s in (left, right, bottom,
-                                                                        top)]
-    model = _outcome("BOON 2-D", lambda: pg.BOON(operator, *walls))
-    if model is None:
-        return
-    out = _outcome("BOON 2-D forward", lambda: model(u))
+    model, out = _boon_outcome(kind, make[kind], (left, right, bottom, top), u, "BOON 2-D")
     if out is None:
         return
     assert out.shape[0] == u.shape[0] and out.shape[-2:] == u.shape[-2:]
