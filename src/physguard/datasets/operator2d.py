@@ -88,8 +88,8 @@ class OperatorData2d:
             if tuple(getattr(self, name).shape) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got "
                                  f"{tuple(getattr(self, name).shape)}")
-        if self.inputs.dim() != 4 or tuple(self.inputs.shape[::2]) != (n, nx) \
-                or self.inputs.shape[3] != ny:
+        if self.inputs.dim() != 4 or self.inputs.shape[0] != n \
+                or tuple(self.inputs.shape[2:]) != (nx, ny):
             raise ValueError(f"inputs must have shape ({n}, C_in, {nx}, {ny}), got "
                              f"{tuple(self.inputs.shape)}")
         for name in _ARRAYS:
