@@ -134,11 +134,10 @@ def test_corrected_layer_keeps_its_spectrum_consistent():
     v = torch.randn(2, 3, 10, 9, dtype=D)
     captured = {}
 
-    def spy(layer_, v_, x_hat, weight, z, kept):
-        delta, z_new = WallCorrection([(0, [0, 9]), (1, [8])])(layer_, v_, x_hat, weight, z,
-                                                                 kept)
-        captured.update(delta=delta)
-        return delta, z_new
+    def spy(layer_, v_, weight, z, kept):
+        changes, z_new = WallCorrection([(0, [0, 9]), (1, [8])])(layer_, v_, weight, z, kept)
+        captured.update(delta=WallCorrection.dense(v_, changes))
+        return changes, z_new
 
     out = layer(v, spy)
     expected = SpectralConvNd.forward(layer.spectral, v + captured["delta"]) \

@@ -54,11 +54,12 @@ round-off.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from ..models.fno_nd import channel_mix
+from ..models.fno_nd import lattice_matmul, lattice_mix
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
 __all__ = ["WallCorrection", "enforce_walls", "periodic_walls"]
@@ -78,42 +79,40 @@ def _negated(kept: torch.Tensor) -> torch.Tensor:
     return torch.tensor([position[-k] for k in values])
 
 
-def _full_last_axis(kept_last: torch.Tensor, n: int):
-    """Signed last-axis frequencies of the symmetric lattice, and for each the source index
-    in the ``rfft`` list and whether it is a conjugate (negative) copy."""
-    positive = kept_last.tolist()
-    negative = [k for k in positive if k > 0 and 2 * k != n]
-    signed = torch.tensor(positive + [-k for k in reversed(negative)])
-    source = torch.tensor(list(range(len(positive)))
-                          + [positive.index(k) for k in reversed(negative)])
-    conj = torch.tensor([False] * len(positive) + [True] * len(negative))
-    return signed, source, conj
+def _flip(a: torch.Tensor, dims: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """``a`` at ``-k`` on each ``(dim, signed frequencies)`` of ``dims``."""
+    for dim, k in dims:
+        a = a.index_select(dim, _negated(k).to(a.device))
+    return a
 
 
-def _full_spectrum(a: torch.Tensor, kept: list[torch.Tensor], n_last: int,
-                   hermitian_part: bool) -> torch.Tensor:
-    """Extend a kept ``rfftn`` array ``(X, Y, *kept)`` to the lattice symmetric in the last
-    axis (conjugate copies at ``(-k', -k_d)``). ``hermitian_part``: replace the self-conjugate
-    columns by ``(a(k') + conj a(-k')) / 2`` (for the multiplier; data are already so)."""
-    d = len(kept)
-    _, source, conj = _full_last_axis(kept[-1], n_last)
-    n_pos = len(kept[-1])
-    negative = source[conj].to(a.device)  # last-axis columns that get a conjugate copy
-    selfc = torch.nonzero(_self_conjugate(kept[-1], n_last)).flatten().to(a.device)
-    needed = torch.cat([negative, selfc]) if hermitian_part else negative
-    flipped = a.index_select(1 + d, needed)  # only the columns that are mirrored
-    for axis, k in enumerate(kept[:-1]):  # a(-k', .)
-        flipped = flipped.index_select(2 + axis, _negated(k).to(a.device))
-    head = a
-    if hermitian_part and len(selfc):
-        head = a.clone()
-        head[..., selfc] = 0.5 * (a[..., selfc] + flipped[..., len(negative):].conj())
-    return torch.cat([head, flipped[..., :len(negative)].conj()], dim=-1) if len(negative) \
-        else head[..., :n_pos]
+def _hermitian(a: torch.Tensor, dims: list[tuple[int, torch.Tensor]],
+               mask: torch.Tensor | None) -> torch.Tensor:
+    """``(a(k) + conj a(-k)) / 2`` where ``mask`` holds (everywhere for ``None``)."""
+    if mask is None:
+        return a + _flip(a, dims).conj()
+    return torch.where(mask, 0.5 * (a + _flip(a, dims).conj()), a)
 
 
-def _signed_full(kept: list[torch.Tensor], n_last: int) -> list[torch.Tensor]:
-    return [*kept[:-1], _full_last_axis(kept[-1], n_last)[0]]
+def _along(t: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """Apply ``matrix (Q, K)`` along ``dim`` of ``t`` (size ``K`` there, ``Q`` after)."""
+    shape = t.shape
+    pre = math.prod(shape[:dim])
+    rows = t.reshape(pre, shape[dim], -1)
+    out = lattice_matmul(matrix.expand(pre, *matrix.shape), rows)
+    return out.reshape(*shape[:dim], matrix.shape[0], *shape[dim + 1:])
+
+
+@functools.lru_cache(maxsize=64)
+def _line_index(grid: tuple[int, ...], walls: tuple[tuple[int, tuple[int, ...]], ...]):
+    """Flat grid indices of every wall's lines (walls in order) and each wall's line shape."""
+    flat = torch.arange(math.prod(grid)).reshape(grid)
+    parts, shapes = [], []
+    for axis, points in walls:
+        part = flat.index_select(axis, torch.tensor(points))
+        parts.append(part.flatten())
+        shapes.append(tuple(part.shape))
+    return torch.cat(parts), shapes
 
 
 class WallCorrection:
@@ -121,134 +120,156 @@ class WallCorrection:
 
     ``axis`` counts the grid axes (``0`` the first after the channels); ``points`` are ``0``
     and/or ``N - 1``. Called by every :class:`~physguard.models.fno_nd.FourierLayerNd` as
-    ``correction(layer, v, x_hat, weight, z, kept)``; returns the input change ``delta`` (a
-    field, zero off the walls) and the corrected kept spectrum.
+    ``correction(layer, v, weight, z, kept)`` with the layer's kept weight ``(*K, C, C)`` and
+    spectrum ``z (*K, B, C)`` (lattice-major); returns ``(changes, z~)``: the input change as
+    ``changes = [(axis, points, lines)]``, ``lines (B, C, ...)`` with ``|P|`` entries along
+    ``axis`` (the change is zero off the wall lines), and the kept spectrum
+    ``z~ = R . F(v + change)``. :meth:`dense` turns ``changes`` into a field.
     """
 
     def __init__(self, walls: list[tuple[int, list[int]]]):
         self.walls = [(axis, points) for axis, points in walls if points]
 
-    def __call__(self, layer, v, x_hat, weight, z, kept):
+    def _wall_lines(self, v: torch.Tensor) -> list[torch.Tensor]:
+        """The input on every wall's lines, one gather for all walls (one backward scatter
+        instead of one per axis): ``(B, C, ...)`` with ``|P|`` entries along each axis."""
+        grid = tuple(v.shape[2:])
+        index, shapes = _line_index(grid, tuple((a, tuple(p)) for a, p in self.walls))
+        flat = v.reshape(*v.shape[:2], -1).index_select(2, index.to(v.device))
+        return [part.reshape(*v.shape[:2], *shape)
+                for part, shape in zip(flat.split([math.prod(s) for s in shapes], dim=2),
+                                       shapes, strict=True)]
+
+    def __call__(self, layer, v, weight, z, kept):
         grid = tuple(v.shape[2:])
         d = len(grid)
-        n_pos = len(kept[-1])
-        signed = _signed_full(kept, grid[-1])
-        M = _full_spectrum(weight, kept, grid[-1], hermitian_part=True)  # (Ci, Co, *L)
-        # The spectral output of v on the symmetric lattice is the Hermitian extension of the
-        # layer's own z = R . X (no second channel contraction).
-        Z = _full_spectrum(z, kept, grid[-1], hermitian_part=True)  # (B, Co, *L)
+        last = d - 1
         w_point = layer.pointwise.weight  # (Co, Ci)
-        c_in, c_out = M.shape[0], M.shape[1]
-        deltas = []  # (axis, points, lines): each axis's change on its wall lines
-        for number, (axis, points) in enumerate(self.walls):
+        c_in, c_out = weight.shape[-2], weight.shape[-1]
+        batch = v.shape[0]
+        changes = []  # (axis, points, lines): each axis's change on its wall lines
+        lines = self._wall_lines(v)
+        for axis, points in self.walls:
             n_a, n_p = grid[axis], len(points)
             others = [b for b in range(d) if b != axis]
-            k_a = signed[axis].to(v.device, v.dtype)
+            k_a = kept[axis].to(v.device)
             pts = torch.tensor(points, dtype=v.dtype, device=v.device)
             E = torch.polar(torch.ones(n_p, len(k_a), dtype=v.dtype, device=v.device),
-                            2 * math.pi * torch.outer(pts, k_a) / n_a)  # (|P|, L_a)
-            # A(k_O)[i, o; p, c] = (1/N_a) sum_k M[c, o](k, k_O) E[i, k] conj(E[p, k]): one
-            # matrix product over k for all (c, o, k_O) at once.
-            Ma = M.movedim(2 + axis, 2)  # (Ci, Co, L_a, *L_O)
-            shape_o = Ma.shape[3:]
-            pair = (E[:, None, :] * E.conj()[None, :, :]).reshape(n_p * n_p, -1).T / n_a
-            A_spec = Ma.reshape(c_in * c_out, len(k_a), -1).transpose(1, 2) @ pair
-            A_spec = A_spec.reshape(c_in, c_out, -1, n_p, n_p).permute(2, 3, 1, 4, 0)
+                            2 * math.pi * torch.outer(pts, k_a.to(v.dtype)) / n_a)  # (P, K_a)
+            pair = (E[:, None, :] * E.conj()[None, :, :]).reshape(n_p * n_p, -1)
+            E_leak = E
+            if axis == last:
+                # The kept half of the rfft axis stands for both signs: weight 1/2 on the
+                # self-conjugate columns, and the other half added as conj(. at -k_O).
+                half = torch.where(_self_conjugate(k_a, n_a), 0.5, 1.0).to(v.dtype)
+                pair, E_leak = pair * half, E * half
+            # A(k_O)[i, o; p, c] (the (i, p) pairs in place of k_a) and the spectral output on
+            # the wall lines: one contraction over k_a each, on the kept lattice of the others.
+            A_spec = _along(weight, pair / n_a, axis)  # (*K_<a, P P, *K_>a, Ci, Co)
+            leak = _along(z, E_leak / n_a, axis)  # (*K_<a, P, *K_>a, B, Co)
+            flip = [(b, kept[b]) for b in others if b != last]
+            shape_o = [len(kept[b]) for b in others]
+            if axis == last:
+                # A(-k_O) = conj A(k_O), and the data are real: solve on k_O[0] >= 0 only.
+                half = int((kept[others[0]] >= 0).sum())
+                A_spec, leak = (_hermitian(t, flip, None).narrow(others[0], 0, half)
+                                for t in (A_spec, leak))
+                shape_o[0] = half
+            else:
+                mask = _self_conjugate(kept[last], grid[last]).to(v.device)[:, None, None]
+                A_spec, leak = _hermitian(A_spec, flip, mask), _hermitian(leak, flip, mask)
+            n_o = len(shape_o)
+            # Lattice dims of the others first, then (P_i, Co, P_p, Ci): one block per k_O.
+            A_spec = A_spec.reshape(*A_spec.shape[:axis], n_p, n_p, *A_spec.shape[axis + 1:])
+            lat = [b if b < axis else b + 1 for b in others]
+            A_spec = A_spec.permute(*lat, axis, d + 2, axis + 1, d + 1).reshape(
+                -1, n_p * c_out, n_p * c_in)
             eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
-            point = (eye[:, None, :, None] * w_point[None, :, None, :]).to(A_spec.dtype)
-            A = (A_spec + point).reshape(-1, n_p * c_out, n_p * c_in)
-            scale = A.abs().amax().detach()
+            point = (eye[:, None, :, None] * w_point[None, :, None, :]).reshape(
+                n_p * c_out, n_p * c_in)
+            A = A_spec + point.to(A_spec.dtype)
+            # Relative shift on the largest real or imaginary entry (a cheap real reduction).
+            scale = torch.view_as_real(A).detach().abs().amax()
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-            A = A + _SHIFT * scale * torch.eye(n_p * c_in, dtype=A.dtype, device=v.device)
-            # Spectral output on the wall lines, and the part of it due to the wall inputs.
-            Za = Z.movedim(2 + axis, -1).reshape(Z.shape[0], c_out, -1, len(k_a))
-            y_p = (Za @ (E.T / n_a)).permute(0, 2, 3, 1)  # (B, L_O, |P|, Co)
-            v_p = self._wall_spectrum(self._lines(v, axis, points, deltas), axis, others,
-                                      signed, grid)
-            # The batch as the columns of one right-hand side per k_O: one factorisation each.
-            batch = v.shape[0]
-            v_p = v_p.reshape(batch, -1, n_p * c_in).permute(1, 2, 0)  # (L_O, |P| C, B)
-            a_v = torch.bmm(A_spec.reshape(-1, n_p * c_out, n_p * c_in), v_p)
-            y_p = y_p.reshape(batch, -1, n_p * c_out).permute(1, 2, 0)
+            A.diagonal(dim1=-2, dim2=-1).add_(_SHIFT * scale)
+            leak = leak.permute(*others, axis, d + 1, d).reshape(-1, n_p * c_out, batch)
+            # Right-hand side A_spec v_P - (spectral output)_P, the batch as its columns.
+            v_p = self._wall_spectrum(self._lines(lines[len(changes)], axis, points, changes),
+                                      axis, others, kept, grid)  # (B, C, *K_O, P)
+            if axis == last:
+                v_p = v_p.narrow(2, 0, shape_o[0])
+            v_p = v_p.permute(*range(2, 2 + n_o), -1, 1, 0).reshape(-1, n_p * c_in, batch)
             try:
-                dhat = torch.linalg.solve(A, a_v - y_p)  # (L_O, |P| C, B)
+                dhat = torch.linalg.solve(A, lattice_matmul(A_spec, v_p) - leak)
             except torch.linalg.LinAlgError as err:
                 raise ValueError("a wall block of a kernel layer is singular even after the "
                                  f"relative shift {_SHIFT:g}: {err}") from err
-            dhat = dhat.permute(2, 0, 1).reshape(batch, *shape_o, n_p, c_in)  # (B, *L_O, P, C)
-            deltas.append((axis, points, self._place(dhat, axis, points, others, signed,
-                                                     grid, v)))
-            # Its spectrum sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), in lattice order, and the
-            # kernel's response to it on the kept (rfft) lattice.
-            spec = dhat.movedim(-1, 1) @ E.conj()  # (B, C, *L_O, L_a)
-            spec = spec.movedim(-1, 2 + axis)
-            response = channel_mix(spec[..., :n_pos], weight)
-            z = z + response
-            if number + 1 < len(self.walls):
-                Z = Z + _full_spectrum(response, kept, grid[-1], hermitian_part=True)
-        return self._dense(v, deltas), z
+            dhat = dhat.reshape(*shape_o, n_p, c_in, batch)
+            if axis == last:  # the other half, dhat(-k_O) = conj dhat(k_O)
+                negative = _negated(kept[others[0]])[shape_o[0]:].to(v.device)
+                rest = [(i, kept[b]) for i, b in enumerate(others) if i > 0]
+                dhat = torch.cat([dhat, _flip(dhat, rest).index_select(0, negative).conj()])
+            changes.append((axis, points, self._place(dhat, axis, others, kept, grid, v)))
+            # The spectrum of the change, sum_p e^{-2 pi i k_a p / N_a} dhat_p(k_O), and the
+            # kernel's response to it (lattice-major, k_a back in place of p).
+            spec = dhat.movedim(n_o, axis).transpose(-1, -2)  # (*K_<a, P, *K_>a, B, C)
+            z = z + lattice_mix(_along(spec, E.conj().T, axis), weight)
+        return changes, z
 
     @staticmethod
-    def _lines(v, axis, points, deltas):
-        """``v`` plus the earlier axes' changes on the wall lines of ``axis`` (they meet these
+    def _lines(lines, axis, points, changes):
+        """The wall ``lines`` of ``axis`` plus the earlier axes' changes (they meet these
         lines at the corners): ``(B, C, ...)`` with ``|P|`` entries along ``axis``."""
-        index = torch.tensor(points, device=v.device)
-        lines = v.index_select(2 + axis, index)
-        for other_axis, other_points, other in deltas:
+        index = torch.tensor(points, device=lines.device)
+        for other_axis, other_points, other in changes:
             # ``other`` holds the other axis's lines; take them at this axis's points.
             part = other.index_select(2 + axis, index)
             lines = lines.index_add(2 + other_axis,
-                                    torch.tensor(other_points, device=v.device), part)
+                                    torch.tensor(other_points, device=lines.device), part)
         return lines
 
     @staticmethod
-    def _wall_spectrum(lines, axis, others, signed, grid):
-        """Full DFT over the other axes of the wall lines, at the lattice frequencies:
-        ``(B, *L_O, |P|, C)``."""
-        spec = torch.fft.fftn(lines, dim=[2 + b for b in others])
+    def _wall_spectrum(lines, axis, others, kept, grid):
+        """DFT over the other axes of the wall lines at the kept frequencies (``rfft`` on the
+        last axis when it is among them): ``(B, C, *K_O, |P|)``."""
+        dims = [2 + b for b in others]
+        if axis == len(grid) - 1:
+            spec = torch.fft.fftn(lines, dim=dims)
+        else:
+            spec = torch.fft.rfftn(lines, dim=dims)
         for b in others:
-            index = (signed[b] % grid[b]).to(lines.device)
-            spec = spec.index_select(2 + b, index)
-        return spec.movedim(2 + axis, -1).movedim(1, -1)  # (B, *L_O, |P|, C)
+            spec = spec.index_select(2 + b, (kept[b] % grid[b]).to(lines.device))
+        return spec.movedim(2 + axis, -1)
 
     @staticmethod
-    def _place(dhat, axis, points, others, signed, grid, like):
-        """The real change on the wall lines, ``ifft`` of ``dhat``: ``(B, C, ...)`` with
-        ``|P|`` entries along ``axis``."""
-        b = dhat.shape[0]
-        c = dhat.shape[-1]
-        shape_o = [grid[o] for o in others]
-        spec = torch.zeros(b, c, len(points), *shape_o, dtype=dhat.dtype, device=dhat.device)
-        index = torch.meshgrid(*[(signed[o] % grid[o]).to(dhat.device) for o in others],
+    def _place(dhat, axis, others, kept, grid, like):
+        """The real change on the wall lines, the inverse DFT of ``dhat (*K_O, |P|, C, B)``:
+        ``(B, C, ...)`` with ``|P|`` entries along ``axis``."""
+        rfft = axis != len(grid) - 1
+        n_o = len(others)
+        size = [grid[b] for b in others]
+        if rfft:
+            size[-1] = size[-1] // 2 + 1
+        n_p, c, batch = dhat.shape[n_o:]
+        spec = dhat.new_zeros(batch, c, *size, n_p)
+        index = torch.meshgrid(*[(kept[b] % grid[b]).to(dhat.device) for b in others],
                                indexing="ij")
-        spec[(slice(None), slice(None), slice(None), *index)] = dhat.movedim(-1, 1).movedim(
-            -1, 2)
-        lines = torch.fft.ifftn(spec, dim=list(range(3, 3 + len(others)))).real.to(like.dtype)
-        return lines.movedim(2, 2 + axis)  # wall axis back in place
+        spec[(slice(None), slice(None), *index)] = dhat.permute(-1, -2, *range(n_o), n_o)
+        dims = list(range(2, 2 + n_o))
+        if rfft:
+            lines = torch.fft.irfftn(spec, s=[grid[b] for b in others], dim=dims)
+        else:
+            lines = torch.fft.ifftn(spec, dim=dims).real
+        return lines.to(like.dtype).movedim(-1, 2 + axis)
 
     @staticmethod
-    def _dense(v, deltas):
-        """The input change as a field (zero off the walls), built with one pad per axis."""
-        total = None
-        for axis, points, lines in deltas:
-            n = v.shape[2 + axis]
-            parts = []
-            previous = -1
-            for k, p in enumerate(points):
-                gap = p - previous - 1
-                if gap:
-                    shape = list(lines.shape)
-                    shape[2 + axis] = gap
-                    parts.append(lines.new_zeros(shape))
-                parts.append(lines.narrow(2 + axis, k, 1))
-                previous = p
-            if n - 1 - previous:
-                shape = list(lines.shape)
-                shape[2 + axis] = n - 1 - previous
-                parts.append(lines.new_zeros(shape))
-            field = torch.cat(parts, dim=2 + axis)
-            total = field if total is None else total + field
-        return total if total is not None else torch.zeros_like(v)
+    def dense(v: torch.Tensor, changes) -> torch.Tensor:
+        """The input change ``changes`` (as returned by a call) as a field shaped like ``v``,
+        zero off the walls."""
+        total = torch.zeros_like(v)
+        for axis, points, lines in changes:
+            total = total.index_add(2 + axis, torch.tensor(points, device=v.device), lines)
+        return total
 
 
 def periodic_walls(v: torch.Tensor, axes: list[int]) -> torch.Tensor:

@@ -73,16 +73,25 @@ class _LatticeMatmul(torch.autograd.Function):
         return grad_x, grad_w
 
 
-def channel_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``z[b, o, k] = sum_c x[b, c, k] weight[c, o, k]`` over a lattice of modes ``k``: one
-    batched matrix product over the lattice points (faster than ``einsum`` with ``...`` on
-    complex tensors, forward and backward). ``x (B, C_in, *L)``, ``weight (C_in, C_out, *L)``.
-    """
-    b, c, *lattice = x.shape
-    out = _LatticeMatmul.apply(
-        x.reshape(b, c, -1).permute(2, 0, 1).contiguous(),
-        weight.reshape(c, weight.shape[1], -1).permute(2, 0, 1).contiguous())
-    return out.permute(1, 2, 0).reshape(b, weight.shape[1], *lattice)
+def lattice_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for complex tensors with the fast backward of :class:`_LatticeMatmul`:
+    ``a (..., K) @ b (K, P) -> (..., P)`` (all leading dims as rows of one product), or the
+    batched ``a (L, M, K) @ b (L, K, P) -> (L, M, P)``."""
+    if b.dim() == 2:
+        rows = a.reshape(1, -1, a.shape[-1]).contiguous()
+        out = _LatticeMatmul.apply(rows, b.unsqueeze(0).contiguous())
+        return out.reshape(*a.shape[:-1], b.shape[-1])
+    return _LatticeMatmul.apply(a.contiguous(), b.contiguous())
+
+
+def lattice_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``z[k, b, o] = sum_c x[k, b, c] weight[k, c, o]`` over a lattice of modes ``k``, all
+    lattice-major: ``x (*L, B, C_in)``, ``weight (*L, C_in, C_out)`` -> ``(*L, B, C_out)``.
+    One batched matrix product over the lattice points (faster than ``einsum`` on complex
+    tensors, forward and backward)."""
+    *lattice, b, c = x.shape
+    out = _LatticeMatmul.apply(x.reshape(-1, b, c), weight.reshape(-1, c, weight.shape[-1]))
+    return out.reshape(*lattice, b, weight.shape[-1])
 
 
 class SpectralConvNd(nn.Module):
@@ -121,38 +130,45 @@ class SpectralConvNd(nn.Module):
         """Indices of the kept frequencies in an ``rfftn`` array of ``grid``."""
         return [k % n for k, n in zip(kept, grid, strict=True)]
 
-    def weight_as(self, like: torch.Tensor, kept: list[torch.Tensor]) -> torch.Tensor:
-        """Complex weight ``(C_in, C_out, *len(kept))`` in the complex dtype of ``like``."""
+    def weight_lattice(self, like: torch.Tensor, kept: list[torch.Tensor]) -> torch.Tensor:
+        """Complex weight at the kept modes, lattice-major ``(*len(kept), C_in, C_out)``
+        (contiguous), in the complex dtype of ``like``."""
+        d = len(kept)
         w = torch.view_as_complex(self.weight.to(like.real.dtype).contiguous())
+        w = w.permute(*range(2, 2 + d), 0, 1)
         for a, k in enumerate(kept):
-            size = w.shape[2 + a]
-            index = torch.where(k >= 0, k, size + k).to(w.device)  # negative: from the end
-            w = w.index_select(2 + a, index)
-        return w
-
-    def gather(self, x_hat: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
-        """The kept entries of an ``rfftn`` spectrum ``(B, C, ...)``."""
-        for a, index in enumerate(positions):
-            x_hat = x_hat.index_select(2 + a, index.to(x_hat.device))
-        return x_hat
+            size = w.shape[a]
+            w = w.index_select(a, torch.where(k >= 0, k, size + k).to(w.device))
+        return w.contiguous()
 
     @staticmethod
-    def scatter(z: torch.Tensor, positions: list[torch.Tensor], grid: tuple[int, ...]):
-        """Place the kept spectrum ``z (B, C, *kept)`` into a zero ``rfftn`` array of ``grid``."""
-        shape = (*z.shape[:2], *grid[:-1], grid[-1] // 2 + 1)
+    def spectrum(x: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+        """The kept entries of ``rfftn(x)`` for ``x (B, C, *grid)``, lattice-major
+        ``(*kept, B, C)``."""
+        d = len(positions)
+        x_hat = torch.fft.rfftn(x, dim=tuple(range(2, 2 + d)))
+        x_hat = x_hat.permute(*range(2, 2 + d), 0, 1)
+        for a, index in enumerate(positions):
+            x_hat = x_hat.index_select(a, index.to(x_hat.device))
+        return x_hat.contiguous()
+
+    @staticmethod
+    def synthesize(z: torch.Tensor, positions: list[torch.Tensor], grid: tuple[int, ...]):
+        """``irfftn`` of the kept spectrum ``z (*kept, B, C)`` placed into a zero ``rfftn``
+        array of ``grid``: ``(B, C, *grid)``."""
+        d = len(grid)
+        shape = (*z.shape[d:], *grid[:-1], grid[-1] // 2 + 1)
         out = torch.zeros(shape, dtype=z.dtype, device=z.device)
         index = torch.meshgrid(*[p.to(z.device) for p in positions], indexing="ij")
-        out[(slice(None), slice(None), *index)] = z
-        return out
+        out[(slice(None), slice(None), *index)] = z.permute(d, d + 1, *range(d))
+        return torch.fft.irfftn(out, s=grid, dim=tuple(range(2, 2 + d)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = tuple(x.shape[2:])
-        dims = tuple(range(2, x.dim()))
         kept = self.kept(grid)
         positions = self.positions(kept, grid)
-        z = channel_mix(self.gather(torch.fft.rfftn(x, dim=dims), positions),
-                        self.weight_as(x, kept))
-        return torch.fft.irfftn(self.scatter(z, positions, grid), s=grid, dim=dims)
+        z = lattice_mix(self.spectrum(x, positions), self.weight_lattice(x, kept))
+        return self.synthesize(z, positions, grid)
 
 
 class Pointwise(nn.Module):
@@ -181,23 +197,28 @@ class FourierLayerNd(nn.Module):
         self.activation = activation
 
     def forward(self, v: torch.Tensor, correction=None) -> torch.Tensor:
-        """Apply the layer; ``correction(layer, v, x_hat, weight, z, kept)`` returns
-        ``(delta, z~)``: an input change ``delta`` (a field, zero off the corrected walls) and
-        the spectrum ``z~ = R . F(v + delta)`` on the kept modes (see :mod:`physguard.boundary`).
+        """Apply the layer; ``correction(layer, v, weight, z, kept)`` gets the kept weight
+        ``(*K, C, C)`` and spectrum ``z = R . F v (*K, B, C)`` (lattice-major, see
+        :class:`SpectralConvNd`) and returns ``(changes, z~)``: an input change given on wall
+        lines only, ``changes = [(axis, points, lines)]`` with ``lines (B, C, ...)`` holding
+        ``len(points)`` entries along grid axis ``axis``, and ``z~ = R . F(v + change)`` (see
+        :mod:`physguard.boundary.walls`). The pointwise branch adds ``W lines`` on those lines
+        only, so the change never becomes a full field.
         """
         grid = tuple(v.shape[2:])
-        dims = tuple(range(2, v.dim()))
         spectral = self.spectral
         kept = spectral.kept(grid)
         positions = spectral.positions(kept, grid)
-        x_hat = spectral.gather(torch.fft.rfftn(v, dim=dims), positions)
-        weight = spectral.weight_as(v, kept)
-        z = channel_mix(x_hat, weight)
+        weight = spectral.weight_lattice(v, kept)
+        z = lattice_mix(spectral.spectrum(v, positions), weight)
+        changes = []
         if correction is not None:
-            delta, z = correction(self, v, x_hat, weight, z, kept)
-            v = v + delta
-        out = torch.fft.irfftn(spectral.scatter(z, positions, grid), s=grid, dim=dims)
+            changes, z = correction(self, v, weight, z, kept)
+        out = spectral.synthesize(z, positions, grid)
         out = out + self.pointwise(v)
+        for axis, points, lines in changes:  # in place: no full-size copy per wall axis
+            out.index_add_(2 + axis, torch.tensor(points, device=v.device),
+                           self.pointwise(lines, bias=False))
         return F.gelu(out) if self.activation else out
 
 
