@@ -106,6 +106,8 @@ def test_corner_rules():
     ((16, 12), (5, 4), [(1, [0, 11])]),  # y walls (the rfft axis)
     ((16, 12), (8, 7), [(1, [11])]),  # the Nyquist mode of the rfft axis is kept
     ((6, 16, 12), (3, 5, 4), [(2, [0, 11])]),  # space-time: y walls, time axis circular
+    ((6, 16, 12), (3, 5, 4), [(1, [0, 15])]),  # space-time: x walls (t and the rfft axis)
+    ((7, 16, 12), (4, 5, 7), [(1, [15])]),  # ... with the Nyquist column of the rfft axis
 ])
 def test_kernel_correction_makes_wall_rows_independent_of_the_interior(grid, modes, walls):
     """One corrected kernel layer: change every input off the walls, and the wall rows of

@@ -86,12 +86,23 @@ def _flip(a: torch.Tensor, dims: list[tuple[int, torch.Tensor]]) -> torch.Tensor
     return a
 
 
-def _hermitian(a: torch.Tensor, dims: list[tuple[int, torch.Tensor]],
-               mask: torch.Tensor | None) -> torch.Tensor:
-    """``(a(k) + conj a(-k)) / 2`` where ``mask`` holds (everywhere for ``None``)."""
-    if mask is None:
-        return a + _flip(a, dims).conj()
-    return torch.where(mask, 0.5 * (a + _flip(a, dims).conj()), a)
+def _hermitian_half(a: torch.Tensor, kept: list[torch.Tensor], dims: list[int],
+                    half: int) -> torch.Tensor:
+    """``a(k) + conj a(-k)`` over the signed lattice dims ``dims`` of ``a`` (frequencies
+    ``kept[b]`` on dim ``b``), for ``k[dims[0]] >= 0`` only (its first ``half`` entries)."""
+    first, rest = dims[0], [(b, kept[b]) for b in dims[1:]]
+    negative = _negated(kept[first])[:half].to(a.device)
+    return a.narrow(first, 0, half) + _flip(a.index_select(first, negative), rest).conj()
+
+
+def _hermitian_columns(a: torch.Tensor, kept: list[torch.Tensor], dims: list[int],
+                       dim: int, columns: torch.Tensor) -> torch.Tensor:
+    """Replace ``columns`` of ``dim`` by ``(a(k) + conj a(-k)) / 2``, ``-k`` over ``dims``."""
+    if not len(columns):
+        return a
+    part = a.index_select(dim, columns)
+    part = 0.5 * (part + _flip(part, [(b, kept[b]) for b in dims]).conj())
+    return a.index_copy(dim, columns, part)
 
 
 def _along(t: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
@@ -101,6 +112,25 @@ def _along(t: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
     rows = t.reshape(pre, shape[dim], -1)
     out = lattice_matmul(matrix.expand(pre, *matrix.shape), rows)
     return out.reshape(*shape[:dim], matrix.shape[0], *shape[dim + 1:])
+
+
+@functools.lru_cache(maxsize=256)
+def _phases(n_a: int, points: tuple[int, ...], k_a: tuple[int, ...], rfft_axis: bool,
+            dtype: torch.dtype, device: torch.device):
+    """Constants of one wall axis: ``E[p, k] = e^{2 pi i k p / N_a} (P, K_a)``, the pair
+    phases ``E[i, k] conj E[p, k] / N_a (P P, K_a)`` and ``E / N_a`` for the leak; on the
+    ``rfft`` axis the last two weigh the self-conjugate columns by 1/2 (the kept half stands
+    for both signs)."""
+    k = torch.tensor(k_a, dtype=dtype, device=device)
+    pts = torch.tensor(points, dtype=dtype, device=device)
+    E = torch.polar(torch.ones(len(points), len(k_a), dtype=dtype, device=device),
+                    2 * math.pi * torch.outer(pts, k) / n_a)
+    pair = (E[:, None, :] * E.conj()[None, :, :]).reshape(len(points) ** 2, -1) / n_a
+    leak = E / n_a
+    if rfft_axis:
+        half = torch.where(_self_conjugate(k, n_a), 0.5, 1.0).to(dtype)
+        pair, leak = pair * half, leak * half
+    return E, pair, leak
 
 
 @functools.lru_cache(maxsize=64)
@@ -152,42 +182,31 @@ class WallCorrection:
         for axis, points in self.walls:
             n_a, n_p = grid[axis], len(points)
             others = [b for b in range(d) if b != axis]
-            k_a = kept[axis].to(v.device)
-            pts = torch.tensor(points, dtype=v.dtype, device=v.device)
-            E = torch.polar(torch.ones(n_p, len(k_a), dtype=v.dtype, device=v.device),
-                            2 * math.pi * torch.outer(pts, k_a.to(v.dtype)) / n_a)  # (P, K_a)
-            pair = (E[:, None, :] * E.conj()[None, :, :]).reshape(n_p * n_p, -1)
-            E_leak = E
-            if axis == last:
-                # The kept half of the rfft axis stands for both signs: weight 1/2 on the
-                # self-conjugate columns, and the other half added as conj(. at -k_O).
-                half = torch.where(_self_conjugate(k_a, n_a), 0.5, 1.0).to(v.dtype)
-                pair, E_leak = pair * half, E * half
+            E, pair, E_leak = _phases(n_a, tuple(points), tuple(kept[axis].tolist()),
+                                      axis == last, v.dtype, v.device)
             # A(k_O)[i, o; p, c] (the (i, p) pairs in place of k_a) and the spectral output on
             # the wall lines: one contraction over k_a each, on the kept lattice of the others.
-            A_spec = _along(weight, pair / n_a, axis)  # (*K_<a, P P, *K_>a, Ci, Co)
-            leak = _along(z, E_leak / n_a, axis)  # (*K_<a, P, *K_>a, B, Co)
-            flip = [(b, kept[b]) for b in others if b != last]
+            A_spec = _along(weight, pair, axis)  # (*K_<a, P P, *K_>a, Ci, Co)
+            leak = _along(z, E_leak, axis)  # (*K_<a, P, *K_>a, B, Co)
+            signed = [b for b in others if b != last]
             shape_o = [len(kept[b]) for b in others]
             if axis == last:
                 # A(-k_O) = conj A(k_O), and the data are real: solve on k_O[0] >= 0 only.
-                half = int((kept[others[0]] >= 0).sum())
-                A_spec, leak = (_hermitian(t, flip, None).narrow(others[0], 0, half)
+                shape_o[0] = int((kept[others[0]] >= 0).sum())
+                A_spec, leak = (_hermitian_half(t, kept, signed, shape_o[0])
                                 for t in (A_spec, leak))
-                shape_o[0] = half
-            else:
-                mask = _self_conjugate(kept[last], grid[last]).to(v.device)[:, None, None]
-                A_spec, leak = _hermitian(A_spec, flip, mask), _hermitian(leak, flip, mask)
+            else:  # the self-conjugate columns of the rfft axis: their Hermitian part
+                columns = torch.nonzero(_self_conjugate(kept[last], grid[last])).flatten()
+                A_spec, leak = (_hermitian_columns(t, kept, signed, last, columns.to(v.device))
+                                for t in (A_spec, leak))
             n_o = len(shape_o)
             # Lattice dims of the others first, then (P_i, Co, P_p, Ci): one block per k_O.
             A_spec = A_spec.reshape(*A_spec.shape[:axis], n_p, n_p, *A_spec.shape[axis + 1:])
             lat = [b if b < axis else b + 1 for b in others]
             A_spec = A_spec.permute(*lat, axis, d + 2, axis + 1, d + 1).reshape(
                 -1, n_p * c_out, n_p * c_in)
-            eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
-            point = (eye[:, None, :, None] * w_point[None, :, None, :]).reshape(
-                n_p * c_out, n_p * c_in)
-            A = A_spec + point.to(A_spec.dtype)
+            point = torch.kron(torch.eye(n_p, dtype=v.dtype, device=v.device), w_point)
+            A = A_spec + point.to(A_spec.dtype)  # W on the diagonal blocks (i = p)
             # Relative shift on the largest real or imaginary entry (a cheap real reduction).
             scale = torch.view_as_real(A).detach().abs().amax()
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
