@@ -4,11 +4,16 @@ Same data, seed and budget for the three models; "enforce-only" keeps BOON's exa
 but skips the per-layer kernel correction. Prints one row per model (a diagnostic, not a test).
 
     python benchmarks/boon_2d_ablation.py [--problem cavity] [--setting single] [--epochs 40]
+        [--seeds 0 1] [--models FNO BOON enforce-only] [--time-padding 6]
+
+With several seeds, each seed draws its own data and initial weights; the last rows give the
+mean and spread of every model over the seeds (one seed's gap can be noise).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -29,8 +34,8 @@ class _NoCorrection:
     def __init__(self, walls):
         self.walls = walls
 
-    def __call__(self, layer, v, x_hat, weight, z, kept):
-        return torch.zeros_like(v), z
+    def __call__(self, layer, v, weight, z, kept):
+        return [], z
 
 
 def main() -> None:
@@ -38,29 +43,48 @@ def main() -> None:
     parser.add_argument("--problem", default="cavity", choices=["cavity", "wave2d"])
     parser.add_argument("--setting", default="single", choices=["single", "multi"])
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--models", nargs="+", default=["FNO", "BOON", "enforce-only"],
+                        choices=["FNO", "BOON", "enforce-only"])
+    parser.add_argument("--time-padding", type=int, default=None,
+                        help="zero steps appended to the time axis (multi step; default: the "
+                             "config's)")
     args = parser.parse_args()
-    config = BOON2dConfig.default(args.problem, args.setting, epochs=args.epochs, device="cpu")
-    data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
-                                 config.setting, config.field, config.n_points,
-                                 config.n_steps, seed=config.seed, progress=False)
-    train = data.subset(slice(0, config.n_train))
-    test = data.subset(slice(config.n_train, None))
-    print(f"{config.problem} {config.setting}-step ({config.field}), {config.n_train} / "
-          f"{config.n_test} samples, {config.epochs} epochs, seed {config.seed}")
-    print(f"{'model':>18} | {'rel_l2':>10} | {'boundary_error':>14} | {'train (s)':>9}")
-    original = boon_module.WallCorrection
-    for label, name, correct in (("FNO", "FNO", True), ("BOON", "BOON", True),
-                                 ("BOON enforce-only", "BOON", False)):
-        boon_module.WallCorrection = original if correct else _NoCorrection
-        try:
-            started = time.perf_counter()
-            model, _ = train_operator_2d(name, train, config, progress=False)
-            record = metrics_2d(name, predict_2d(model, name, test), test)
-        finally:
-            boon_module.WallCorrection = original
-        print(f"{label:>18} | {record['rel_l2']:10.4e} | {record['boundary_error']:14.2e} | "
-              f"{time.perf_counter() - started:9.0f}")
+    padding = {} if args.time_padding is None else {"time_padding": args.time_padding}
+    results = {label: [] for label in args.models}
+    for seed in args.seeds:
+        config = BOON2dConfig.default(args.problem, args.setting, epochs=args.epochs,
+                                      device="cpu", seed=seed, **padding)
+        data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
+                                     config.setting, config.field, config.n_points,
+                                     config.n_steps, seed=config.seed, progress=False)
+        train = data.subset(slice(0, config.n_train))
+        test = data.subset(slice(config.n_train, None))
+        print(f"{config.problem} {config.setting}-step ({config.field}), {config.n_train} / "
+              f"{config.n_test} samples, {config.epochs} epochs, seed {config.seed}"
+              + (f", time padding {config.time_padding}" if config.setting == "multi" else ""))
+        print(f"{'model':>18} | {'rel_l2':>10} | {'boundary_error':>14} | {'train (s)':>9}")
+        for label in args.models:
+            name = "FNO" if label == "FNO" else "BOON"
+            boon_module.WallCorrection = _NoCorrection if label == "enforce-only" \
+                else _ORIGINAL
+            try:
+                started = time.perf_counter()
+                model, _ = train_operator_2d(name, train, config, progress=False)
+                record = metrics_2d(name, predict_2d(model, name, test), test)
+            finally:
+                boon_module.WallCorrection = _ORIGINAL
+            results[label].append(record["rel_l2"])
+            print(f"{label:>18} | {record['rel_l2']:10.4e} | {record['boundary_error']:14.2e} | "
+                  f"{time.perf_counter() - started:9.0f}", flush=True)
+    if len(args.seeds) > 1:
+        print(f"\nover seeds {args.seeds}: mean rel_l2 (min - max)")
+        for label, values in results.items():
+            print(f"{label:>18} | {statistics.mean(values):10.4e} | {min(values):.4e} - "
+                  f"{max(values):.4e}")
 
+
+_ORIGINAL = boon_module.WallCorrection
 
 if __name__ == "__main__":
     main()

@@ -10,8 +10,8 @@ keeps the frequencies of a box lattice (signed on every axis but the last, ``0 <
 ``M(k)`` lives on the lattice made symmetric in the last axis: ``M(k', k_d) = R(k', k_d)`` for
 ``0 < k_d < N_d / 2``, ``M(-k', -k_d) = conj M(k', k_d)``, and on the self-conjugate columns
 ``k_d = 0`` (and ``N_d / 2``) the Hermitian part ``(R(k', 0) + conj R(-k', 0)) / 2``, which is
-what ``irfftn`` does with them. ``_full_multiplier`` builds ``M`` and ``_full_spectrum`` the full
-spectrum of the data on that lattice from the layer's own ``rfftn`` (no extra transform).
+what ``irfftn`` does with them. ``M`` is never formed: every sum over it below is taken on the
+kept lattice, with the other half added as a conjugate.
 
 **One wall axis.** Let ``P`` be the wall points of axis ``a`` that carry a Dirichlet or Neumann
 condition (``0`` and/or ``N_a - 1``), and ``O`` the other axes. The block of ``K`` from the wall
@@ -25,11 +25,16 @@ frequency ``k_O``::
 a ``|P| C`` square matrix (all channels coupled). As in 1-D (``physguard.boundary.boon``),
 BOON replaces the wall inputs by ``v_P + delta`` with ``A delta = -(K v)_P + A v_P`` (the leak of
 everything off the walls into the wall rows), solved per ``k_O`` with the same relative
-Tikhonov shift ``1e-7 max |A|``; ``delta`` vanishes at the frequencies ``k_O`` that no mode of
-the layer reaches (there ``A = W`` and the leak is 0). Nothing is applied to impulses: ``A``
-comes from the weights in closed form, the leak from the spectrum the layer computes anyway,
-and the spectrum of the corrected input is a rank-``|P|`` update along ``a``, so the layer still
-costs one ``rfftn``/``irfftn`` pair.
+Tikhonov shift ``1e-7`` (of the largest real or imaginary entry of ``A``); ``delta`` vanishes
+at the frequencies ``k_O`` that no mode of the layer reaches (there ``A = W`` and the leak is 0).
+``A`` and the leak ``(K v)_P`` are one contraction over ``k_a`` each, of the layer's kept weight
+and of the spectrum ``R . F v`` it computes anyway. Since ``A(-k_O) = conj A(k_O)`` and the data
+are real, only half of the ``k_O`` are solved (``k_d >= 0`` when the rfft axis is among ``O``,
+else the first axis of ``O`` ``>= 0``); the change on the wall lines is the inverse DFT of that
+half. Nothing is applied to impulses, the spectrum of the corrected input is a rank-``|P|``
+update along ``a`` (one more channel product gives the layer's response to it), and the
+pointwise branch adds ``W delta`` on the wall lines only, so the layer still costs one
+``rfftn``/``irfftn`` pair.
 
 **How the two axes interact.** The x walls are eliminated first, then the y walls, each on
 the field as corrected so far. After the y step the y-wall rows depend on the y-wall inputs
