@@ -198,5 +198,47 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
     click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
 
 
+@bench.command("boon")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs") / "bench-boon", show_default=True,
+              help="Output folder: report.md, metrics.json, rel_l2.png, config.json.")
+@click.option("--cases", default="heat-neumann,stokes,burgers-dirichlet,burgers-periodic,"
+              "cavity,wave2d", show_default=True, help="Comma-separated subset of the problems.")
+@click.option("--settings", default="single,multi", show_default=True,
+              help="Comma-separated: single and/or multi.")
+@click.option("--paper", is_flag=True, help="The authors' notebook sizes (500 epochs): GPU.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs for every row (default: the bench's per-row budget).")
+@click.option("--penalty", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the boundary penalty of the FNO+penalty baseline.")
+@click.option("--seed", type=_SEED, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@_OVERWRITE
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
+               penalty: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+    """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
+    problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
+
+    The default sizes take about 30 minutes on 2 CPU cores.
+    """
+    from .experiments.bench_boon import BOONBenchConfig, run_bench_boon
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(c.strip() for c in text.split(",") if c.strip())
+
+    try:
+        config = BOONBenchConfig(cases=split(cases), settings=split(settings), paper=paper,
+                                 epochs=epochs, penalty=penalty, seed=seed, device=device)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    started = time.perf_counter()
+    click.echo(f"physguard bench boon: {len(config.rows())} rows; writing to {out}")
+    _clean_errors(lambda: run_bench_boon(config, out, progress=not quiet, overwrite=overwrite))
+    click.echo((out / "report.md").read_text())
+    click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
+
+
 if __name__ == "__main__":
     main()

@@ -130,8 +130,9 @@ def relative_l2_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 def train_operator(name: str, train: OperatorData, config: BOONConfig,
-                   progress: bool = True) -> tuple[FNO1d | SpaceTimeFNO1d, list[float]]:
-    """Train an FNO (``name="FNO"``) or BOON-FNO (``"BOON"``) from the seed's initial weights."""
+                   progress: bool = True, loss=None) -> tuple[FNO1d | SpaceTimeFNO1d, list[float]]:
+    """Train an FNO (``name="FNO"``) or BOON-FNO (``"BOON"``) from the seed's initial weights
+    (``loss``: see :func:`fit_operator`)."""
     device = config.torch_device()
     torch.manual_seed(config.seed)
     domain = (float(train.x[0]), float(train.x[-1]))
@@ -144,18 +145,20 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
                                t_range=(float(train.t[0]), float(train.t[-1])))
     model = model.to(device)
     losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
-                          train.inputs, train.targets, config, name, progress)
+                          train.inputs, train.targets, config, name, progress, loss)
     return model.eval(), losses
 
 
 def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, config,
-                 name: str, progress: bool = True) -> list[float]:
+                 name: str, progress: bool = True, loss=None) -> list[float]:
     """The training loop shared by the 1-D and 2-D BOON runs: Adam with weight decay, step
     decay of the rate, shuffled batches (``seed``), relative L2 loss on the whole field.
 
     ``apply(model, index, batch_inputs)`` returns the predictions of the samples ``index``;
     ``config`` has ``lr``, ``weight_decay``, ``lr_step``, ``lr_gamma``, ``epochs``,
-    ``batch_size``, ``seed``. Returns the mean loss per epoch.
+    ``batch_size``, ``seed``. ``loss(pred, truth, index)`` replaces the relative L2 loss (the
+    soft-constraint baseline of ``physguard bench boon`` adds a boundary penalty). Returns the
+    mean loss per epoch.
     """
     device = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
@@ -174,11 +177,12 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
             pred = apply(model, index, inputs[index.to(device)])
-            loss = relative_l2_loss(pred, targets[index.to(device)])
+            truth = targets[index.to(device)]
+            value = relative_l2_loss(pred, truth) if loss is None else loss(pred, truth, index)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimiser.step()
-            total += float(loss.detach()) * len(index)
+            total += float(value.detach()) * len(index)
         schedule.step()
         losses.append(total / n)
         bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")

@@ -132,13 +132,14 @@ def _model(config: BOON2dConfig, data: OperatorData2d):
 
 
 def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
-                      progress: bool = True):
-    """Train ``"FNO"`` or ``"BOON"`` from the seed's initial weights; relative L2 loss."""
+                      progress: bool = True, loss=None):
+    """Train ``"FNO"`` or ``"BOON"`` from the seed's initial weights; relative L2 loss
+    unless ``loss`` is given (see :func:`~physguard.experiments.boon.fit_operator`)."""
     device = config.torch_device()
     torch.manual_seed(config.seed)
     model = _model(config, train).to(device)
     losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
-                          train.inputs, train.targets, config, name, progress)
+                          train.inputs, train.targets, config, name, progress, loss)
     return model.eval(), losses
 
 
