@@ -161,3 +161,35 @@ def test_space_time_correction_decouples_boundary_from_interior(points):
     a, b = layer(v, corrected), layer(w, corrected)
     assert (a[..., points] - b[..., points]).abs().max() < 1e-7
     assert (layer(v)[..., points] - layer(w)[..., points]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("side", ["end", "start", "both"])
+def test_time_padding_keeps_conditions_exact_and_the_output_causal_in_shape(side):
+    """A padded space-time operator: same output shape, BOON's conditions still exact, and
+    the padding changes the result (the time axis is no longer wrapped)."""
+    torch.manual_seed(0)
+    padded = pg.SpaceTimeFNO1d(1, 6, modes_x=8, modes_t=3, width=8, n_layers=3,
+                               domain=(-1.0, 1.0), time_padding=5,
+                               time_padding_side=side).double()
+    plain = pg.SpaceTimeFNO1d(1, 6, modes_x=8, modes_t=3, width=8, n_layers=3,
+                              domain=(-1.0, 1.0)).double()
+    plain.load_state_dict(padded.state_dict())  # same weights: padding is not a parameter
+    u = torch.randn(2, 1, 33, dtype=torch.float64)
+    values = torch.randn(2, 6, dtype=torch.float64)
+    out = pg.BOON(padded, left=pg.Dirichlet(values), right=pg.Neumann(1.0))(u)
+    assert out.shape == (2, 6, 33)
+    assert torch.allclose(out[..., 0], values, atol=1e-12, rtol=0)
+    check(out, pg.Neumann(1.0), "right", 2.0 / 32, TOL[torch.float64])
+    assert (padded(u) - plain(u)).abs().max() > 1e-3
+
+
+def test_time_padding_split_and_errors():
+    from physguard.models.fno import time_pad_split
+
+    assert time_pad_split(5, "end") == (0, 5)
+    assert time_pad_split(5, "start") == (5, 0)
+    assert time_pad_split(5, "both") == (2, 3)
+    with pytest.raises(ValueError, match="time_padding"):
+        pg.SpaceTimeFNO1d(1, 6, 8, 3, 8, 2, time_padding=-1)
+    with pytest.raises(ValueError, match="time_padding_side"):
+        pg.SpaceTimeFNO2d(1, 6, 4, 8, 2, time_padding_side="middle")

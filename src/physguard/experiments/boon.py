@@ -25,7 +25,7 @@ from .._io import atomic_path, resolve_device, run_folder, write_json, write_tex
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
-from ..models.fno import FNO1d, SpaceTimeFNO1d
+from ..models.fno import FNO1d, SpaceTimeFNO1d, time_pad_split
 
 __all__ = ["BOONConfig", "run_boon", "MODELS"]
 
@@ -45,7 +45,8 @@ class BOONConfig:
         n_points: grid points (notebooks: 500).
         modes, width, n_layers: FNO size (notebooks: 16 / 64 / 4 single, 12 / 32 / 4 multi).
             The single-step setting uses :class:`~physguard.FNO1d`, the multi-step setting a
-            :class:`~physguard.SpaceTimeFNO1d` with ``modes_t`` temporal modes.
+            :class:`~physguard.SpaceTimeFNO1d` with ``modes_t`` temporal modes, its time
+            axis padded by ``time_padding`` zero steps on ``time_padding_side``.
         epochs, batch_size, lr, weight_decay, lr_step, lr_gamma: Adam with a step schedule
             (notebooks: 500 epochs, batch 20, 1e-3, 1e-4, halve every 50).
         seed: seeds the data, the (shared) initial weights and the batch order.
@@ -62,6 +63,8 @@ class BOONConfig:
     modes_t: int = 8
     width: int = 32
     n_layers: int = 4
+    time_padding: int = 0
+    time_padding_side: str = "end"
     epochs: int = 150
     batch_size: int = 20
     lr: float = 1e-3
@@ -77,7 +80,8 @@ class BOONConfig:
                              f"{', '.join(OPERATOR_PROBLEMS)}")
         if self.setting not in ("single", "multi"):
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
-        check_counts(self)
+        check_counts(self, exempt=("seed", "time_padding"))
+        time_pad_split(self.time_padding, self.time_padding_side)
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
@@ -142,7 +146,9 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
     else:
         model = SpaceTimeFNO1d(1, train.targets.shape[1], config.modes, config.modes_t,
                                config.width, config.n_layers, domain=domain,
-                               t_range=(float(train.t[0]), float(train.t[-1])))
+                               t_range=(float(train.t[0]), float(train.t[-1])),
+                               time_padding=config.time_padding,
+                               time_padding_side=config.time_padding_side)
     model = model.to(device)
     losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
                           train.inputs, train.targets, config, name, progress, loss)

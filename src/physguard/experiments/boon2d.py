@@ -57,6 +57,7 @@ class BOON2dConfig:
     width: int = 20
     n_layers: int = 4
     time_padding: int = 6
+    time_padding_side: str = "end"
     projection_width: int = 128
     epochs: int = 100
     batch_size: int = 10
@@ -128,6 +129,7 @@ def _model(config: BOON2dConfig, data: OperatorData2d):
                           config.width, config.n_layers, domain=data.domain,
                           t_range=(float(data.t[0]), float(data.t[-1])),
                           time_padding=config.time_padding,
+                          time_padding_side=config.time_padding_side,
                           projection_width=config.projection_width)
 
 

@@ -197,6 +197,19 @@ class FNO1d(nn.Module):
         return self.project(v)
 
 
+def time_pad_split(time_padding: int, side: str) -> tuple[int, int]:
+    """``(steps before t_1, steps after t_T)`` of a time padding.
+
+    Raises:
+        ValueError: a negative padding or an unknown side.
+    """
+    if int(time_padding) < 0 or side not in ("end", "start", "both"):
+        raise ValueError(f"time_padding must be >= 0 and time_padding_side one of 'end', "
+                         f"'start', 'both'; got {time_padding}, {side!r}")
+    pad = int(time_padding)
+    return {"end": (0, pad), "start": (pad, 0), "both": (pad // 2, pad - pad // 2)}[side]
+
+
 class SpectralConvSpaceTime(nn.Module):
     """2-D spectral convolution over ``(t, x)`` of fields ``(B, C, T, N)``.
 
@@ -271,14 +284,24 @@ class SpaceTimeFNO1d(nn.Module):
         modes_x, modes_t: retained Fourier modes in ``x`` and in ``t`` (paper: 12 and 12).
         width, n_layers: hidden channels and number of kernel layers (32 and 4).
         domain: ``(a, b)`` spatial interval; t_range: ``(t_1, t_T)`` times of the outputs.
+        time_padding: zero steps added to the hidden field's time axis after the lift and
+            cropped before the projection (the kernel is circular in ``t``; padding keeps the
+            end of the window from wrapping onto its start, as BOON's authors and
+            neuraloperator do). BOON's correction works per temporal frequency of whatever
+            length the axis has, so it stays exact on the padded axis.
+        time_padding_side: ``"end"`` (after ``t_T``), ``"start"`` or ``"both"`` (half each,
+            the odd step at the end).
 
     Shapes: ``(B, in_channels, N) -> (B, n_steps, N)``.
     """
 
     def __init__(self, in_channels: int, n_steps: int, modes_x: int, modes_t: int, width: int,
                  n_layers: int, domain: tuple[float, float] = (0.0, 1.0),
-                 t_range: tuple[float, float] = (0.0, 1.0)):
+                 t_range: tuple[float, float] = (0.0, 1.0), time_padding: int = 0,
+                 time_padding_side: str = "end"):
         super().__init__()
+        self._pad = time_pad_split(time_padding, time_padding_side)
+        self.time_padding, self.time_padding_side = int(time_padding), time_padding_side
         for name, value in (("in_channels", in_channels), ("n_steps", n_steps),
                             ("modes_x", modes_x), ("modes_t", modes_t), ("width", width),
                             ("n_layers", n_layers)):
@@ -307,8 +330,10 @@ class SpaceTimeFNO1d(nn.Module):
             x.expand(b, 1, self.n_steps, n),
             t[:, None].expand(b, 1, self.n_steps, n)], dim=1)
         v = self.lift(features)
+        start, end = self._pad
+        v = F.pad(v, (0, 0, start, end))
         for layer in self.layers:
             v = layer(v, correction)
             if layer_hook is not None:
                 v = layer_hook(v)
-        return self.project(v)[:, 0]
+        return self.project(v[:, :, start:start + self.n_steps])[:, 0]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fno import check_operator_input
+from .fno import check_operator_input, time_pad_split
 
 __all__ = ["SpectralConvNd", "FourierLayerNd", "FNO", "FNO2d", "SpaceTimeFNO2d"]
 
@@ -326,23 +326,26 @@ class SpaceTimeFNO2d(FNO):
         modes: ``(modes_x, modes_y, modes_t)`` or an int for all three.
         width, n_layers: as :class:`FNO`.
         domain: ``((ax, bx), (ay, by))``; t_range: ``(t_1, t_T)``, the output times.
-        time_padding: zero steps appended to the time axis (BOON's notebook: 6).
+        time_padding: zero steps added to the time axis (BOON's notebook: 6 at the end).
+        time_padding_side: ``"end"``, ``"start"`` or ``"both"`` (half each, the odd step at
+            the end); see :func:`physguard.models.fno.time_pad_split`.
         projection_width: hidden channels of the projection (the 3-D field makes 128 costly
             on a CPU; the CPU defaults of ``physguard run`` use 4 x width).
     """
 
     def __init__(self, in_channels: int, n_steps: int, modes, width: int, n_layers: int,
                  domain=((0.0, 1.0), (0.0, 1.0)), t_range=(0.0, 1.0), time_padding: int = 6,
-                 projection_width: int = 128):
-        if int(n_steps) < 1 or int(time_padding) < 0:
-            raise ValueError(f"n_steps must be >= 1 and time_padding >= 0, got {n_steps}, "
-                             f"{time_padding}")
+                 projection_width: int = 128, time_padding_side: str = "end"):
+        if int(n_steps) < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        pad = time_pad_split(time_padding, time_padding_side)
         mx, my, mt = _modes(modes, 3)
         (t0, t1), = _intervals("t_range", [t_range], 1)
         space = _intervals("domain", domain, 2)
         super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space),
                          projection_width)
         self.n_steps, self.time_padding = int(n_steps), int(time_padding)
+        self.time_padding_side, self._pad = time_padding_side, pad
         self.out_channels = self.n_steps
 
     def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
@@ -352,9 +355,10 @@ class SpaceTimeFNO2d(FNO):
         coords = self.coordinates(grid, u).expand(b, 3, *grid)
         features = torch.cat([u.unsqueeze(2).expand(b, c, *grid), coords], dim=1)
         v = self.lift(features)
-        v = F.pad(v, (0, 0, 0, 0, 0, self.time_padding))
+        start, end = self._pad
+        v = F.pad(v, (0, 0, 0, 0, start, end))
         for layer in self.layers:
             v = layer(v, correction)
             if layer_hook is not None:
                 v = layer_hook(v)
-        return self.project(v[:, :, :self.n_steps])[:, 0]
+        return self.project(v[:, :, start:start + self.n_steps])[:, 0]

@@ -1,0 +1,70 @@
+"""Does padding the time axis of the space-time operators help? FNO and BOON, padded or not.
+
+The space-time kernel is a circular convolution in t, so without padding the last predicted
+steps wrap onto the first. For every multi-step problem this trains FNO and BOON with the same
+data, seed and budget, once per padding, and prints the test relative L2 (a measurement for
+choosing the default, not a test). Padding is on the side given by ``--side``.
+
+    python benchmarks/time_padding.py [--problems heat-neumann stokes ...] [--paddings 0 6]
+        [--epochs 25] [--side end]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from physguard.datasets.operator import OPERATOR_PROBLEMS, make_operator_data
+from physguard.datasets.operator2d import PROBLEMS_2D, make_operator_data_2d
+from physguard.experiments.boon import BOONConfig, operator_metrics, predict, train_operator
+from physguard.experiments.boon2d import BOON2dConfig, metrics_2d, predict_2d, train_operator_2d
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(OPERATOR_PROBLEMS),
+                        choices=[*OPERATOR_PROBLEMS, *PROBLEMS_2D])
+    parser.add_argument("--paddings", type=int, nargs="+", default=[0, 6])
+    parser.add_argument("--side", default="end", choices=["end", "start", "both"])
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"multi step, {args.epochs} epochs, seed {args.seed}, padding side {args.side}")
+    print(f"{'problem':>18} | {'pad':>3} | {'FNO rel_l2':>10} | {'BOON rel_l2':>11} | "
+          f"{'FNO/BOON':>8} | {'s':>5}")
+    for problem in args.problems:
+        two_d = problem in PROBLEMS_2D
+        data = None
+        for pad in args.paddings:
+            started = time.perf_counter()
+            extra = dict(epochs=args.epochs, seed=args.seed, device="cpu", time_padding=pad,
+                         time_padding_side=args.side)
+            if two_d:
+                config = BOON2dConfig.default(problem, "multi", **extra)
+                data = data or make_operator_data_2d(
+                    problem, config.n_train + config.n_test, "multi", config.field,
+                    config.n_points, config.n_steps, seed=config.seed, progress=False)
+            else:
+                config = BOONConfig.default(problem, "multi", **extra)
+                data = data or make_operator_data(problem, config.n_train + config.n_test,
+                                                  config.n_points, "multi", config.n_steps,
+                                                  seed=config.seed)
+            train = data.subset(slice(0, config.n_train))
+            test = data.subset(slice(config.n_train, None))
+            errors = {}
+            for name in ("FNO", "BOON"):
+                if two_d:
+                    model, _ = train_operator_2d(name, train, config, progress=False)
+                    errors[name] = metrics_2d(name, predict_2d(model, name, test),
+                                              test)["rel_l2"]
+                else:
+                    model, _ = train_operator(name, train, config, progress=False)
+                    errors[name] = operator_metrics(name, predict(model, name, test),
+                                                    test)["rel_l2"]
+            print(f"{problem:>18} | {pad:3d} | {errors['FNO']:10.4e} | {errors['BOON']:11.4e} | "
+                  f"{errors['FNO'] / errors['BOON']:8.2f} | {time.perf_counter() - started:5.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
