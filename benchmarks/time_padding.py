@@ -6,7 +6,7 @@ data, seed and budget, once per padding, and prints the test relative L2 (a meas
 choosing the default, not a test). Padding is on the side given by ``--side``.
 
     python benchmarks/time_padding.py [--problems heat-neumann stokes ...] [--paddings 0 6]
-        [--epochs 25] [--side end]
+        [--epochs 25] [--side end] [--n-train 150] [--n-points 64] [--width 16]
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ def main() -> None:
     parser.add_argument("--side", default="end", choices=["end", "start", "both"])
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=None)
+    parser.add_argument("--n-points", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None)
     args = parser.parse_args()
-    print(f"multi step, {args.epochs} epochs, seed {args.seed}, padding side {args.side}")
+    sizes = {k: v for k, v in (("n_train", args.n_train), ("n_points", args.n_points),
+                                ("width", args.width)) if v is not None}
+    print(f"multi step, {args.epochs} epochs, seed {args.seed}, padding side {args.side}, "
+          f"sizes {sizes or 'of the CPU defaults'}")
     print(f"{'problem':>18} | {'pad':>3} | {'FNO rel_l2':>10} | {'BOON rel_l2':>11} | "
           f"{'FNO/BOON':>8} | {'s':>5}")
     for problem in args.problems:
@@ -37,8 +43,8 @@ def main() -> None:
         data = None
         for pad in args.paddings:
             started = time.perf_counter()
-            extra = dict(epochs=args.epochs, seed=args.seed, device="cpu", time_padding=pad,
-                         time_padding_side=args.side)
+            extra = dict(sizes, epochs=args.epochs, seed=args.seed, device="cpu",
+                         time_padding=pad, time_padding_side=args.side)
             if two_d:
                 config = BOON2dConfig.default(problem, "multi", **extra)
                 data = data or make_operator_data_2d(

@@ -51,13 +51,13 @@ BENCH_MODELS = ("FNO", "BOON", "FNO+penalty")
 
 #: Bench sizes at the CPU defaults (smaller than ``physguard run``'s so that the twelve rows
 #: of three models fit in about 30 minutes on 2 cores).
-_CPU_1D = {"single": dict(n_train=100, n_test=40, n_points=64, width=24, modes=12, epochs=40),
-           "multi": dict(n_train=100, n_test=40, n_points=64, width=12, modes=8, modes_t=6,
-                         epochs=20)}
-_CPU_2D = {"single": dict(n_train=80, n_test=20, n_points=25, width=12, modes=6, epochs=25,
+_CPU_1D = {"single": dict(n_train=200, n_test=50, n_points=128, width=32, modes=16, epochs=50),
+           "multi": dict(n_train=150, n_test=50, n_points=64, width=12, modes=12, modes_t=8,
+                         epochs=30)}
+_CPU_2D = {"single": dict(n_train=120, n_test=30, n_points=33, width=12, modes=8, epochs=40,
                           projection_width=48),
-           "multi": dict(n_train=40, n_test=10, n_points=17, n_steps=10, width=8, modes=4,
-                         modes_t=4, projection_width=32, epochs=10)}
+           "multi": dict(n_train=60, n_test=15, n_points=25, n_steps=10, width=8, modes=6,
+                         modes_t=4, projection_width=32, epochs=20)}
 
 #: Published or released numbers (relative L2 on test data) to print beside ours.
 PUBLISHED = {
