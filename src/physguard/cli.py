@@ -34,6 +34,18 @@ _OVERWRITE = click.option("--overwrite", is_flag=True,
                           help="Replace a non-empty output folder whole (default: refuse).")
 
 
+def _run_options(command):
+    """The options every training command shares: --seed, --device, --overwrite, --quiet."""
+    for option in reversed([
+            click.option("--seed", type=_SEED, default=0, show_default=True),
+            click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                         default="auto", show_default=True),
+            _OVERWRITE,
+            click.option("--quiet", is_flag=True, help="No progress bars.")]):
+        command = option(command)
+    return command
+
+
 def _clean_errors(work: Callable[[], None]) -> None:
     """Run ``work``; physguard's specific errors become a one-line message and exit code 1."""
     try:
@@ -166,11 +178,7 @@ def bench() -> None:
               help="Training functions per case.")
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
               help="Test functions per test parameter.")
-@click.option("--seed", type=_SEED, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@_OVERWRITE
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_run_options
 def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
                       functions: int | None, test_functions: int | None, seed: int,
                       device: str, overwrite: bool, quiet: bool) -> None:
@@ -211,11 +219,7 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
               help="Epochs for every row (default: the bench's per-row budget).")
 @click.option("--penalty", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the boundary penalty of the FNO+penalty baseline.")
-@click.option("--seed", type=_SEED, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@_OVERWRITE
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_run_options
 def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
                penalty: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
