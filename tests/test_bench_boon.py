@@ -84,3 +84,17 @@ def test_bench_boon_cli_errors(tmp_path):
     assert not (tmp_path / "b").exists()
     with pytest.raises(ValueError, match="penalty"):
         BOONBenchConfig(penalty=-1.0)
+
+
+def test_notes_explain_a_lost_row_only_with_what_was_measured():
+    from physguard.experiments.bench_boon import _note
+
+    fno = dict(problem="p", setting="single", rel_l2=0.1, identical_walls=True,
+               final_train_loss=0.05)
+    boon = dict(fno, rel_l2=0.2, final_train_loss=0.2)
+    note = _note([fno, boon])
+    assert "same values on the walls" in note and "trains more slowly" in note
+    assert _note([fno, dict(boon, rel_l2=0.05)]) is None  # BOON won: nothing to explain
+    plain = _note([dict(fno, identical_walls=False), dict(boon, identical_walls=False,
+                                                          final_train_loss=0.05)])
+    assert "not explained" in plain
