@@ -16,8 +16,6 @@ import argparse
 import statistics
 import time
 
-import torch
-
 import physguard.boundary.boon as boon_module
 from physguard.datasets.operator2d import make_operator_data_2d
 from physguard.experiments.boon2d import (
