@@ -65,13 +65,11 @@ from torch import nn
 
 from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
 from ..models.fno_nd import FNO
+from ._block import shifted, solve
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from .walls import WallCorrection, enforce_walls, periodic_walls
 
 __all__ = ["BOON"]
-
-_SHIFT = 1e-7
-
 
 def _dft_weights(n_points: int, n_modes: int, dtype) -> torch.Tensor:
     """One-sided inverse-rfft weights: 1 for k = 0 and the Nyquist mode, 2 otherwise."""
@@ -80,22 +78,6 @@ def _dft_weights(n_points: int, n_modes: int, dtype) -> torch.Tensor:
     if n_points % 2 == 0 and n_modes - 1 == n_points // 2:
         w[-1] = 1.0
     return w
-
-
-def _scale(A: torch.Tensor) -> torch.Tensor:
-    """``max |A|`` for the relative shift; 1 for an all-zero block (zero kernel weights)."""
-    scale = A.abs().amax().detach()
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
-
-
-def _solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """``A^-1 rhs`` for the shifted boundary block, with a specific error if it is singular."""
-    try:
-        return torch.linalg.solve(A, rhs)
-    except torch.linalg.LinAlgError as err:
-        raise ValueError("the boundary block of a kernel layer is singular even after the "
-                         f"relative shift {_SHIFT:g} (non-finite or degenerate weights?): "
-                         f"{err}") from err
 
 
 class _LayerCorrection:
@@ -138,13 +120,13 @@ class _LayerCorrection:
         eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
         w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
         A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
-        A = A + _SHIFT * _scale(A) * torch.eye(n_p * c, dtype=v.dtype, device=v.device)
+        A = shifted(A, A.abs().amax())
         v_p = torch.stack([v[:, :, p] for p in P], dim=-1)  # (B, C, |P|)
         z_cat = torch.cat([z.real, z.imag], dim=-1)  # (B, C, 2m)
         spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
         leak = spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)  # K[P, I] v_I
         rhs = -leak.transpose(1, 2).reshape(batch, n_p * c)
-        delta = _solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
+        delta = solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
         spectrum = torch.einsum("bpc,pk->bck", delta.to(impulse.dtype), impulse)
         z = z + layer.spectral.spectrum(spectrum, m)
         return z, P, delta.transpose(1, 2)
@@ -178,14 +160,14 @@ class _SpaceTimeCorrection(_LayerCorrection):
         w_point = layer.pointwise.weight[..., 0, 0]  # (C_out, C_in)
         A = a_spec + (eye[:, None, :, None] * w_point[None, :, None, :]).to(a_spec.dtype)
         A = A.reshape(n_t, n_p * c, n_p * c)
-        A = A + _SHIFT * _scale(A) * torch.eye(n_p * c, dtype=A.dtype, device=v.device)
+        A = shifted(A, A.abs().amax())
         y_p = torch.einsum("botk,jk->botj", torch.fft.ifft(z, dim=2), evaluate).real
         v_p = torch.stack([v[..., p] for p in P], dim=-1)  # (B, C, T, |P|)
         v_hat = torch.fft.fft(v_p, dim=2)
         a_v = torch.fft.ifft(torch.einsum("tjopc,bctp->botj", a_spec, v_hat), dim=2).real
         leak_hat = torch.fft.fft(y_p - a_v, dim=2)  # (B, C, T, |P|)
         rhs = -leak_hat.permute(2, 3, 1, 0).reshape(n_t, n_p * c, batch)
-        delta_hat = _solve(A, rhs).reshape(n_t, n_p, c, batch)
+        delta_hat = solve(A, rhs).reshape(n_t, n_p, c, batch)
         delta = torch.fft.ifft(delta_hat.permute(3, 2, 0, 1), dim=2).real  # (B, C, T, |P|)
         spectrum = torch.einsum("bctp,pk->bctk", torch.fft.fft(delta.to(z.dtype), dim=2),
                                 impulse)

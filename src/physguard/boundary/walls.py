@@ -65,12 +65,10 @@ import math
 import torch
 
 from ..models.fno_nd import lattice_matmul, lattice_mix
+from ._block import shifted, solve
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
 __all__ = ["WallCorrection", "enforce_walls", "periodic_walls"]
-
-_SHIFT = 1e-7
-
 
 def _self_conjugate(k: torch.Tensor, n: int) -> torch.Tensor:
     """Mask of the last-axis frequencies ``0`` and ``N / 2`` (their own conjugates)."""
@@ -213,9 +211,7 @@ class WallCorrection:
             point = torch.kron(torch.eye(n_p, dtype=v.dtype, device=v.device), w_point)
             A = A_spec + point.to(A_spec.dtype)  # W on the diagonal blocks (i = p)
             # Relative shift on the largest real or imaginary entry (a cheap real reduction).
-            scale = torch.view_as_real(A).detach().abs().amax()
-            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-            A.diagonal(dim1=-2, dim2=-1).add_(_SHIFT * scale)
+            A = shifted(A, torch.view_as_real(A).abs().amax())
             leak = leak.permute(*others, axis, d + 1, d).reshape(-1, n_p * c_out, batch)
             # Right-hand side A_spec v_P - (spectral output)_P, the batch as its columns.
             v_p = self._wall_spectrum(self._lines(lines[len(changes)], axis, points, changes),
@@ -223,11 +219,7 @@ class WallCorrection:
             if axis == last:
                 v_p = v_p.narrow(2, 0, shape_o[0])
             v_p = v_p.permute(*range(2, 2 + n_o), -1, 1, 0).reshape(-1, n_p * c_in, batch)
-            try:
-                dhat = torch.linalg.solve(A, lattice_matmul(A_spec, v_p) - leak)
-            except torch.linalg.LinAlgError as err:
-                raise ValueError("a wall block of a kernel layer is singular even after the "
-                                 f"relative shift {_SHIFT:g}: {err}") from err
+            dhat = solve(A, lattice_matmul(A_spec, v_p) - leak)
             dhat = dhat.reshape(*shape_o, n_p, c_in, batch)
             if axis == last:  # the other half, dhat(-k_O) = conj dhat(k_O)
                 negative = _negated(kept[others[0]])[shape_o[0]:].to(v.device)

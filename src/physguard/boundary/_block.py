@@ -1,0 +1,32 @@
+"""The boundary block's relative Tikhonov shift and its solve, shared by the 1-D correction
+(:mod:`physguard.boundary.boon`) and the wall correction (:mod:`physguard.boundary.walls`)."""
+
+from __future__ import annotations
+
+import torch
+
+#: Relative Tikhonov shift of a boundary block: ``A + SHIFT * scale * I`` (sign-safe pivots).
+SHIFT = 1e-7
+
+
+def shifted(A: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``A + SHIFT * magnitude * I`` on the last two dims; an all-zero block (zero kernel
+    weights) is shifted by ``SHIFT`` instead. ``magnitude`` is detached (a scale, not a
+    path for gradients)."""
+    scale = magnitude.detach()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return A + SHIFT * scale * torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+
+
+def solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``A^-1 rhs`` for a shifted boundary block, with a specific error if it is singular.
+
+    Raises:
+        ValueError: the block is singular (non-finite or degenerate weights).
+    """
+    try:
+        return torch.linalg.solve(A, rhs)
+    except torch.linalg.LinAlgError as err:
+        raise ValueError("the boundary block of a kernel layer is singular even after the "
+                         f"relative shift {SHIFT:g} (non-finite or degenerate weights?): "
+                         f"{err}") from err
