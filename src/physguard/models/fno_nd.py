@@ -90,7 +90,7 @@ def lattice_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     One batched matrix product over the lattice points (faster than ``einsum`` on complex
     tensors, forward and backward)."""
     *lattice, b, c = x.shape
-    out = _LatticeMatmul.apply(x.reshape(-1, b, c), weight.reshape(-1, c, weight.shape[-1]))
+    out = lattice_matmul(x.reshape(-1, b, c), weight.reshape(-1, c, weight.shape[-1]))
     return out.reshape(*lattice, b, weight.shape[-1])
 
 
@@ -163,12 +163,18 @@ class SpectralConvNd(nn.Module):
         out[(slice(None), slice(None), *index)] = z.permute(d, d + 1, *range(d))
         return torch.fft.irfftn(out, s=grid, dim=tuple(range(2, 2 + d)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def kept_product(self, x: torch.Tensor):
+        """``z = R . F x`` on the kept modes, lattice-major ``(*kept, B, C_out)``, with the
+        kept weight ``(*kept, C_in, C_out)``, the kept frequencies and their positions."""
         grid = tuple(x.shape[2:])
         kept = self.kept(grid)
         positions = self.positions(kept, grid)
-        z = lattice_mix(self.spectrum(x, positions), self.weight_lattice(x, kept))
-        return self.synthesize(z, positions, grid)
+        weight = self.weight_lattice(x, kept)
+        return lattice_mix(self.spectrum(x, positions), weight), weight, kept, positions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z, _, _, positions = self.kept_product(x)
+        return self.synthesize(z, positions, tuple(x.shape[2:]))
 
 
 class Pointwise(nn.Module):
@@ -205,16 +211,11 @@ class FourierLayerNd(nn.Module):
         :mod:`physguard.boundary.walls`). The pointwise branch adds ``W lines`` on those lines
         only, so the change never becomes a full field.
         """
-        grid = tuple(v.shape[2:])
-        spectral = self.spectral
-        kept = spectral.kept(grid)
-        positions = spectral.positions(kept, grid)
-        weight = spectral.weight_lattice(v, kept)
-        z = lattice_mix(spectral.spectrum(v, positions), weight)
+        z, weight, kept, positions = self.spectral.kept_product(v)
         changes = []
         if correction is not None:
             changes, z = correction(self, v, weight, z, kept)
-        out = spectral.synthesize(z, positions, grid)
+        out = self.spectral.synthesize(z, positions, tuple(v.shape[2:]))
         out = out + self.pointwise(v)
         for axis, points, lines in changes:  # in place: no full-size copy per wall axis
             out.index_add_(2 + axis, torch.tensor(points, device=v.device),
@@ -278,9 +279,9 @@ class FNO(nn.Module):
                 for (a, b), n in zip(self.domain, grid, strict=True)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
-    def hidden(self, features: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
-        """Lift, then the kernel layers (with BOON's ``correction`` and ``layer_hook``)."""
-        v = self.lift(features)
+    def kernel_layers(self, v: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+        """The kernel layers on the lifted field ``v`` (with BOON's ``correction`` and
+        ``layer_hook``)."""
         for layer in self.layers:
             v = layer(v, correction)
             if layer_hook is not None:
@@ -295,8 +296,8 @@ class FNO(nn.Module):
         self.check_input(u)
         grid = tuple(u.shape[2:])
         coords = self.coordinates(grid, u).expand(u.shape[0], self.n_dims, *grid)
-        v = self.hidden(torch.cat([u, coords], dim=1), correction, layer_hook)
-        return self.project(v)
+        v = self.lift(torch.cat([u, coords], dim=1))
+        return self.project(self.kernel_layers(v, correction, layer_hook))
 
 
 class FNO2d(FNO):
@@ -354,11 +355,7 @@ class SpaceTimeFNO2d(FNO):
         grid = (self.n_steps, nx, ny)
         coords = self.coordinates(grid, u).expand(b, 3, *grid)
         features = torch.cat([u.unsqueeze(2).expand(b, c, *grid), coords], dim=1)
-        v = self.lift(features)
         start, end = self._pad
-        v = F.pad(v, (0, 0, 0, 0, start, end))
-        for layer in self.layers:
-            v = layer(v, correction)
-            if layer_hook is not None:
-                v = layer_hook(v)
+        v = F.pad(self.lift(features), (0, 0, 0, 0, start, end))
+        v = self.kernel_layers(v, correction, layer_hook)
         return self.project(v[:, :, start:start + self.n_steps])[:, 0]
