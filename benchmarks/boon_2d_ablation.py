@@ -17,13 +17,7 @@ import statistics
 import time
 
 import physguard.boundary.boon as boon_module
-from physguard.datasets.operator2d import make_operator_data_2d
-from physguard.experiments.boon2d import (
-    BOON2dConfig,
-    metrics_2d,
-    predict_2d,
-    train_operator_2d,
-)
+from physguard.experiments.boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d
 
 
 class _NoCorrection:
@@ -53,11 +47,7 @@ def main() -> None:
     for seed in args.seeds:
         config = BOON2dConfig.default(args.problem, args.setting, epochs=args.epochs,
                                       device="cpu", seed=seed, **padding)
-        data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
-                                     config.setting, config.field, config.n_points,
-                                     config.n_steps, seed=config.seed, progress=False)
-        train = data.subset(slice(0, config.n_train))
-        test = data.subset(slice(config.n_train, None))
+        train, test = split_data_2d(config, progress=False)
         print(f"{config.problem} {config.setting}-step ({config.field}), {config.n_train} / "
               f"{config.n_test} samples, {config.epochs} epochs, seed {config.seed}"
               + (f", time padding {config.time_padding}" if config.setting == "multi" else ""))
@@ -68,8 +58,7 @@ def main() -> None:
                 else _ORIGINAL
             try:
                 started = time.perf_counter()
-                model, _ = train_operator_2d(name, train, config, progress=False)
-                record = metrics_2d(name, predict_2d(model, name, test), test)
+                record = train_and_evaluate_2d(name, train, test, config, False)[3]
             finally:
                 boon_module.WallCorrection = _ORIGINAL
             results[label].append(record["rel_l2"])

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from physguard.datasets.operator import OPERATOR_PROBLEMS, make_operator_data
-from physguard.experiments.boon import BOONConfig, operator_metrics, predict, train_operator
+from physguard.datasets.operator import OPERATOR_PROBLEMS
+from physguard.experiments.boon import BOONConfig, split_data, train_and_evaluate
 
 
 def main() -> None:
@@ -41,16 +41,11 @@ def main() -> None:
                                         lr_step=max(1, epochs // 3), n_train=args.n_train,
                                         n_points=args.n_points, width=args.width,
                                         seed=args.seed, device="cpu")
-            data = data or make_operator_data(problem, config.n_train + config.n_test,
-                                              config.n_points, args.setting, config.n_steps,
-                                              seed=config.seed)
-            train = data.subset(slice(0, config.n_train))
-            test = data.subset(slice(config.n_train, None))
+            data = data or split_data(config)  # the same samples for every budget
             errors, losses = {}, {}
             for name in ("FNO", "BOON"):
-                model, history = train_operator(name, train, config, progress=False)
-                errors[name] = operator_metrics(name, predict(model, name, test), test)["rel_l2"]
-                losses[name] = history[-1]
+                _, history, _, record = train_and_evaluate(name, *data, config, False)
+                errors[name], losses[name] = record["rel_l2"], history[-1]
             print(f"{problem:>18} | {epochs:6d} | {errors['FNO']:10.4e} | {errors['BOON']:11.4e} | "
                   f"{errors['FNO'] / errors['BOON']:8.2f} | {losses['FNO']:9.3e} | "
                   f"{losses['BOON']:9.3e} | {time.perf_counter() - started:4.0f}", flush=True)

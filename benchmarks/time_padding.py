@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from physguard.datasets.operator import OPERATOR_PROBLEMS, make_operator_data
-from physguard.datasets.operator2d import PROBLEMS_2D, make_operator_data_2d
-from physguard.experiments.boon import BOONConfig, operator_metrics, predict, train_operator
-from physguard.experiments.boon2d import BOON2dConfig, metrics_2d, predict_2d, train_operator_2d
+from physguard.datasets.operator import OPERATOR_PROBLEMS
+from physguard.datasets.operator2d import PROBLEMS_2D
+from physguard.experiments.boon import BOONConfig, split_data, train_and_evaluate
+from physguard.experiments.boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d
 
 
 def main() -> None:
@@ -40,33 +40,17 @@ def main() -> None:
           f"{'FNO/BOON':>8} | {'s':>5}")
     for problem in args.problems:
         two_d = problem in PROBLEMS_2D
-        data = None
+        split, evaluate = ((split_data_2d, train_and_evaluate_2d) if two_d
+                           else (split_data, train_and_evaluate))
+        data = None  # the same samples for every padding
         for pad in args.paddings:
             started = time.perf_counter()
             extra = dict(sizes, epochs=args.epochs, seed=args.seed, device="cpu",
                          time_padding=pad, time_padding_side=args.side)
-            if two_d:
-                config = BOON2dConfig.default(problem, "multi", **extra)
-                data = data or make_operator_data_2d(
-                    problem, config.n_train + config.n_test, "multi", config.field,
-                    config.n_points, config.n_steps, seed=config.seed, progress=False)
-            else:
-                config = BOONConfig.default(problem, "multi", **extra)
-                data = data or make_operator_data(problem, config.n_train + config.n_test,
-                                                  config.n_points, "multi", config.n_steps,
-                                                  seed=config.seed)
-            train = data.subset(slice(0, config.n_train))
-            test = data.subset(slice(config.n_train, None))
-            errors = {}
-            for name in ("FNO", "BOON"):
-                if two_d:
-                    model, _ = train_operator_2d(name, train, config, progress=False)
-                    errors[name] = metrics_2d(name, predict_2d(model, name, test),
-                                              test)["rel_l2"]
-                else:
-                    model, _ = train_operator(name, train, config, progress=False)
-                    errors[name] = operator_metrics(name, predict(model, name, test),
-                                                    test)["rel_l2"]
+            config = (BOON2dConfig if two_d else BOONConfig).default(problem, "multi", **extra)
+            data = data or (split(config, False) if two_d else split(config))
+            errors = {name: evaluate(name, *data, config, False)[3]["rel_l2"]
+                      for name in ("FNO", "BOON")}
             print(f"{problem:>18} | {pad:3d} | {errors['FNO']:10.4e} | {errors['BOON']:11.4e} | "
                   f"{errors['FNO'] / errors['BOON']:8.2f} | {time.perf_counter() - started:5.0f}",
                   flush=True)

@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import resolve_device, run_folder, write_json, write_text
-from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
-from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
-from .boon import BOONConfig, operator_metrics, predict, relative_l2_loss, train_operator
-from .boon2d import BOON2dConfig, metrics_2d, predict_2d, train_operator_2d
+from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
+from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
+from .boon import BOONConfig, relative_l2_loss, split_data, train_and_evaluate
+from .boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d
 
 __all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS",
            "boundary_residual"]
@@ -165,50 +165,41 @@ def _penalised_loss(data, weight: float):
     return loss
 
 
-def _identical_walls(data) -> bool:
-    """Whether every sample's input field has the same values on the walls that carry a
-    Dirichlet or Neumann condition. BOON's corrected hidden wall rows are functions of those
-    inputs only, so they are then the same in every sample and carry nothing about it."""
-    x = data.inputs
-    if isinstance(data, OperatorData):
-        lines = [x[..., i] for i, kind in ((0, data.left_type), (-1, data.right_type))
-                 if kind != "periodic"]
-    else:
-        lines = [x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]]
-    return bool(lines) and all(bool((v - v[:1]).abs().max() == 0) for v in lines)
+def _identical_walls(*datasets) -> bool:
+    """Whether every sample (of all ``datasets`` together) has the same input values on the
+    walls that carry a Dirichlet or Neumann condition. BOON's corrected hidden wall rows are
+    functions of those inputs only, so they are then the same in every sample and carry
+    nothing about it."""
+    def lines(data):
+        x = data.inputs
+        if isinstance(data, OperatorData):
+            return [x[..., i] for i, kind in ((0, data.left_type), (-1, data.right_type))
+                    if kind != "periodic"]
+        return [x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]]
+
+    walls = [torch.cat(parts) for parts in zip(*(lines(d) for d in datasets), strict=True)]
+    return bool(walls) and all(bool((v - v[:1]).abs().max() == 0) for v in walls)
 
 
 def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
              progress: bool) -> list[dict]:
     two_d = problem in PROBLEMS_2D
     started = time.perf_counter()
-    if two_d:
-        data = make_operator_data_2d(problem, config.n_train + config.n_test, setting,
-                                     config.field, config.n_points, config.n_steps,
-                                     seed=config.seed, progress=progress)
-    else:
-        data = make_operator_data(problem, config.n_train + config.n_test, config.n_points,
-                                  setting, config.n_steps, seed=config.seed)
+    train, test = split_data_2d(config, progress) if two_d else split_data(config)
     data_seconds = time.perf_counter() - started
-    train = data.subset(slice(0, config.n_train))
-    test = data.subset(slice(config.n_train, None))
+    evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
     records = []
     for label in BENCH_MODELS:
         name = "BOON" if label == "BOON" else "FNO"
         loss = _penalised_loss(train, bench.penalty) if label == "FNO+penalty" else None
         tic = time.perf_counter()
-        if two_d:
-            model, losses = train_operator_2d(name, train, config, progress, loss)
-            record = metrics_2d(name, predict_2d(model, name, test), test)
-        else:
-            model, losses = train_operator(name, train, config, progress, loss)
-            record = operator_metrics(name, predict(model, name, test), test)
-        record["final_train_loss"] = losses[-1]
+        _, losses, _, record = evaluate(name, train, test, config, progress, loss)
         record.update(model=label, problem=problem, setting=setting,
                       train_seconds=time.perf_counter() - tic, data_seconds=data_seconds,
-                      n_points=config.n_points, n_train=config.n_train,
-                      n_test=config.n_test, epochs=config.epochs, width=config.width,
-                      modes=config.modes, identical_walls=_identical_walls(data))
+                      final_train_loss=losses[-1], n_points=config.n_points,
+                      n_train=config.n_train, n_test=config.n_test, epochs=config.epochs,
+                      width=config.width, modes=config.modes,
+                      identical_walls=_identical_walls(train, test))
         if two_d:
             record["field"] = config.field
         records.append(record)

@@ -275,23 +275,36 @@ def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
         return _run_boon_into(config, folder, progress, figures)
 
 
+def split_data(config: BOONConfig) -> tuple[OperatorData, OperatorData]:
+    """Generate the config's ``n_train + n_test`` samples (seed ``config.seed``) and split
+    them into training and test data."""
+    data = make_operator_data(config.problem, config.n_train + config.n_test, config.n_points,
+                              config.setting, config.n_steps, seed=config.seed)
+    return data.subset(slice(0, config.n_train)), data.subset(slice(config.n_train, None))
+
+
+def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, config: BOONConfig,
+                       progress: bool = True, loss=None):
+    """Train ``name`` (``"FNO"`` or ``"BOON"``) and evaluate it on ``test``: returns
+    ``(model, losses per epoch, prediction, metrics record)``."""
+    model, losses = train_operator(name, train, config, progress, loss)
+    prediction = predict(model, name, test)
+    return model, losses, prediction, operator_metrics(name, prediction, test)
+
+
 def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
-    data = make_operator_data(config.problem, config.n_train + config.n_test, config.n_points,
-                              config.setting, config.n_steps, seed=config.seed)
-    train = data.subset(slice(0, config.n_train))
-    test = data.subset(slice(config.n_train, None))
+    train, test = split_data(config)
     records, predictions, history = [], {}, {}
     for name in MODELS:
-        model, losses = train_operator(name, train, config, progress)
-        history[name] = losses
+        model, history[name], predictions[name], record = train_and_evaluate(
+            name, train, test, config, progress)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_path(out / f"{name.lower()}.pt") as tmp:
             torch.save({"model": name, "config": dataclasses.asdict(config),
                         "state_dict": state}, tmp)
-        predictions[name] = predict(model, name, test)
-        records.append(operator_metrics(name, predictions[name], test))
+        records.append(record)
     write_json(out / "training.json", history)
     write_json(out / "metrics.json", records)
     write_text(out / "table.md", markdown_table(records, config))

@@ -145,6 +145,24 @@ def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
     return model.eval(), losses
 
 
+def split_data_2d(config: BOON2dConfig, progress: bool = True):
+    """Generate the config's ``n_train + n_test`` samples (seed ``config.seed``) and split
+    them into training and test :class:`OperatorData2d`."""
+    data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
+                                 config.setting, config.field, config.n_points,
+                                 config.n_steps, seed=config.seed, progress=progress)
+    return data.subset(slice(0, config.n_train)), data.subset(slice(config.n_train, None))
+
+
+def train_and_evaluate_2d(name: str, train: OperatorData2d, test: OperatorData2d,
+                          config: BOON2dConfig, progress: bool = True, loss=None):
+    """Train ``name`` (``"FNO"`` or ``"BOON"``) and evaluate it on ``test``: returns
+    ``(model, losses per epoch, prediction, metrics record)``."""
+    model, losses = train_operator_2d(name, train, config, progress, loss)
+    prediction = predict_2d(model, name, test)
+    return model, losses, prediction, metrics_2d(name, prediction, test)
+
+
 @torch.no_grad()
 def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20) -> torch.Tensor:
     """Predictions ``(n, C_out, Nx, Ny)`` in float64 (BOON's wall values set in float64)."""
@@ -249,24 +267,18 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
     with run_folder(out, overwrite) as folder:
         started = time.perf_counter()
         write_json(folder / "config.json", dataclasses.asdict(config))
-        data = make_operator_data_2d(config.problem, config.n_train + config.n_test,
-                                     config.setting, config.field, config.n_points,
-                                     config.n_steps, seed=config.seed, progress=progress)
+        train, test = split_data_2d(config, progress)
         data_seconds = time.perf_counter() - started
-        train = data.subset(slice(0, config.n_train))
-        test = data.subset(slice(config.n_train, None))
         records, predictions, history, seconds = [], {}, {}, {}
         for name in MODELS:
             tic = time.perf_counter()
-            model, losses = train_operator_2d(name, train, config, progress)
+            model, history[name], predictions[name], record = train_and_evaluate_2d(
+                name, train, test, config, progress)
             seconds[name] = time.perf_counter() - tic
-            history[name] = losses
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             torch.save({"model": name, "config": dataclasses.asdict(config),
                         "state_dict": state}, folder / f"{name.lower()}.pt")
-            predictions[name] = predict_2d(model, name, test)
-            records.append(dict(metrics_2d(name, predictions[name], test),
-                                train_seconds=seconds[name]))
+            records.append(dict(record, train_seconds=seconds[name]))
         write_json(folder / "training.json", history)
         write_json(folder / "metrics.json", records)
         write_text(folder / "table.md", markdown_table_2d(records, config, seconds))
