@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import resolve_device, run_folder, write_json, write_text
+from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
 from .boon import BOONConfig, relative_l2_loss, split_data, train_and_evaluate
@@ -283,8 +283,6 @@ def _figure(rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_path
-
     labels = [f"{p}\n{s}" for p, s in rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4.0))
     width = 0.27
@@ -314,7 +312,7 @@ def run_bench_boon(bench: BOONBenchConfig, out: str | Path, progress: bool = Tru
     with run_folder(out, overwrite) as folder:
         started = time.perf_counter()
         write_json(folder / "config.json", {
-            **{k: v for k, v in dataclasses.asdict(bench).items()},
+            **dataclasses.asdict(bench),
             "rows": {f"{p}/{s}": dataclasses.asdict(c) for (p, s), c in configs.items()}})
         records = []
         bar = tqdm(configs.items(), desc="bench boon", unit="row", disable=not progress)

@@ -300,7 +300,7 @@ class SpaceTimeFNO1d(nn.Module):
                  t_range: tuple[float, float] = (0.0, 1.0), time_padding: int = 0,
                  time_padding_side: str = "end"):
         super().__init__()
-        self._pad = time_pad_split(time_padding, time_padding_side)
+        time_pad_split(time_padding, time_padding_side)  # checks both
         self.time_padding, self.time_padding_side = int(time_padding), time_padding_side
         for name, value in (("in_channels", in_channels), ("n_steps", n_steps),
                             ("modes_x", modes_x), ("modes_t", modes_t), ("width", width),
@@ -330,7 +330,7 @@ class SpaceTimeFNO1d(nn.Module):
             x.expand(b, 1, self.n_steps, n),
             t[:, None].expand(b, 1, self.n_steps, n)], dim=1)
         v = self.lift(features)
-        start, end = self._pad
+        start, end = time_pad_split(self.time_padding, self.time_padding_side)
         v = F.pad(v, (0, 0, start, end))
         for layer in self.layers:
             v = layer(v, correction)

@@ -339,14 +339,14 @@ class SpaceTimeFNO2d(FNO):
                  projection_width: int = 128, time_padding_side: str = "end"):
         if int(n_steps) < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-        pad = time_pad_split(time_padding, time_padding_side)
+        time_pad_split(time_padding, time_padding_side)  # checks both
         mx, my, mt = _modes(modes, 3)
         (t0, t1), = _intervals("t_range", [t_range], 1)
         space = _intervals("domain", domain, 2)
         super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space),
                          projection_width)
         self.n_steps, self.time_padding = int(n_steps), int(time_padding)
-        self.time_padding_side, self._pad = time_padding_side, pad
+        self.time_padding_side = time_padding_side
         self.out_channels = self.n_steps
 
     def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
@@ -355,7 +355,7 @@ class SpaceTimeFNO2d(FNO):
         grid = (self.n_steps, nx, ny)
         coords = self.coordinates(grid, u).expand(b, 3, *grid)
         features = torch.cat([u.unsqueeze(2).expand(b, c, *grid), coords], dim=1)
-        start, end = self._pad
+        start, end = time_pad_split(self.time_padding, self.time_padding_side)
         v = F.pad(self.lift(features), (0, 0, 0, 0, start, end))
         v = self.kernel_layers(v, correction, layer_hook)
         return self.project(v[:, :, start:start + self.n_steps])[:, 0]
