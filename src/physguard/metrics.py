@@ -26,6 +26,7 @@ __all__ = [
     "step_front_position",
     "boundary_flux",
     "boundary_error",
+    "boundary_residual",
     "brmse",
     "crmse",
     "frmse",
@@ -181,21 +182,30 @@ def boundary_flux(u: torch.Tensor, h: float, side: str, order: int = 2) -> torch
     raise ValueError(f"side must be 'left' or 'right', got {side!r}")
 
 
-def boundary_error(u: torch.Tensor, kind: str, values: torch.Tensor, side: str, h: float,
-                   order: int = 2) -> torch.Tensor:
-    """Absolute violation of one boundary condition, shape ``u.shape[:-1]``.
+def boundary_residual(u: torch.Tensor, kind: str, values: torch.Tensor, side: str, h: float,
+                      order: int = 2) -> torch.Tensor:
+    """Signed violation of one boundary condition, shape ``u.shape[:-1]``: Dirichlet
+    ``u_end - value``; Neumann ``stencil(u) - flux`` (one-sided stencil of ``order``);
+    periodic ``u_0 - u_{N-1}`` (``values`` unused). Differentiable.
 
-    Dirichlet: ``|u_end - value|``; Neumann: ``|stencil(u) - flux|`` with the one-sided stencil
-    of ``order`` (use ``order=3`` for a higher-order reference than the enforced stencil);
-    periodic: ``|u_0 - u_{N-1}|`` (``values`` unused).
+    Raises:
+        ValueError: an unknown ``kind``.
     """
     if kind == "periodic":
-        return (u[..., 0] - u[..., -1]).abs()
+        return u[..., 0] - u[..., -1]
     if kind == "dirichlet":
-        return (u[..., 0 if side == "left" else -1] - values).abs()
+        return u[..., 0 if side == "left" else -1] - values
     if kind == "neumann":
-        return (boundary_flux(u, h, side, order) - values).abs()
+        return boundary_flux(u, h, side, order) - values
     raise ValueError(f"kind must be 'dirichlet' or 'neumann', got {kind!r}")
+
+
+def boundary_error(u: torch.Tensor, kind: str, values: torch.Tensor, side: str, h: float,
+                   order: int = 2) -> torch.Tensor:
+    """Absolute violation of one boundary condition, shape ``u.shape[:-1]``:
+    ``|boundary_residual|`` (use ``order=3`` for a higher-order reference than the enforced
+    stencil)."""
+    return boundary_residual(u, kind, values, side, h, order).abs()
 
 
 def brmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

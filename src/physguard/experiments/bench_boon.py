@@ -42,7 +42,7 @@ from .._io import atomic_path, resolve_device, run_folder, write_json, write_tex
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
 from .boon import BOONConfig, relative_l2_loss, split_data, train_and_evaluate
-from .boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d
+from .boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d, wall_residuals
 
 __all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS",
            "boundary_residual"]
@@ -128,32 +128,23 @@ def boundary_residual(pred: torch.Tensor, data: OperatorData | OperatorData2d,
                       index) -> torch.Tensor:
     """Every boundary condition's residual in value units, ``(B, R)`` (see the module):
     1-D ``pred (B, T, N)``; 2-D ``pred (B, C, Nx, Ny)``. Differentiable."""
-    parts = []
     if isinstance(data, OperatorData):
         h = float(data.x[1] - data.x[0])
-        for side in ("left", "right"):
-            kind = getattr(data, f"{side}_type")
-            values = getattr(data, f"{side}_values")[index].to(pred.device, pred.dtype)
-            if kind == "periodic":
-                parts.append(pred[..., 0] - pred[..., -1])
-            elif kind == "dirichlet":
-                parts.append(pred[..., 0 if side == "left" else -1] - values)
-            else:
-                parts.append(h * (M.boundary_flux(pred, h, side) - values))
-        return torch.cat([p.flatten(1) for p in parts], dim=1)
-    (ax, bx), (ay, by) = data.domain
-    h = {"x": (bx - ax) / (pred.shape[-2] - 1), "y": (by - ay) / (pred.shape[-1] - 1)}
-    for wall, kind in zip(WALLS, data.wall_types, strict=True):
-        values = getattr(data, wall)[index].to(pred.device, pred.dtype)
-        # Move the wall's normal to the last axis: the 1-D stencil applies along it.
-        along = pred.transpose(-1, -2) if wall in ("left", "right") else pred
-        side = "left" if wall in ("left", "bottom") else "right"
-        if kind == "dirichlet":
-            parts.append(along[..., 0 if side == "left" else -1] - values)
-        else:
-            step = h["x"] if wall in ("left", "right") else h["y"]
-            parts.append(step * (M.boundary_flux(along, step, side) - values))
-    return torch.cat([p.flatten(1) for p in parts], dim=1)
+        parts = {side: M.boundary_residual(
+            pred, getattr(data, f"{side}_type"),
+            getattr(data, f"{side}_values")[index].to(pred.device, pred.dtype), side, h)
+            for side in ("left", "right")}
+        kinds = {"left": data.left_type, "right": data.right_type}
+        steps = {"left": h, "right": h}
+    else:
+        parts = wall_residuals(pred, data, index)
+        kinds = dict(zip(WALLS, data.wall_types, strict=True))
+        (ax, bx), (ay, by) = data.domain
+        hx, hy = (bx - ax) / (pred.shape[-2] - 1), (by - ay) / (pred.shape[-1] - 1)
+        steps = {"left": hx, "right": hx, "bottom": hy, "top": hy}
+    # A flux residual times the grid step is in value units, like the others.
+    return torch.cat([(r * steps[k] if kinds[k] == "neumann" else r).flatten(1)
+                      for k, r in parts.items()], dim=1)
 
 
 def _penalised_loss(data, weight: float):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .. import metrics as M
 from .._io import resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
@@ -175,32 +176,30 @@ def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20) -> torch
     return torch.cat(out)
 
 
-def _stencil_flux(u: torch.Tensor, wall: str, h: tuple[float, float]) -> torch.Tensor:
-    c = (-1.5, 2.0, -0.5)
-    if wall == "left":
-        return sum(ci * u[..., i, :] for i, ci in enumerate(c)) / h[0]
-    if wall == "right":
-        return -sum(ci * u[..., -1 - i, :] for i, ci in enumerate(c)) / h[0]
-    if wall == "bottom":
-        return sum(ci * u[..., :, i] for i, ci in enumerate(c)) / h[1]
-    return -sum(ci * u[..., :, -1 - i] for i, ci in enumerate(c)) / h[1]
+def wall_residuals(pred: torch.Tensor, data: OperatorData2d, index=slice(None)
+                   ) -> dict[str, torch.Tensor]:
+    """Signed violation of each wall's condition along the wall, ``{wall: (B, C, N_wall)}``:
+    Dirichlet ``u - g``; Neumann ``stencil(u) - g`` with the 2nd-order one-sided stencil
+    along the wall normal (the derivative along the axis, as BOON's ``flux``). ``index``
+    picks the samples of ``data`` that ``pred`` holds. Differentiable."""
+    (ax, bx), (ay, by) = data.domain
+    h = {"x": (bx - ax) / (pred.shape[-2] - 1), "y": (by - ay) / (pred.shape[-1] - 1)}
+    out = {}
+    for wall, kind in zip(WALLS, data.wall_types, strict=True):
+        x_wall = wall in ("left", "right")
+        # The wall normal as the last axis: the 1-D residual applies along it.
+        along = pred.transpose(-1, -2) if x_wall else pred
+        side = "left" if wall in ("left", "bottom") else "right"
+        values = getattr(data, wall)[index].to(pred.device, pred.dtype)
+        out[wall] = M.boundary_residual(along, kind, values, side, h["x" if x_wall else "y"])
+    return out
 
 
 def wall_errors(pred: torch.Tensor, data: OperatorData2d) -> dict[str, torch.Tensor]:
     """Mean absolute violation of each wall's condition per sample, away from the corners
     (where two walls' conditions meet and only one can hold), ``{wall: (n,)}``."""
-    (ax, bx), (ay, by) = data.domain
-    h = ((bx - ax) / (pred.shape[-2] - 1), (by - ay) / (pred.shape[-1] - 1))
-    out = {}
-    for wall, kind in zip(WALLS, data.wall_types, strict=True):
-        values = getattr(data, wall)
-        if kind == "dirichlet":
-            got = {"left": pred[..., 0, :], "right": pred[..., -1, :],
-                   "bottom": pred[..., :, 0], "top": pred[..., :, -1]}[wall]
-        else:
-            got = _stencil_flux(pred, wall, h)
-        out[wall] = (got - values)[..., 1:-1].abs().flatten(1).mean(1)
-    return out
+    return {wall: r[..., 1:-1].abs().flatten(1).mean(1)
+            for wall, r in wall_residuals(pred, data).items()}
 
 
 def _band_rmse(err: torch.Tensor) -> dict[str, torch.Tensor]:
