@@ -1,5 +1,6 @@
 """Constraints on probabilistic predictions: the ProbConserv update and its baselines."""
 
+from .boundary_rows import boundary_constraint, stack_constraints, trapezoid_weights_2d
 from .gaussian import (
     Covariance,
     DenseCovariance,
@@ -10,10 +11,19 @@ from .gaussian import (
 )
 from .inequality import NonNegativeReport, nonnegative
 from .linear import LinearConstraint, hardc, probconserv
+from .local import cell_divergence, divergence_constraint, divergence_implied
 from .quadrature import mass_constraint, mass_from_fluxes, trapezoid_weights
+from .sparse import ConditionedCovariance
 
 __all__ = [
+    "ConditionedCovariance",
     "Covariance",
+    "boundary_constraint",
+    "cell_divergence",
+    "divergence_constraint",
+    "divergence_implied",
+    "stack_constraints",
+    "trapezoid_weights_2d",
     "DenseCovariance",
     "DiagonalCovariance",
     "Gaussian",

@@ -298,6 +298,8 @@ def nonnegative(pred: Gaussian, constraint: LinearConstraint, lower: float = 0.0
             feasible row the solver could not solve (the message says which); and whatever
             :func:`~physguard.probconserv` raises.
     """
+    if constraint.is_sparse:
+        raise TypeError("nonnegative needs a dense G (a few rows per prediction)")
     if any(t.requires_grad for t in (pred.mean, pred.var, constraint.G, constraint.b)):
         raise ValueError("nonnegative solves a QP outside autograd, so it cannot pass "
                          "gradients: give it detached tensors (probconserv is differentiable)")

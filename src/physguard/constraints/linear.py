@@ -18,10 +18,12 @@ the ``Sigma^-1`` norm on the constraint set, so the correction goes where the pr
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._validation import as_float_tensor, check_broadcastable, check_finite
 from .gaussian import DiagonalCovariance, Gaussian
+from .sparse import is_sparse
 
 __all__ = ["LinearConstraint", "probconserv", "hardc"]
 
@@ -33,7 +35,9 @@ class LinearConstraint:
 
     Args:
         G: ``(..., M, N)`` constraint matrix (for conservation: one row per time, the quadrature
-            weights of the spatial grid, units of length).
+            weights of the spatial grid, units of length), or a SciPy sparse ``(M, N)`` matrix
+            shared by the batch (local conservation, ``M`` of the order of ``N``: the update
+            then runs through a sparse factorisation, :mod:`physguard.constraints.sparse`).
         b: ``(..., M)`` right-hand side (for conservation: the conserved total ``U(t)``, units of
             ``u`` times length). Batch dims broadcast against ``G``'s.
         noise_var: ``float >= 0`` or a tensor broadcastable to ``b``: variance of ``eps`` in
@@ -47,16 +51,23 @@ class LinearConstraint:
     """
 
     def __init__(self, G, b, noise_var=0.0):
-        G = as_float_tensor("G", G, min_dim=2)
+        if is_sparse(G):
+            G = G.tocsr().astype(np.float64)
+            if not np.isfinite(G.data).all():
+                raise ValueError("G holds NaN or infinite values")
+            G.eliminate_zeros()
+            zero_rows = np.diff(G.indptr) == 0
+        else:
+            G = as_float_tensor("G", G, min_dim=2)
+            check_finite("G", G)
+            zero_rows = (G == 0).all(dim=-1).numpy() if G.numel() else np.zeros(0, bool)
         b = as_float_tensor("b", b, min_dim=1)
-        check_finite("G", G)
         check_finite("b", b)
         m = G.shape[-2]
         if m == 0 or G.shape[-1] == 0:
             raise ValueError(f"G must have at least one row and column, got shape {tuple(G.shape)}")
-        zero_rows = (G == 0).all(dim=-1)
         if bool(zero_rows.any()):
-            index = tuple(int(i) for i in torch.nonzero(zero_rows)[0])
+            index = tuple(int(i) for i in np.argwhere(zero_rows)[0])
             raise ValueError(
                 f"G (shape {tuple(G.shape)}) has an all-zero row at {index}: a rank-zero "
                 "constraint carries no information"
@@ -85,6 +96,11 @@ class LinearConstraint:
         self.noise_var = noise_var
 
     @property
+    def is_sparse(self) -> bool:
+        """Whether ``G`` is stored sparse (SciPy, shared by the batch)."""
+        return is_sparse(self.G)
+
+    @property
     def n_constraints(self) -> int:
         """M, the number of constraint rows."""
         return self.G.shape[-2]
@@ -96,6 +112,10 @@ class LinearConstraint:
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         """``G u - b`` for ``u`` of shape ``(..., N)``; returns ``(..., M)``."""
+        if self.is_sparse:
+            flat = u.detach().to(torch.float64).reshape(-1, u.shape[-1]).numpy()
+            gu = torch.from_numpy(np.asarray(self.G @ flat.T).T)
+            return (gu.reshape(*u.shape[:-1], -1) - self.b).to(u.dtype)
         G = self.G.to(u.dtype)
         return (G @ u.unsqueeze(-1)).squeeze(-1) - self.b.to(u.dtype)
 
@@ -179,6 +199,10 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
         TypeError: arguments of the wrong type.
     """
     _check_compatible(pred, constraint)
+    if constraint.is_sparse:
+        from .sparse import probconserv_sparse
+
+        return probconserv_sparse(pred, constraint)
     dtype = pred.dtype
     mean = pred.mean.to(_SOLVE_DTYPE)
     covariance = pred.covariance.to(_SOLVE_DTYPE)
@@ -253,6 +277,8 @@ def hardc(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
     ``G G^T + noise_var I``).
     """
     _check_compatible(pred, constraint)
+    if constraint.is_sparse:
+        raise TypeError("hardc needs a dense G (it forms G G^T)")
     mean = pred.mean.to(_SOLVE_DTYPE)
     G = constraint.G.to(_SOLVE_DTYPE)
     b = constraint.b.to(_SOLVE_DTYPE)

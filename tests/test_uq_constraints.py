@@ -1,0 +1,313 @@
+"""Both guarantees at once: wall rows, stacked constraints, sparse local conservation, and
+the deep-ensemble Gaussian (issue 12, parts 1-3)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from physguard import BOON, Dirichlet, FNO2d, Neumann, Periodic, probconserv
+from physguard.boundary.walls import enforce_walls
+from physguard.constraints import (
+    ConditionedCovariance,
+    Gaussian,
+    LinearConstraint,
+    LowRankPlusDiagonal,
+    boundary_constraint,
+    cell_divergence,
+    divergence_constraint,
+    divergence_implied,
+    mass_constraint,
+    stack_constraints,
+    trapezoid_weights_2d,
+)
+from physguard.metrics import boundary_residual
+from physguard.models import OperatorEnsemble, ensemble_gaussian, fit_ensemble_noise
+
+F64 = torch.float64
+
+
+def _low_rank_prior(batch, n, k, generator, level=0.1):
+    mean = torch.randn(*batch, n, generator=generator, dtype=F64)
+    factor = torch.randn(*batch, n, k, generator=generator, dtype=F64) * 0.3
+    diag = torch.full((n,), level, dtype=F64)
+    return Gaussian(mean, covariance=LowRankPlusDiagonal(diag, factor, torch.eye(k, dtype=F64)))
+
+
+# -- 1-D wall rows ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("left, right", [
+    (Dirichlet(torch.tensor([0.5, -1.0])), Neumann(torch.tensor([2.0, 3.0]))),
+    (Neumann(torch.tensor([1.0, 0.0]), order=3), Dirichlet(torch.tensor([0.1, 0.2]))),
+    (Periodic(), Periodic()),
+])
+def test_1d_rows_equal_the_metrics_residuals(left, right):
+    """G u - b is the signed violation that the BOON metrics measure, row by row."""
+    x = torch.linspace(0, 2, 17, dtype=F64)
+    u = torch.randn(2, 17, generator=torch.Generator().manual_seed(1), dtype=F64)
+    residual = boundary_constraint(x, left=left, right=right).residual(u)
+    expected = []
+    for side, condition in (("left", left), ("right", right)):
+        kind = type(condition).__name__.lower()
+        value = getattr(condition, "value", getattr(condition, "flux", None))
+        order = getattr(condition, "order", 2)
+        expected.append(boundary_residual(u, kind, value, side, float(x[1] - x[0]), order))
+        if kind == "periodic":
+            break
+    torch.testing.assert_close(residual, torch.stack(expected, -1), rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), order=st.sampled_from([2, 3]),
+       dirichlet_left=st.booleans())
+def test_walls_and_mass_hold_together_after_one_update(seed, order, dirichlet_left):
+    """Stacked wall + mass rows: one probconserv update meets all of them to 1e-10 and the
+    posterior covariance stays symmetric PSD."""
+    gen = torch.Generator().manual_seed(seed)
+    n, T = 33, 3
+    x = torch.linspace(0, 1, n, dtype=F64)
+    values = torch.randn(2, T, 2, generator=gen, dtype=F64)
+    left = Dirichlet(values[..., 0]) if dirichlet_left else Neumann(values[..., 0], order)
+    right = Neumann(values[..., 1], order)
+    mass = torch.randn(2, T, generator=gen, dtype=F64)
+    constraint = stack_constraints(boundary_constraint(x, left=left, right=right),
+                                   mass_constraint(x, mass))
+    assert constraint.n_constraints == 3
+    post = probconserv(_low_rank_prior((2, T), n, 4, gen), constraint)
+    assert float(constraint.residual(post.mean).abs().max()) < 1e-10
+    cov = post.cov
+    torch.testing.assert_close(cov, cov.transpose(-1, -2), rtol=0, atol=1e-12)
+    assert float(torch.linalg.eigvalsh(cov).min()) > -1e-10
+
+
+def test_wall_rows_refuse_bad_input():
+    x = torch.linspace(0, 1, 9, dtype=F64)
+    with pytest.raises(ValueError, match="at least one condition"):
+        boundary_constraint(x)
+    with pytest.raises(ValueError, match="both left and right"):
+        boundary_constraint(x, left=Periodic(), right=Dirichlet(0.0))
+    with pytest.raises(ValueError, match="uniform"):
+        boundary_constraint(x**2, left=Dirichlet(0.0))
+    with pytest.raises(ValueError, match="2-D grid"):
+        boundary_constraint(x, top=Dirichlet(0.0))
+    with pytest.raises(TypeError, match="Dirichlet, Neumann, Periodic"):
+        boundary_constraint(x, left=0.0)
+    with pytest.raises(ValueError, match="N_wall = 9"):
+        boundary_constraint((x, x), left=Dirichlet(torch.zeros(8)))
+    with pytest.raises(ValueError, match="different numbers of points"):
+        stack_constraints(boundary_constraint(x, left=Dirichlet(0.0)),
+                          mass_constraint(torch.linspace(0, 1, 5), torch.zeros(1)))
+
+
+# -- 2-D wall rows: BOON's corner rules -------------------------------------------------------
+
+_MIXES = {
+    "dirichlet x4": dict(left=Dirichlet, right=Dirichlet, bottom=Dirichlet, top=Dirichlet),
+    "neumann x4": dict(left=Neumann, right=Neumann, bottom=Neumann, top=Neumann),
+    "dirichlet x, neumann y": dict(left=Dirichlet, right=Dirichlet, bottom=Neumann,
+                                   top=Neumann),
+    "neumann x, dirichlet top": dict(left=Neumann, right=Neumann, bottom=None, top=Dirichlet),
+    "periodic x, dirichlet y": dict(left=Periodic, right=Periodic, bottom=Dirichlet,
+                                    top=Dirichlet),
+}
+
+
+def _conditions(mix, nx, ny, gen):
+    out = {}
+    for name, kind in mix.items():
+        length = ny if name in ("left", "right") else nx
+        if kind is None:
+            out[name] = None
+        elif kind is Periodic:
+            out[name] = Periodic()
+        else:
+            out[name] = kind(torch.randn(2, length, generator=gen, dtype=F64))
+    return out
+
+
+@pytest.mark.parametrize("mix", list(_MIXES))
+def test_2d_rows_hold_on_boons_exact_output_and_are_independent(mix):
+    """BOON's exact output (its corner rules) meets every 2-D wall row to round-off, and the
+    rows are linearly independent (one row per wall point)."""
+    gen = torch.Generator().manual_seed(3)
+    nx, ny = 9, 7
+    x, y = torch.linspace(0, 1, nx, dtype=F64), torch.linspace(0, 2, ny, dtype=F64)
+    conditions = _conditions(_MIXES[mix], nx, ny, gen)
+    field = torch.randn(2, 1, nx, ny, generator=gen, dtype=F64)
+    # enforce_walls takes (B, C, Nx, Ny) values as (B, N_wall) per wall (shared by channels).
+    out = enforce_walls(field, conditions, ((0.0, 1.0), (0.0, 2.0)))
+    constraint = boundary_constraint((x, y), **conditions)
+    residual = constraint.residual(out[:, 0].reshape(2, -1))
+    assert float(residual.abs().max()) < 1e-11
+    G = constraint.G
+    assert int(torch.linalg.matrix_rank(G)) == G.shape[0]
+
+
+def test_2d_rows_on_a_boon_operator_output():
+    """End to end: a BOON-wrapped FNO2d with Neumann x walls and Dirichlet y walls."""
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = FNO2d(1, 1, 4, 8, 2).double()
+    nx = ny = 12
+    grid = torch.linspace(0, 1, nx, dtype=F64)
+    conditions = _conditions(_MIXES["dirichlet x, neumann y"], nx, ny, gen)
+    with torch.no_grad():
+        out = BOON(model, **conditions)(torch.randn(2, 1, nx, ny, generator=gen, dtype=F64))
+    residual = boundary_constraint((grid, grid), **conditions).residual(out[:, 0].flatten(1))
+    assert float(residual.abs().max()) < 1e-9
+
+
+def test_trapezoid_weights_2d_integrate_bilinear_fields_exactly():
+    x, y = torch.linspace(0, 2, 9, dtype=F64), torch.linspace(-1, 1, 5, dtype=F64)
+    w = trapezoid_weights_2d(x, y)
+    f = (1 + x[:, None]) * (2 - y[None, :])  # integral: (2 + 2) * (4) = 16
+    assert abs(float(w @ f.reshape(-1)) - 16.0) < 1e-12
+    assert abs(float(w.sum()) - 4.0) < 1e-12
+
+
+# -- sparse constraints -----------------------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rank=st.integers(1, 5), noise=st.sampled_from([0.0,
+                                                                                       1e-3]))
+def test_sparse_update_equals_the_dense_one(seed, rank, noise):
+    """Same G stored sparse or dense: the same posterior mean, variances and covariance."""
+    gen = torch.Generator().manual_seed(seed)
+    n, m = 40, 12
+    G = torch.randn(m, n, generator=gen, dtype=F64)
+    G[G.abs() < 0.8] = 0
+    G[:, 0] = 1.0  # no empty row
+    b = torch.randn(3, m, generator=gen, dtype=F64)
+    prior = _low_rank_prior((3,), n, rank, gen)
+    dense = probconserv(prior, LinearConstraint(G, b, noise))
+    sparse = probconserv(prior, LinearConstraint(sp.csr_matrix(G.numpy()), b, noise))
+    assert isinstance(sparse.covariance, ConditionedCovariance)
+    torch.testing.assert_close(sparse.mean, dense.mean, rtol=0, atol=1e-10)
+    torch.testing.assert_close(sparse.var, dense.var, rtol=0, atol=1e-10)
+    torch.testing.assert_close(sparse.cov, dense.cov, rtol=0, atol=1e-10)
+    torch.testing.assert_close(sparse[1].var, dense[1].var, rtol=0, atol=1e-10)
+
+
+def test_sparse_posterior_samples_meet_an_exact_constraint():
+    gen = torch.Generator().manual_seed(5)
+    n, m = 30, 8
+    G = sp.random(m, n, density=0.3, random_state=1, format="csr") + sp.eye(m, n)
+    b = torch.randn(m, dtype=F64)
+    post = probconserv(_low_rank_prior((2,), n, 3, gen), LinearConstraint(G, b))
+    samples = post.sample(50, generator=gen)
+    residual = LinearConstraint(G, b).residual(samples)
+    assert float(residual.abs().max()) < 1e-10
+
+
+def test_sparse_dependent_rows_are_refused():
+    n = 10
+    G = sp.csr_matrix(np.vstack([np.eye(n)[:3], np.eye(n)[:1] * 2.0]))
+    prior = Gaussian(torch.zeros(n, dtype=F64), var=torch.ones(n, dtype=F64))
+    with pytest.raises(ValueError, match="linearly dependent"):
+        probconserv(prior, LinearConstraint(G, torch.zeros(4, dtype=F64)))
+
+
+# -- local conservation: the cavity velocity --------------------------------------------------
+
+def _cavity_walls(n):
+    x = torch.linspace(0, 1, n, dtype=F64)
+    lid = torch.zeros(n, dtype=F64)
+    lid[1:-1] = 1.0  # the corners belong to the fixed walls (the data's convention)
+    zero = torch.zeros(n, dtype=F64)
+    u_rows = boundary_constraint((x, x), left=Dirichlet(zero), right=Dirichlet(zero),
+                                 bottom=Dirichlet(zero), top=Dirichlet(lid))
+    v_rows = boundary_constraint((x, x), left=Dirichlet(zero), right=Dirichlet(zero),
+                                 bottom=Dirichlet(zero), top=Dirichlet(zero))
+    return x, u_rows, v_rows
+
+
+def _both_components(u_rows, v_rows, n):
+    """Wall rows for the (u, v) field flattened channel-first."""
+    zeros = torch.zeros_like(u_rows.G)
+    G = torch.cat([torch.cat([u_rows.G, zeros], 1), torch.cat([zeros, v_rows.G], 1)], 0)
+    return LinearConstraint(G, torch.cat([u_rows.b, v_rows.b], -1))
+
+
+def test_divergence_rows_have_exactly_two_wall_implied_combinations():
+    n = 8
+    x = torch.linspace(0, 1, n, dtype=F64)
+    full = divergence_constraint(x, x, drop_implied=False).G.toarray()
+    walls = np.zeros((2, n, n), bool)
+    walls[:, 0], walls[:, -1], walls[:, :, 0], walls[:, :, -1] = True, True, True, True
+    interior = full[:, ~walls.reshape(-1)]
+    assert np.linalg.matrix_rank(interior) == interior.shape[0] - 2
+    kept = divergence_constraint(x, x).G.toarray()[:, ~walls.reshape(-1)]
+    assert np.linalg.matrix_rank(kept) == kept.shape[0]
+
+
+@pytest.mark.parametrize("n, compatible", [(8, True), (9, False)])
+def test_lid_walls_allow_zero_divergence_only_on_an_even_grid(n, compatible):
+    x, u_rows, v_rows = _cavity_walls(n)
+    field = torch.zeros(2, n, n, dtype=F64)
+    field[0] = (u_rows.G.T @ u_rows.b).reshape(n, n)  # the wall values, zero inside
+    total, checker = divergence_implied(field, x, x)
+    assert abs(float(total)) < 1e-14
+    assert (abs(float(checker)) < 1e-14) == compatible
+
+
+def test_cavity_posterior_is_divergence_free_in_every_cell_with_exact_walls():
+    """ProbConserv with wall rows + per-cell divergence rows (sparse G) on an ensemble-like
+    prior: every cell's divergence of the posterior mean below 1e-10, walls exact."""
+    n = 16
+    gen = torch.Generator().manual_seed(0)
+    x, u_rows, v_rows = _cavity_walls(n)
+    walls = _both_components(u_rows, v_rows, n)
+    constraint = stack_constraints(walls, divergence_constraint(x, x))
+    assert constraint.is_sparse
+    prior = _low_rank_prior((3,), 2 * n * n, 5, gen, level=1e-2)
+    post = probconserv(prior, constraint)
+    field = post.mean.reshape(3, 2, n, n)
+    assert float(cell_divergence(field, x, x).abs().max()) < 1e-10
+    assert float(walls.residual(post.mean).abs().max()) < 1e-10
+    assert bool((post.var >= 0).all())
+    assert float(post.var.reshape(3, 2, n, n)[:, :, 0].abs().max()) < 1e-12  # walls are known
+
+
+# -- the ensemble Gaussian --------------------------------------------------------------------
+
+def test_ensemble_gaussian_structure_and_errors():
+    gen = torch.Generator().manual_seed(0)
+    samples = torch.randn(5, 3, 2, 6, 4, generator=gen, dtype=F64)  # M, B, C, Nx, Ny
+    pred = ensemble_gaussian(samples, noise_var=torch.tensor([0.1, 0.2]), spread_scale=2.0)
+    assert pred.mean.shape == (3, 2, 24)
+    torch.testing.assert_close(pred.mean, samples.mean(0).flatten(2))
+    expected = 2.0 * samples.var(0).flatten(2) + torch.tensor([0.1, 0.2])[:, None]
+    torch.testing.assert_close(pred.var, expected)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        ensemble_gaussian(samples[:1], 0.1)
+    with pytest.raises(ValueError, match="noise_var must be finite and > 0"):
+        ensemble_gaussian(samples, 0.0)
+    with pytest.raises(ValueError, match="C = 2"):
+        ensemble_gaussian(samples, torch.ones(3))
+
+
+def test_fitted_noise_recovers_the_generating_model():
+    """Members spread with variance v, truth = mean + N(0, a v + s2): the fit finds a, s2."""
+    gen = torch.Generator().manual_seed(1)
+    m, b, n = 40, 30, 200
+    spread = 0.2 + torch.rand(b, 1, n, generator=gen, dtype=F64)
+    samples = torch.randn(m, b, 1, n, generator=gen, dtype=F64) * spread.sqrt()
+    v = samples.var(0)
+    truth = samples.mean(0) + torch.randn(b, 1, n, generator=gen, dtype=F64) \
+        * (2.0 * v + 0.3).sqrt()
+    noise, scale = fit_ensemble_noise(samples, truth)
+    assert abs(float(scale[0]) - 2.0) < 0.3
+    assert abs(float(noise[0]) - 0.3) < 0.1
+
+
+def test_operator_ensemble_needs_calibration_and_members():
+    members = [torch.nn.Identity(), torch.nn.Identity()]
+    with pytest.raises(ValueError, match="at least 2 members"):
+        OperatorEnsemble(members[:1])
+    with pytest.raises(RuntimeError, match="calibrate"):
+        OperatorEnsemble(members).predict(torch.zeros(1, 1, 4))
+    shifted = OperatorEnsemble(members, apply=lambda m, v: m(v) + torch.randn_like(v))
+    shifted.calibrate(torch.zeros(8, 1, 16), torch.zeros(8, 1, 16))
+    assert shifted.predict(torch.zeros(2, 1, 16)).mean.shape == (2, 1, 16)
