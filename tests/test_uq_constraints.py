@@ -15,6 +15,7 @@ from physguard.constraints import (
     Gaussian,
     LinearConstraint,
     LowRankPlusDiagonal,
+    block_constraints,
     boundary_constraint,
     cell_divergence,
     divergence_constraint,
@@ -143,6 +144,9 @@ def test_2d_rows_hold_on_boons_exact_output_and_are_independent(mix):
     assert float(residual.abs().max()) < 1e-11
     G = constraint.G
     assert int(torch.linalg.matrix_rank(G)) == G.shape[0]
+    sparse = boundary_constraint((x, y), **conditions, sparse=True)
+    assert sparse.is_sparse
+    np.testing.assert_array_equal(sparse.G.toarray(), G.numpy())
 
 
 def test_2d_rows_on_a_boon_operator_output():
@@ -225,9 +229,9 @@ def _cavity_walls(n):
 
 def _both_components(u_rows, v_rows, n):
     """Wall rows for the (u, v) field flattened channel-first."""
-    zeros = torch.zeros_like(u_rows.G)
-    G = torch.cat([torch.cat([u_rows.G, zeros], 1), torch.cat([zeros, v_rows.G], 1)], 0)
-    return LinearConstraint(G, torch.cat([u_rows.b, v_rows.b], -1))
+    walls = block_constraints(u_rows, v_rows)
+    assert not walls.is_sparse and walls.G.shape == (u_rows.n_constraints * 2, 2 * n * n)
+    return walls
 
 
 def test_divergence_rows_have_exactly_two_wall_implied_combinations():

@@ -72,6 +72,12 @@ def _clean_errors(work: Callable[[], None]) -> None:
                                  "(the authors' field; the multi-step default).")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
+@click.option("--uq", is_flag=True,
+              help="heat-neumann, stokes, burgers-periodic: deep ensembles of FNOs and "
+                   "BOON-FNOs, with and without ProbConserv on the wall and mass rows at once; "
+                   "in- and out-of-range test parameters (default setting: multi).")
+@click.option("--members", type=click.IntRange(min=2), default=5, show_default=True,
+              help="--uq: ensemble members per model.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
@@ -79,7 +85,7 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
-        seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+        uq: bool, members: int, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -98,11 +104,27 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     if field is not None and field not in FIELDS.get(problem, ()):
         raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
                                f"{', '.join(FIELDS['cavity'])})")
-    setting = setting or "single"
+    if uq:
+        from .experiments.uq import UQ_PROBLEMS
+
+        if problem not in UQ_PROBLEMS:
+            raise click.UsageError(f"--uq applies to {', '.join(UQ_PROBLEMS)}, not {problem}")
+        if paper:
+            raise click.UsageError("--uq has no --paper preset")
+    setting = setting or ("multi" if uq else "single")
     started = time.perf_counter()
 
     def work() -> None:
-        if problem in PROBLEMS_2D:
+        if uq:
+            from .experiments.uq import UQConfig, run_uq
+
+            config = UQConfig.default(problem, setting, n_members=members, **overrides)
+            op = config.operator
+            click.echo(f"physguard run {problem} --uq ({setting}-step): 2 ensembles of "
+                       f"{members} members, {op.n_train} training samples, {op.epochs} epochs "
+                       f"per member, writing to {out}")
+            run_uq(config, out, progress=not quiet, overwrite=overwrite)
+        elif problem in PROBLEMS_2D:
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
             sizes = dict(overrides, field=field or "")

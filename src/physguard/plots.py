@@ -14,7 +14,7 @@ from . import metrics as M  # noqa: E402
 from ._io import atomic_path  # noqa: E402
 from .constraints import trapezoid_weights  # noqa: E402
 
-__all__ = ["boon_2d_figures", "gpme_figures", "save_figure"]
+__all__ = ["boon_2d_figures", "gpme_figures", "save_figure", "uq_figures"]
 
 class _Colors(dict):
     """Fixed colours for the paper's methods; any other method gets the next unused one."""
@@ -270,3 +270,76 @@ def _animation(path: Path, data, predictions: dict) -> Path:
     animation.save(str(path), writer=PillowWriter(fps=6))
     plt.close(fig)
     return path
+
+
+def uq_figures(out: Path, tests: dict, masses: dict, predictions: dict) -> list[Path]:
+    """The UQ run's figures (``physguard run PROBLEM --uq``): for test sample 0 in range, the
+    mean with its 90 % band at three times, the total mass over time against the truth, the
+    boundary values or fluxes over time; and the calibration (coverage against nominal level)
+    of every model in and out of range.
+
+    ``tests``: range -> :class:`~physguard.datasets.operator.OperatorData`; ``masses``: range
+    -> ``U(t)`` ``(n, T)``; ``predictions``: range -> model -> ``(mean, var)`` ``(n, T, N)``.
+    """
+    data, preds, mass = tests["in"], predictions["in"], masses["in"]
+    x, t = data.x.numpy(), data.t.numpy()
+    h = float(data.x[1] - data.x[0])
+    written = []
+    steps = sorted({0, len(t) // 2, len(t) - 1})
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.5 * len(steps), 3.8), squeeze=False)
+    for ax, k in zip(axes[0], steps, strict=True):
+        ax.plot(x, data.targets[0, k].numpy(), color="black", lw=2, label="exact")
+        for name in ("BOON-Ensemble", "ProbConserv-BOON-Ensemble", "FNO-Ensemble"):
+            mean, var = (v[0, k].numpy() for v in preds[name])
+            band = _Z90 * var.clip(min=0) ** 0.5
+            ax.plot(x, mean, "--", color=COLORS[name], label=name)
+            ax.fill_between(x, mean - band, mean + band, color=COLORS[name], alpha=0.2)
+        ax.set(title=f"t = {t[k]:.3g}", xlabel="x", ylabel="u")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{data.problem}: mean and 90 % band, test sample 0")
+    written.append(out / "uq_band.png")
+    save_figure(fig, written[-1])
+
+    w = trapezoid_weights(data.x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(t, mass[0].numpy(), "o-", color="black", lw=2, label="U(t) from the fluxes")
+    for name, (mean, _) in preds.items():
+        ax.plot(t, (mean[0] @ w).numpy(), "s--", color=COLORS[name], label=name, ms=3)
+    ax.set(title=f"{data.problem}: total mass, test sample 0", xlabel="t",
+           ylabel="int u dx (trapezoid)")
+    ax.legend(fontsize=7)
+    written.append(out / "uq_mass.png")
+    save_figure(fig, written[-1])
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, side in zip(axes, ("left", "right"), strict=True):
+        kind = getattr(data, f"{side}_type")
+        end = 0 if side == "left" else -1
+        truth = (data.targets[0, :, end] if kind == "periodic"
+                 else getattr(data, f"{side}_values")[0])
+        ax.plot(t, truth.numpy(), "o-", color="black", lw=2, label="prescribed")
+        for name, (mean, _) in preds.items():
+            values = M.boundary_flux(mean[0], h, side) if kind == "neumann" else mean[0, :, end]
+            ax.plot(t, values.numpy(), "s--", color=COLORS[name], label=name, ms=3)
+        ax.set(title=f"{side} wall ({kind}): {'du/dx' if kind == 'neumann' else 'u'}",
+               xlabel="t")
+    axes[0].legend(fontsize=7)
+    written.append(out / "uq_boundary.png")
+    save_figure(fig, written[-1])
+
+    levels = torch.linspace(0.05, 0.95, 19)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="black", lw=1, label="ideal")
+    for range_name, range_preds in predictions.items():
+        truth = tests[range_name].targets
+        for name, (mean, var) in range_preds.items():
+            cover = [float(M.interval_coverage(mean, var, truth, float(q)).mean())
+                     for q in levels]
+            ax.plot(levels.numpy(), cover, "-" if range_name == "in" else ":",
+                    color=COLORS[name], label=f"{name} ({range_name})")
+    ax.set(title="calibration: coverage of central intervals", xlabel="nominal level",
+           ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=6)
+    written.append(out / "uq_calibration.png")
+    save_figure(fig, written[-1])
+    return written

@@ -1,6 +1,11 @@
 """Constraints on probabilistic predictions: the ProbConserv update and its baselines."""
 
-from .boundary_rows import boundary_constraint, stack_constraints, trapezoid_weights_2d
+from .boundary_rows import (
+    block_constraints,
+    boundary_constraint,
+    stack_constraints,
+    trapezoid_weights_2d,
+)
 from .gaussian import (
     Covariance,
     DenseCovariance,
@@ -18,6 +23,7 @@ from .sparse import ConditionedCovariance
 __all__ = [
     "ConditionedCovariance",
     "Covariance",
+    "block_constraints",
     "boundary_constraint",
     "cell_divergence",
     "divergence_constraint",

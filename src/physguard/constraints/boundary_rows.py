@@ -26,12 +26,15 @@ Periodic; between equals the y wall (``bottom``/``top``) wins. A periodic axis g
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ..boundary.conditions import Dirichlet, Neumann, Periodic, one_sided_stencil
 from .linear import LinearConstraint
 
-__all__ = ["boundary_constraint", "stack_constraints", "trapezoid_weights_2d"]
+__all__ = ["boundary_constraint", "block_constraints", "stack_constraints",
+           "trapezoid_weights_2d"]
 
 _RANK = {Periodic: 0, Neumann: 1, Dirichlet: 2}
 _WALLS = ("left", "right", "bottom", "top")
@@ -75,7 +78,7 @@ def _check_periodic_pair(first: str, second: str, conditions: dict) -> None:
 
 
 def boundary_constraint(grid, left=None, right=None, bottom=None, top=None,
-                        noise_var=0.0) -> LinearConstraint:
+                        noise_var=0.0, sparse: bool = False) -> LinearConstraint:
     """The boundary conditions on a uniform grid as a :class:`LinearConstraint`.
 
     Args:
@@ -89,6 +92,8 @@ def boundary_constraint(grid, left=None, right=None, bottom=None, top=None,
             predictions' batch shape ``(...)`` (e.g. ``(n, T)``); 2-D a scalar or ``(...,
             N_wall)`` (one value per wall point; ``N_wall = Ny`` on x walls, ``Nx`` on y walls).
         noise_var: as :class:`LinearConstraint` (0: exact).
+        sparse: store ``G`` as a SciPy CSR matrix (a 2-D grid of ``256^2`` points has about
+            ``10^3`` wall rows: dense, half a GiB).
 
     Returns:
         ``LinearConstraint`` with ``G (M, N)`` (one row per constrained wall point; a
@@ -114,22 +119,34 @@ def boundary_constraint(grid, left=None, right=None, bottom=None, top=None,
         rows, values = _rows_2d(grid, conditions)
     else:
         rows, values = _rows_1d(grid, conditions)
-    G = torch.stack(rows)
+    G = _matrix(rows, n_points=int(np.prod([len(a) for a in grid])) if two_d else len(grid),
+                sparse=sparse)
     batch = torch.broadcast_shapes(*(v.shape for v in values))
     b = torch.stack([v.expand(batch) for v in values], dim=-1)
     return LinearConstraint(G, b, noise_var=noise_var)
 
 
-def _row(n: int, point: int, condition, step: int, h: float, sign: float) -> torch.Tensor:
-    """The row of ``condition`` at flat index ``point``: a unit (Dirichlet) or the one-sided
-    stencil along ``step`` (the flat offset of one grid step along the wall normal)."""
-    row = torch.zeros(n, dtype=torch.float64)
+def _row(point: int, condition, step: int, h: float, sign: float) -> dict[int, float]:
+    """The row of ``condition`` at flat index ``point`` as ``{column: value}``: a unit
+    (Dirichlet) or the one-sided stencil along ``step`` (the flat offset of one grid step
+    along the wall normal)."""
     if isinstance(condition, Dirichlet):
-        row[point] = 1.0
-        return row
-    for k, c in enumerate(one_sided_stencil(condition.order)):
-        row[point + k * step] += sign * c / h
-    return row
+        return {point: 1.0}
+    return {point + k * step: sign * c / h
+            for k, c in enumerate(one_sided_stencil(condition.order))}
+
+
+def _pair(first: int, last: int) -> dict[int, float]:
+    return {first: 1.0, last: -1.0}
+
+
+def _matrix(rows: list[dict[int, float]], n_points: int, sparse: bool):
+    """The rows as a dense ``(M, N)`` float64 tensor or a CSR matrix."""
+    r = np.concatenate([np.full(len(row), i) for i, row in enumerate(rows)])
+    c = np.concatenate([list(row) for row in rows]).astype(np.int64)
+    v = np.concatenate([list(row.values()) for row in rows])
+    G = sp.csr_matrix((v, (r, c)), shape=(len(rows), n_points))
+    return G if sparse else torch.from_numpy(G.toarray())
 
 
 def _rows_1d(x, conditions: dict):
@@ -137,14 +154,12 @@ def _rows_1d(x, conditions: dict):
     n = x.shape[0]
     rows, values = [], []
     if isinstance(conditions["left"], Periodic):
-        row = torch.zeros(n, dtype=torch.float64)
-        row[0], row[-1] = 1.0, -1.0
-        return [row], [torch.zeros(())]
+        return [_pair(0, n - 1)], [torch.zeros(())]
     for side, point, step, sign in (("left", 0, 1, 1.0), ("right", n - 1, -1, -1.0)):
         condition = conditions[side]
         if condition is None:
             continue
-        rows.append(_row(n, point, condition, step, h, sign))
+        rows.append(_row(point, condition, step, h, sign))
         values.append(_value(condition, None))
     return rows, values
 
@@ -163,7 +178,6 @@ def _rows_2d(grid, conditions: dict):
     x, hx = _uniform_spacing("x", grid[0])
     y, hy = _uniform_spacing("y", grid[1])
     nx, ny = x.shape[0], y.shape[0]
-    n = nx * ny
 
     def index(i, j):
         return i * ny + j
@@ -189,7 +203,7 @@ def _rows_2d(grid, conditions: dict):
         for k, (i, j) in enumerate(points):
             if owners.get((i, j), name) != name:
                 continue
-            rows.append(_row(n, index(i, j), condition, di * ny + dj, h, sign))
+            rows.append(_row(index(i, j), condition, di * ny + dj, h, sign))
             values.append(value[..., k])
     # Corners held by a Dirichlet or Neumann row: a periodic pair through one is implied.
     owned = {p for p, w in owners.items()
@@ -198,17 +212,13 @@ def _rows_2d(grid, conditions: dict):
         for j in range(ny):
             if (0, j) in owned or (nx - 1, j) in owned:
                 continue
-            row = torch.zeros(n, dtype=torch.float64)
-            row[index(0, j)], row[index(nx - 1, j)] = 1.0, -1.0
-            rows.append(row)
+            rows.append(_pair(index(0, j), index(nx - 1, j)))
             values.append(torch.zeros(()))
     if isinstance(conditions["bottom"], Periodic):
         for i in range(nx):
             if (i, 0) in owned or (i, ny - 1) in owned:
                 continue
-            row = torch.zeros(n, dtype=torch.float64)
-            row[index(i, 0)], row[index(i, ny - 1)] = 1.0, -1.0
-            rows.append(row)
+            rows.append(_pair(index(i, 0), index(i, ny - 1)))
             values.append(torch.zeros(()))
     if not rows:
         raise ValueError("no boundary row to build")
@@ -242,9 +252,37 @@ def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
                   dim=-1)
     noise = torch.cat([c.noise_var.to(torch.float64).expand(*batch_b, c.n_constraints)
                        for c in constraints], dim=-1)
-    if bool((noise == noise.reshape(-1)[0]).all()):
-        noise = noise.reshape(-1)[0]
-    return LinearConstraint(G, b, noise_var=noise)
+    return LinearConstraint(G, b, noise_var=_shared_noise(noise))
+
+
+def block_constraints(*constraints: LinearConstraint) -> LinearConstraint:
+    """One constraint on the concatenation of several fields (``[u, v]`` flattened one after
+    the other): ``G = blockdiag(G_1, G_2, ...)``, ``b`` and ``noise_var`` concatenated. For a
+    velocity's two components with their own wall values. ``G``s without batch dims; the
+    result is sparse if any input is.
+
+    Raises:
+        ValueError: no constraints, or a dense ``G`` with batch dims.
+    """
+    if not constraints:
+        raise ValueError("block_constraints needs at least one constraint")
+    from .sparse import is_sparse, sparse_vstack
+
+    blocks = [c.G if is_sparse(c.G) else sparse_vstack([c.G]) for c in constraints]
+    G = sp.block_diag(blocks, format="csr")
+    if not any(is_sparse(c.G) for c in constraints):
+        G = torch.from_numpy(G.toarray())
+    batch = torch.broadcast_shapes(*(c.b.shape[:-1] for c in constraints))
+    b = torch.cat([c.b.to(torch.float64).expand(*batch, c.b.shape[-1]) for c in constraints],
+                  dim=-1)
+    noise = torch.cat([c.noise_var.to(torch.float64).expand(*batch, c.n_constraints)
+                       for c in constraints], dim=-1)
+    return LinearConstraint(G, b, noise_var=_shared_noise(noise))
+
+
+def _shared_noise(noise: torch.Tensor) -> torch.Tensor:
+    """A scalar when every row has the same noise variance (cheaper, and broadcasts)."""
+    return noise.reshape(-1)[0] if bool((noise == noise.reshape(-1)[0]).all()) else noise
 
 
 def trapezoid_weights_2d(x, y) -> torch.Tensor:

@@ -94,7 +94,8 @@ class OperatorData:
 
 
 def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
-                       setting: str = "single", n_steps: int = 25, seed: int = 0) -> OperatorData:
+                       setting: str = "single", n_steps: int = 25, seed: int = 0,
+                       param_range: tuple[float, float] | None = None) -> OperatorData:
     """Sample ``n_samples`` solutions of ``problem`` on a uniform grid of ``n_points``.
 
     Args:
@@ -104,9 +105,12 @@ def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
         setting: ``"single"`` (target: the solution at the final time of ``t_range``) or
             ``"multi"`` (the ``n_steps`` snapshots equally spaced in ``(0, t_final]``).
         seed: seeds the parameters.
+        param_range: ``(low, high)`` of the sampled ``omega`` instead of the problem's
+            training range (heat-neumann and stokes: out-of-distribution test data).
 
     Raises:
-        ValueError: unknown problem or setting, sizes < 1 or ``n_points < 4``.
+        ValueError: unknown problem or setting, sizes < 1 or ``n_points < 4``, a
+            ``param_range`` for a problem without a parameter range or with ``low > high``.
     """
     if problem not in OPERATOR_PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; known: {', '.join(OPERATOR_PROBLEMS)}")
@@ -120,6 +124,14 @@ def make_operator_data(problem: str, n_samples: int, n_points: int = 128,
     t_final = cls.t_range[1]
     t = (torch.tensor([t_final], dtype=torch.float64) if setting == "single"
          else torch.linspace(0, t_final, n_steps + 1, dtype=torch.float64)[1:])
-    params, inputs, targets, left, right = cls.sample(n_samples, x, t, gen)
+    if param_range is None:
+        samples = cls.sample(n_samples, x, t, gen)
+    elif not hasattr(cls, "omega_range"):
+        raise ValueError(f"{problem} has no parameter range (its samples are random fields)")
+    elif not param_range[0] <= param_range[1]:
+        raise ValueError(f"param_range must be (low, high) with low <= high, got {param_range}")
+    else:
+        samples = cls.sample(n_samples, x, t, gen, omega_range=tuple(param_range))
+    params, inputs, targets, left, right = samples
     return OperatorData(problem, cls.left_type, cls.right_type, x, t, params,
                         inputs.unsqueeze(1), targets, left, right)

@@ -19,6 +19,14 @@ the pointwise Gaussian log-likelihood of held-out samples (:meth:`OperatorEnsemb
 ``max_{a, s2} sum log N(u_true | mean, a var_members + s2)`` over the calibration samples and
 grid points, a two-parameter smooth problem (L-BFGS-B on ``log a``, ``log s2``). Nothing is a
 constant chosen by hand; the calibration samples must not be the test samples.
+
+**Calibrating the conditioned prediction.** Conditioning on ``K`` constraint rows removes up to
+``K`` of the spread's ``M - 1`` directions, so parameters fitted for the unconstrained
+Gaussian can leave a conditioned one with almost no variance (measured: coverage of the 90 %
+interval below 1 % with 2 members). When a constraint is given, the parameters are fitted by
+maximum likelihood of the *conditioned* Gaussian instead (the ProbConserv update is
+differentiable: L-BFGS on the same two parameters per channel, started from the
+unconstrained fit): the model is calibrated as it is used.
 """
 
 from __future__ import annotations
@@ -90,17 +98,21 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0) -> Gau
     return Gaussian(mean, covariance=LowRankPlusDiagonal(diag, factor, core))
 
 
-def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor
+def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``(noise_var, spread_scale)`` per channel by maximum likelihood on held-out data.
 
     Maximises ``sum_{b, j} log N(truth | mean, a v + s2)`` over ``a >= 0``, ``s2 > 0`` for each
     channel ``c`` separately, with ``v`` the members' unbiased variance at each point (see the
-    module docstring for why the diagonal part is needed).
+    module docstring for why the diagonal part is needed). With a ``constraint``, the
+    likelihood is that of the conditioned Gaussian ``probconserv(ensemble_gaussian(...),
+    constraint)`` (module docstring).
 
     Args:
         samples: ``(M, B, C, *space)`` member outputs on the calibration samples.
         truth: ``(B, C, *space)`` the true fields there.
+        constraint: optional :class:`~physguard.LinearConstraint` on the calibration samples,
+            batch ``(B, C)`` over ``N = prod(space)`` (dense ``G``).
 
     Returns:
         ``(noise_var (C,), spread_scale (C,))`` in float64.
@@ -133,7 +145,37 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor
                           bounds=[_LOG_BOUNDS, _LOG_BOUNDS])
         scale.append(math.exp(result.x[0]))
         noise.append(level * math.exp(result.x[1]))
-    return (torch.tensor(noise, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64))
+    noise = torch.tensor(noise, dtype=torch.float64)
+    scale = torch.tensor(scale, dtype=torch.float64)
+    if constraint is None:
+        return noise, scale
+    return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale)
+
+
+def _fit_conditioned(samples, truth, constraint, noise, scale):
+    """Maximum likelihood of the conditioned Gaussian over ``log a``, ``log s2`` per channel
+    (the channels' likelihoods are independent sums, so one joint L-BFGS fits all)."""
+    from ..constraints.linear import probconserv
+    from ..metrics import gaussian_log_likelihood
+
+    start = torch.stack([scale.clamp(min=1e-30).log(), noise.log()], dim=-1)
+    params = start.clone().requires_grad_(True)
+    optimiser = torch.optim.LBFGS([params], max_iter=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        p = params.clamp(*_LOG_BOUNDS)
+        post = probconserv(ensemble_gaussian(samples, p[:, 1].exp(), p[:, 0].exp()),
+                           constraint)
+        loss = -gaussian_log_likelihood(post.mean, post.var, truth).mean()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    p = params.detach().clamp(*_LOG_BOUNDS)
+    if not bool(torch.isfinite(p).all()):
+        p = start
+    return p[:, 1].exp(), p[:, 0].exp()
 
 
 class OperatorEnsemble:
@@ -170,16 +212,18 @@ class OperatorEnsemble:
         return torch.stack([member(inputs) if apply is None else apply(member, inputs)
                             for member in self.members])
 
-    def calibrate(self, inputs: torch.Tensor, targets: torch.Tensor, apply=None
-                  ) -> OperatorEnsemble:
+    def calibrate(self, inputs: torch.Tensor, targets: torch.Tensor, apply=None,
+                  constraint=None) -> OperatorEnsemble:
         """Fit ``noise_var`` and ``spread_scale`` on held-out ``(inputs, targets)`` (never
-        the test samples) with :func:`fit_ensemble_noise`; returns ``self``."""
+        the test samples) with :func:`fit_ensemble_noise`; with ``constraint`` (on these
+        samples), for the conditioned prediction. Returns ``self``."""
         samples = self.member_outputs(inputs, apply)
-        self.noise_var, self.spread_scale = fit_ensemble_noise(samples, targets)
+        self.noise_var, self.spread_scale = fit_ensemble_noise(samples, targets, constraint)
         return self
 
-    def predict(self, inputs: torch.Tensor, apply=None) -> Gaussian:
-        """The Gaussian prediction, batch ``(B, C)`` over ``N = prod(space)`` points.
+    def predict(self, inputs: torch.Tensor, apply=None, constraint=None) -> Gaussian:
+        """The Gaussian prediction, batch ``(B, C)`` over ``N = prod(space)`` points;
+        conditioned on ``constraint`` by :func:`~physguard.probconserv` when one is given.
 
         Raises:
             RuntimeError: :meth:`calibrate` was not called and no ``noise_var`` was given.
@@ -187,5 +231,10 @@ class OperatorEnsemble:
         if self.noise_var is None:
             raise RuntimeError("the ensemble has no noise_var: call calibrate() on held-out "
                                "samples first, or give noise_var")
-        return ensemble_gaussian(self.member_outputs(inputs, apply), self.noise_var,
+        pred = ensemble_gaussian(self.member_outputs(inputs, apply), self.noise_var,
                                  self.spread_scale)
+        if constraint is None:
+            return pred
+        from ..constraints.linear import probconserv
+
+        return probconserv(pred, constraint)

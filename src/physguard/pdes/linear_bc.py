@@ -133,9 +133,11 @@ class HeatNeumann:
         return self.left_flux(t), self.right_flux(t)
 
     @classmethod
-    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
-        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``."""
-        return _sample_family(cls, n, x, t, generator)
+    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator,
+               omega_range: tuple[float, float] | None = None):
+        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``;
+        ``omega ~ U[omega_range]`` (default: the class's training range)."""
+        return _sample_family(cls, n, x, t, generator, omega_range)
 
     def __repr__(self) -> str:
         return f"HeatNeumann(omega={self.omega:g}, kappa={self.kappa:g}, U={self.amplitude:g})"
@@ -190,18 +192,36 @@ class StokesSecond:
         """The prescribed wall values ``u(0, t)`` and ``u(1, t)``."""
         return self.left_value(t), self.right_value(t)
 
+    def wall_shear(self, t, y) -> torch.Tensor:
+        """``du/dy`` at ``y`` (a wall: 0 or 1): ``U k e^{-k y} (sin(w t - k y) - cos(w t -
+        k y))``."""
+        t, y = _checked(t, y, self)
+        phase = self.omega * t - self.k * y
+        return self.amplitude * self.k * torch.exp(-self.k * y) * (torch.sin(phase)
+                                                                    - torch.cos(phase))
+
+    def mass(self, t) -> torch.Tensor:
+        """``int_0^1 u dy = U Re[e^{i w t} (1 - e^{-(1+i) k}) / ((1+i) k)]`` (closed form);
+        it changes by the wall shear, ``d/dt int u dy = nu (u_y(1, t) - u_y(0, t))``."""
+        t = as_float_tensor("t", t).to(torch.float64)
+        z = (1 - torch.exp(torch.tensor(-(1 + 1j) * self.k))) / ((1 + 1j) * self.k)
+        return self.amplitude * (torch.exp(1j * self.omega * t) * z).real
+
     @classmethod
-    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
-        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``."""
-        return _sample_family(cls, n, x, t, generator)
+    def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator,
+               omega_range: tuple[float, float] | None = None):
+        """``(params, inputs (n, N), targets (n, T, N), left (n, T), right (n, T))``;
+        ``omega ~ U[omega_range]`` (default: the class's training range)."""
+        return _sample_family(cls, n, x, t, generator, omega_range)
 
     def __repr__(self) -> str:
         return f"StokesSecond(omega={self.omega:g}, nu={self.nu:g}, U={self.amplitude:g})"
 
 
-def _sample_family(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator):
+def _sample_family(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator,
+                   omega_range: tuple[float, float] | None = None):
     """Solutions for ``omega ~ U[omega_range]`` from the closed forms."""
-    lo, hi = cls.omega_range
+    lo, hi = omega_range or cls.omega_range
     params = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
     inputs = torch.empty(n, x.shape[0], dtype=torch.float64)
     targets = torch.empty(n, t.shape[0], x.shape[0], dtype=torch.float64)

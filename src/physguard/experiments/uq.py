@@ -1,0 +1,318 @@
+"""Both guarantees with uncertainty: ensembles of FNOs and BOON-FNOs, conditioned by ProbConserv
+on the boundary rows and the conservation rows at once (issue 12; ``physguard run PROBLEM
+--uq``).
+
+For each of ``"FNO"`` and ``"BOON"``, ``n_members`` operators are trained from independent
+initialisations (seeds ``seed .. seed + M - 1``) on the same data; their predictions become a
+Gaussian per sample and time step (:class:`~physguard.models.OperatorEnsemble`: members' mean,
+members' spread plus a diagonal part, both fitted by maximum likelihood on ``n_cal`` held-out
+calibration samples, never the test samples). ``ProbConserv-*`` conditions that Gaussian on::
+
+    the wall rows   (physguard.boundary_constraint: Dirichlet values, Neumann stencils,
+                     the periodic pair; the same stencils BOON enforces)
+    the mass row    sum_j w_j u_j = U(t), trapezoid weights, U(t) = U(0) + int_0^t F(s) ds
+                    from the boundary fluxes F (physguard.mass_from_fluxes)
+
+with one :func:`~physguard.probconserv` update (``noise_var = 0``: both hold exactly). The
+models are evaluated on test samples of the training parameter range (``"in"``) and, where the
+problem has a parameter, of a range outside it (``"out"``, as Mouli et al., ICML 2024,
+"Using Uncertainty Quantification to Characterize and Improve Out-of-Domain Learning for
+PDEs"). The run folder::
+
+    config.json, members_fno.pt, members_boon.pt    configuration, every member's weights
+    calibration.json   each model's fitted noise_var and spread_scale per time step
+    metrics.json     [{"model", "range", "rel_l2", "MSE", "boundary_error", "CE", "LL",
+                       "CRPS", "coverage90", ...}]
+    table.md         the two tables (in range, out of range)
+    predictions.npz  x (N,), t (T,), params (n,), truth, left_values, right_values (n, T),
+                     mass (n, T), "<model>/mean" and "<model>/var" (n, T, N): in range
+    predictions_ood.npz                               the same, out of range
+    uq_band.png, uq_mass.png, uq_boundary.png, uq_calibration.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics as M
+from .._io import atomic_path, run_folder, write_json, write_npz, write_text
+from ..constraints import (
+    Gaussian,
+    boundary_constraint,
+    mass_constraint,
+    mass_from_fluxes,
+    stack_constraints,
+    trapezoid_weights,
+)
+from ..datasets.operator import OperatorData, make_operator_data
+from ..models.ensemble import OperatorEnsemble
+from ..pdes.linear_bc import HeatNeumann, StokesSecond
+from .boon import BOONConfig, _apply, _condition, split_data, train_operator
+
+__all__ = ["UQConfig", "run_uq", "UQ_MODELS", "UQ_PROBLEMS", "true_mass"]
+
+UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-FNO-Ensemble",
+             "ProbConserv-BOON-Ensemble")
+#: The 1-D problems with a conservation law whose total follows from the boundary fluxes.
+UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic")
+#: Parameter ranges outside training (heat: omega in [2.01, 3.99]; Stokes: omega in [2, 6]).
+OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0)}
+
+
+def _uq_operator(problem: str, setting: str, **overrides) -> BOONConfig:
+    """The members' training settings: the BOON run's CPU defaults, smaller so that
+    2 x 5 members train in a few minutes on 2 cores."""
+    sizes = dict(n_train=150, n_test=40, epochs=30)
+    if setting == "multi":
+        sizes.update(n_points=64, width=16, modes=12, epochs=20)
+    sizes.update(overrides)
+    return BOONConfig.default(problem, setting, **sizes)
+
+
+@dataclass(frozen=True)
+class UQConfig:
+    """Settings of a UQ run.
+
+    Attributes:
+        problem: one of ``UQ_PROBLEMS``.
+        n_members: ensemble size ``M`` (>= 2).
+        n_cal: held-out samples on which each ensemble's noise level is fitted.
+        ood_range: the out-of-range parameter interval (``None``: the problem's default in
+            ``OOD_RANGES``; problems without a parameter have no out-of-range rows).
+        operator: the members' data and training settings (a :class:`BOONConfig`: setting,
+            sizes, epochs, seed, device).
+    """
+
+    problem: str = "heat-neumann"
+    n_members: int = 5
+    n_cal: int = 40
+    ood_range: tuple[float, float] | None = None
+    operator: BOONConfig = field(default_factory=lambda: _uq_operator("heat-neumann", "multi"))
+
+    def __post_init__(self):
+        if self.problem not in UQ_PROBLEMS:
+            raise ValueError(f"--uq supports {', '.join(UQ_PROBLEMS)}, not {self.problem!r}")
+        if self.operator.problem != self.problem:
+            raise ValueError(f"operator settings are for {self.operator.problem!r}, not "
+                             f"{self.problem!r}")
+        if self.n_members < 2 or self.n_cal < 1:
+            raise ValueError(f"need n_members >= 2 and n_cal >= 1, got {self.n_members}, "
+                             f"{self.n_cal}")
+
+    @classmethod
+    def default(cls, problem: str, setting: str = "multi", n_members: int = 5,
+                **overrides) -> UQConfig:
+        """CPU defaults (multi-step: the time series that the mass and boundary figures
+        show); ``overrides`` go to the members' :class:`BOONConfig`."""
+        return cls(problem=problem, n_members=n_members,
+                   operator=_uq_operator(problem, setting, **overrides))
+
+    @property
+    def out_range(self) -> tuple[float, float] | None:
+        return self.ood_range or OOD_RANGES.get(self.problem)
+
+
+def true_mass(data: OperatorData) -> torch.Tensor:
+    """``U(t) = U(0) + int_0^t F(s) ds`` per sample and target time, ``(n, T)`` float64.
+
+    ``U(0)`` is the integral of the known initial condition; ``F`` the net inflow through
+    the walls: heat ``kappa (u_x(1) - u_x(0))``, Stokes ``nu (u_y(1) - u_y(0))``, periodic
+    Burgers 0 (the flux ``u^2 / 2`` leaves where it enters).
+
+    Raises:
+        ValueError: a problem without a flux form here.
+    """
+    t = data.t
+    if data.problem == "burgers-periodic":
+        u0 = trapezoid_weights(data.x) @ data.inputs[:, 0].T  # spectral: periodic, uniform
+        return u0[:, None].expand(len(data), t.shape[0]).clone()
+    if data.problem not in ("heat-neumann", "stokes"):
+        raise ValueError(f"no conservation law in flux form for {data.problem}")
+    rows = []
+    for omega in data.params.tolist():
+        pde = (HeatNeumann if data.problem == "heat-neumann" else StokesSecond)(omega)
+        rows.append(mass_from_fluxes(float(pde.mass(0.0)), _net_inflow(pde), t))
+    return torch.stack(rows)
+
+
+def _net_inflow(pde):
+    """``F(s)``, the net inflow rate through both walls, as a float function."""
+    if isinstance(pde, HeatNeumann):
+        return lambda s: pde.kappa * (pde.amplitude * math.sin(math.pi * s) - 0.0)
+    k, w, amp = pde.k, pde.omega, pde.amplitude
+
+    def inflow(s):
+        shear = [amp * k * math.exp(-k * y) * (math.sin(w * s - k * y) - math.cos(w * s - k * y))
+                 for y in (0.0, 1.0)]
+        return pde.nu * (shear[1] - shear[0])
+    return inflow
+
+
+def constraint_rows(data: OperatorData, mass: torch.Tensor):
+    """The wall rows and the mass row of every test sample and time: batch ``(n, T)``."""
+    left = _condition(data.left_type, data.left_values)
+    right = _condition(data.right_type, data.right_values)
+    return stack_constraints(boundary_constraint(data.x, left=left, right=right),
+                             mass_constraint(data.x, mass))
+
+
+def _metrics(name: str, pred: Gaussian, data: OperatorData, mass: torch.Tensor,
+             range_name: str) -> dict:
+    mean, var, truth = pred.mean, pred.var, data.targets
+    h = float(data.x[1] - data.x[0])
+    sides = [M.boundary_error(mean, getattr(data, f"{s}_type"), getattr(data, f"{s}_values"),
+                              s, h) for s in ("left", "right")]
+    return {
+        "model": name, "range": range_name,
+        "rel_l2": float(M.relative_l2(mean.flatten(1), truth.flatten(1)).mean()),
+        "MSE": float(M.mse(mean, truth).mean()),
+        "boundary_error": float(torch.stack(sides).mean()),
+        "boundary_error_max": float(torch.stack(sides).max()),
+        "CE": float(M.conservation_error(mean, data.x, mass).mean()),
+        "CE_max": float(M.conservation_error(mean, data.x, mass).max()),
+        "LL": float(M.gaussian_log_likelihood(mean, var, truth).mean()),
+        "CRPS": float(M.crps_gaussian(mean, var, truth).mean()),
+        "coverage90": float(M.interval_coverage(mean, var, truth, 0.9).mean()),
+    }
+
+
+def run_uq(config: UQConfig, out: str | Path, progress: bool = True, figures: bool = True,
+           overwrite: bool = False) -> list[dict]:
+    """Train both ensembles, condition them, evaluate in and out of range; write ``out``
+    (complete or absent, :func:`physguard._io.run_folder`).
+
+    Raises:
+        FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: an unusable ``out`` or device.
+    """
+    config.operator.torch_device()
+    with run_folder(out, overwrite) as folder:
+        return _run_uq_into(config, folder, progress, figures)
+
+
+def _data(config: UQConfig):
+    op = config.operator
+    train, test = split_data(op)
+    cal = make_operator_data(op.problem, config.n_cal, op.n_points, op.setting, op.n_steps,
+                             seed=op.seed + 7919)
+    tests = {"in": test}
+    if config.out_range is not None:
+        tests["out"] = make_operator_data(op.problem, op.n_test, op.n_points, op.setting,
+                                          op.n_steps, seed=op.seed + 104_729,
+                                          param_range=config.out_range)
+    return train, cal, tests
+
+
+def _inputs(data: OperatorData, device: torch.device) -> torch.Tensor:
+    return data.inputs.float().to(device)
+
+
+def _apply_on(name: str, data: OperatorData):
+    """``apply(member, inputs)`` for :class:`OperatorEnsemble`: the member (BOON-wrapped
+    with ``data``'s wall values for ``"BOON"``) on all of ``data``, float64 on the CPU."""
+    index = torch.arange(len(data))
+    return lambda member, inputs: _apply(member, name, data, index, inputs,
+                                         torch.float64).cpu()
+
+
+def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
+    started = time.perf_counter()
+    write_json(out / "config.json", dataclasses.asdict(config))
+    train, cal, tests = _data(config)
+    masses = {r: true_mass(d) for r, d in tests.items()}
+    constraints = {r: constraint_rows(d, masses[r]) for r, d in tests.items()}
+    cal_constraint = constraint_rows(cal, true_mass(cal))
+    predictions = {r: {} for r in tests}
+    seconds, calibration = {}, {}
+    device = config.operator.torch_device()
+    for name in ("FNO", "BOON"):
+        tick = time.perf_counter()
+        members = []
+        for k in tqdm(range(config.n_members), desc=f"{name} ensemble", unit="member",
+                      disable=not progress):
+            member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
+            model, _ = train_operator(name, train, member_config, progress=False)
+            members.append(model)
+        with atomic_path(out / f"members_{name.lower()}.pt") as tmp:
+            torch.save({"model": name, "config": dataclasses.asdict(config.operator),
+                        "state_dicts": [{k: v.detach().cpu() for k, v in m.state_dict().items()}
+                                        for m in members]}, tmp)
+        seconds[f"{name}-Ensemble train"] = time.perf_counter() - tick
+        ensemble = OperatorEnsemble(members)
+        cal_apply, cal_inputs = _apply_on(name, cal), _inputs(cal, device)
+        for conditioned in (False, True):
+            label = f"ProbConserv-{name}-Ensemble" if conditioned else f"{name}-Ensemble"
+            ensemble.calibrate(cal_inputs, cal.targets, cal_apply,
+                               cal_constraint if conditioned else None)
+            calibration[label] = {"noise_var": ensemble.noise_var.tolist(),
+                                  "spread_scale": ensemble.spread_scale.tolist()}
+            for range_name, data in tests.items():
+                tick = time.perf_counter()
+                pred = ensemble.predict(_inputs(data, device), _apply_on(name, data),
+                                        constraints[range_name] if conditioned else None)
+                predictions[range_name][label] = (pred.mean, pred.var)
+                seconds[f"{label} predict ({range_name})"] = time.perf_counter() - tick
+    records = []
+    for range_name, data in tests.items():
+        for model in UQ_MODELS:
+            mean, var = predictions[range_name][model]
+            records.append(_metrics(model, Gaussian(mean, var=var), data, masses[range_name],
+                                    range_name))
+        _write_predictions(out / ("predictions.npz" if range_name == "in"
+                                  else "predictions_ood.npz"),
+                           data, masses[range_name], predictions[range_name])
+    write_json(out / "metrics.json", records)
+    write_json(out / "calibration.json", calibration)
+    write_text(out / "table.md", markdown_table(records, config, tests, seconds))
+    if figures:
+        from ..plots import uq_figures
+
+        uq_figures(out, tests, masses, predictions)
+    write_json(out / "timing.json", {"total_seconds": time.perf_counter() - started,
+                                     **seconds})
+    return records
+
+
+def _write_predictions(path: Path, data: OperatorData, mass: torch.Tensor,
+                       predictions: dict) -> None:
+    arrays = {"x": data.x.numpy(), "t": data.t.numpy(), "params": data.params.numpy(),
+              "truth": data.targets.numpy(), "left_values": data.left_values.numpy(),
+              "right_values": data.right_values.numpy(), "mass": mass.numpy(),
+              "left_type": np.array(data.left_type), "right_type": np.array(data.right_type)}
+    for model, (mean, var) in predictions.items():
+        arrays[f"{model}/mean"] = mean.numpy()
+        arrays[f"{model}/var"] = var.numpy()
+    write_npz(path, arrays)
+
+
+def markdown_table(records: list[dict], config: UQConfig, tests: dict, seconds: dict) -> str:
+    op = config.operator
+    keys = ["rel_l2", "MSE", "boundary_error", "CE", "LL", "CRPS", "coverage90"]
+    lines = [f"# {config.problem} ({op.setting}-step): ensembles with both guarantees", "",
+             f"{config.n_members} members per ensemble, {op.n_train} training samples, "
+             f"{op.epochs} epochs, N = {op.n_points}; noise level fitted on {config.n_cal} "
+             "calibration samples. boundary_error: mean |violation| of the walls' conditions "
+             "(Neumann: the 2nd-order stencil's flux); CE: mean |trapezoid mass - U(t)|; LL: "
+             "mean pointwise Gaussian log-likelihood; coverage90: fraction of points in the "
+             "90 % interval.", ""]
+    for range_name, data in tests.items():
+        label = "in the training range" if range_name == "in" else "out of range"
+        lines += [f"## {len(data)} test samples {label} (parameter "
+                  f"{float(data.params.min()):.3g} .. {float(data.params.max()):.3g})", "",
+                  "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for r in records:
+            if r["range"] == range_name:
+                lines.append(f"| {r['model']} | " + " | ".join(f"{r[k]:.3e}" for k in keys)
+                             + " |")
+        lines.append("")
+    lines += ["## Wall time", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in seconds.items()]
+    return "\n".join(lines) + "\n"
