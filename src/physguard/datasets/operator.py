@@ -35,7 +35,8 @@ class OperatorData:
         problem: a key of ``OPERATOR_PROBLEMS``.
         left_type, right_type: ``"dirichlet"``, ``"neumann"`` or ``"periodic"``.
         x: ``(N,)`` grid including both ends; t: ``(T,)`` target times.
-        params: ``(n,)`` the sampled parameter (``omega``) of each sample.
+        params: ``(n,)`` the sampled parameter (``omega``) of each sample; for
+            ``burgers-periodic`` (random fields) the exact conserved total ``int u dx``.
         inputs: ``(n, 1, N)`` the initial condition; targets: ``(n, T, N)`` the solution at ``t``.
         left_values, right_values: ``(n, T)`` the boundary value (Dirichlet) or ``du/dx``
             (Neumann) that each target snapshot satisfies (zeros for periodic).

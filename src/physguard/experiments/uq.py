@@ -50,7 +50,6 @@ from ..constraints import (
     mass_constraint,
     mass_from_fluxes,
     stack_constraints,
-    trapezoid_weights,
 )
 from ..datasets.operator import OperatorData, make_operator_data
 from ..models.ensemble import OperatorEnsemble
@@ -125,15 +124,15 @@ def true_mass(data: OperatorData) -> torch.Tensor:
 
     ``U(0)`` is the integral of the known initial condition; ``F`` the net inflow through
     the walls: heat ``kappa (u_x(1) - u_x(0))``, Stokes ``nu (u_y(1) - u_y(0))``, periodic
-    Burgers 0 (the flux ``u^2 / 2`` leaves where it enters).
+    Burgers 0 (the flux ``u^2 / 2`` leaves where it enters; ``U(0)`` is the field's exact
+    mean, stored as the sample's ``params``).
 
     Raises:
         ValueError: a problem without a flux form here.
     """
     t = data.t
-    if data.problem == "burgers-periodic":
-        u0 = trapezoid_weights(data.x) @ data.inputs[:, 0].T  # spectral: periodic, uniform
-        return u0[:, None].expand(len(data), t.shape[0]).clone()
+    if data.problem == "burgers-periodic":  # params: the exact total of each initial field
+        return data.params[:, None].expand(len(data), t.shape[0]).clone()
     if data.problem not in ("heat-neumann", "stokes"):
         raise ValueError(f"no conservation law in flux form for {data.problem}")
     rows = []

@@ -9,6 +9,7 @@ conditions, so data sets carry the condition values alongside the fields.
 
 from __future__ import annotations
 
+import cmath
 import math
 
 import torch
@@ -204,7 +205,7 @@ class StokesSecond:
         """``int_0^1 u dy = U Re[e^{i w t} (1 - e^{-(1+i) k}) / ((1+i) k)]`` (closed form);
         it changes by the wall shear, ``d/dt int u dy = nu (u_y(1, t) - u_y(0, t))``."""
         t = as_float_tensor("t", t).to(torch.float64)
-        z = (1 - torch.exp(torch.tensor(-(1 + 1j) * self.k))) / ((1 + 1j) * self.k)
+        z = (1 - cmath.exp(-(1 + 1j) * self.k)) / ((1 + 1j) * self.k)
         return self.amplitude * (torch.exp(1j * self.omega * t) * z).real
 
     @classmethod
