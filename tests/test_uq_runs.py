@@ -107,3 +107,53 @@ def test_cli_uq_refuses_what_it_cannot_do(tmp_path):
     assert result.exit_code == 2 and "no --paper" in result.output
     with pytest.raises(ValueError, match="no parameter range"):
         make_operator_data("burgers-periodic", 2, 16, param_range=(1.0, 2.0))
+
+
+def _tiny_2d(problem, setting):
+    sizes = dict(n_points=12, width=6, modes=3, projection_width=8, n_train=8, n_test=3,
+                 epochs=1)
+    if setting == "multi":
+        sizes.update(n_steps=3, modes_t=2)
+    config = UQConfig.default(problem, setting, n_members=2, **sizes)
+    return UQConfig(problem=problem, n_members=2, n_cal=3, operator=config.operator)
+
+
+def test_wave2d_uq_walls_and_total_exact(tmp_path):
+    records = run_uq(_tiny_2d("wave2d", "multi"), tmp_path / "w", progress=False)
+    both = next(r for r in records if r["model"] == "ProbConserv-BOON-Ensemble")
+    assert both["boundary_error_max"] < 1e-9 and both["CE_max"] < 1e-10
+    with np.load(tmp_path / "w" / "predictions.npz") as f:
+        mean, x = f["ProbConserv-BOON-Ensemble/mean"], f["x"]
+        assert mean.shape == f["truth"].shape == (3, 3, 12, 12)
+        h = x[1] - x[0]
+        # my own stencil: du/dx = 0 on the left wall away from the corners
+        flux = (-3 * mean[..., 0, 1:-1] + 4 * mean[..., 1, 1:-1] - mean[..., 2, 1:-1]) / (2 * h)
+        assert np.abs(flux).max() < 1e-9
+        wx = np.full(12, h)
+        wx[[0, -1]] = h / 2
+        total = np.einsum("ntij,i,j->nt", mean, wx, wx)
+        initial = np.einsum("ntij,i,j->nt", f["truth"][:, :1], wx, wx)
+        assert np.abs(total - f["mass"]).max() < 1e-10
+        assert np.abs(f["mass"] - initial).max() < 1e-9  # the wave's total is constant
+    assert (tmp_path / "w" / "uq_fields.png").exists()
+
+
+def test_cavity_uq_every_cell_divergence_free_with_exact_walls(tmp_path):
+    records = run_uq(_tiny_2d("cavity", "single"), tmp_path / "c", progress=False)
+    both = next(r for r in records if r["model"] == "ProbConserv-BOON-Ensemble")
+    assert both["CE_max"] < 1e-10 and both["boundary_error_max"] < 1e-10
+    with np.load(tmp_path / "c" / "predictions.npz") as f:
+        mean, x = f["ProbConserv-BOON-Ensemble/mean"], f["x"]
+        u, v = mean[:, 0], mean[:, 1]
+        h = x[1] - x[0]
+        div = (u[:, 1:, 1:] + u[:, 1:, :-1] - u[:, :-1, 1:] - u[:, :-1, :-1]
+               + v[:, 1:, 1:] + v[:, :-1, 1:] - v[:, 1:, :-1] - v[:, :-1, :-1]) / (2 * h)
+        assert np.abs(div).max() < 1e-10
+        assert np.abs(mean[:, 0, 1:-1, -1] - 1.0).max() < 1e-10  # the lid
+        assert np.abs(mean[:, :, 0]).max() < 1e-10  # no slip on the left wall
+        assert (f["ProbConserv-BOON-Ensemble/var"] >= 0).all()
+
+
+def test_cavity_uq_refuses_an_odd_grid():
+    with pytest.raises(ValueError, match="even n_points"):
+        UQConfig.default("cavity", "single", n_points=33)

@@ -14,7 +14,7 @@ from . import metrics as M  # noqa: E402
 from ._io import atomic_path  # noqa: E402
 from .constraints import trapezoid_weights  # noqa: E402
 
-__all__ = ["boon_2d_figures", "gpme_figures", "save_figure", "uq_figures"]
+__all__ = ["boon_2d_figures", "gpme_figures", "save_figure", "uq_figures", "uq_figures_2d"]
 
 class _Colors(dict):
     """Fixed colours for the paper's methods; any other method gets the next unused one."""
@@ -327,19 +327,71 @@ def uq_figures(out: Path, tests: dict, masses: dict, predictions: dict) -> list[
     written.append(out / "uq_boundary.png")
     save_figure(fig, written[-1])
 
+    written.append(_calibration_figure(out, tests, predictions))
+    return written
+
+
+def _calibration_figure(out: Path, tests: dict, predictions: dict) -> Path:
+    """Observed coverage of the central intervals against their nominal level, per model,
+    in range (solid) and out of range (dotted)."""
     levels = torch.linspace(0.05, 0.95, 19)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="black", lw=1, label="ideal")
     for range_name, range_preds in predictions.items():
-        truth = tests[range_name].targets
+        truth = tests[range_name].targets.flatten(1)
         for name, (mean, var) in range_preds.items():
-            cover = [float(M.interval_coverage(mean, var, truth, float(q)).mean())
-                     for q in levels]
+            cover = [float(M.interval_coverage(mean.flatten(1), var.flatten(1), truth,
+                                               float(q)).mean()) for q in levels]
             ax.plot(levels.numpy(), cover, "-" if range_name == "in" else ":",
                     color=COLORS[name], label=f"{name} ({range_name})")
     ax.set(title="calibration: coverage of central intervals", xlabel="nominal level",
            ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=6)
-    written.append(out / "uq_calibration.png")
+    path = out / "uq_calibration.png"
+    save_figure(fig, path)
+    return path
+
+
+def uq_figures_2d(out: Path, tests: dict, masses: dict, predictions: dict) -> list[Path]:
+    """The 2-D UQ run's figures: test sample 0 (last channel: the final time step, or ``v``
+    for the cavity's velocity) as truth, the BOON-ensemble's and the conditioned one's
+    means and standard deviations; the conservation of every model (the wave: total over
+    time; the cavity: |discrete divergence| per cell); the calibration."""
+    from .constraints import cell_divergence, trapezoid_weights_2d
+
+    data, preds = tests["in"], predictions["in"]
+    names = ("BOON-Ensemble", "ProbConserv-BOON-Ensemble")
+    fields = [data.targets[0, -1]] + [preds[n][0][0, -1] for n in names] \
+        + [preds[n][1][0, -1].clamp(min=0).sqrt() for n in names]
+    titles = ["truth", *(f"{n} mean" for n in names), *(f"{n} std" for n in names)]
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.8))
+    for ax, f, title in zip(axes, fields, titles, strict=True):
+        image = ax.imshow(f.numpy().T, origin="lower", extent=(0, 1, 0, 1),
+                          cmap="viridis" if "std" in title else "RdBu_r")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    written = [out / "uq_fields.png"]
     save_figure(fig, written[-1])
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if data.problem == "cavity":
+        for name, (mean, _) in preds.items():
+            div = cell_divergence(mean, data.x, data.y).abs().flatten().clamp(min=1e-17)
+            ax.hist(div.log10().numpy(), bins=40, histtype="step", color=COLORS[name],
+                    label=name)
+        ax.set(title="cavity: |discrete divergence| of every cell (test means)",
+               xlabel="log10 |div u|", ylabel="cells")
+    else:
+        w = trapezoid_weights_2d(data.x, data.y)
+        t = data.t.numpy()
+        ax.plot(t, masses["in"][0].numpy(), "o-", color="black", lw=2, label="conserved total")
+        for name, (mean, _) in preds.items():
+            ax.plot(t, (mean[0].flatten(1) @ w).numpy(), "s--", color=COLORS[name],
+                    label=name, ms=3)
+        ax.set(title=f"{data.problem}: total over time, test sample 0", xlabel="t",
+               ylabel="int u dx dy")
+    ax.legend(fontsize=7)
+    written.append(out / "uq_conservation.png")
+    save_figure(fig, written[-1])
+    written.append(_calibration_figure(out, tests, predictions))
     return written

@@ -44,31 +44,50 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import atomic_path, run_folder, write_json, write_npz, write_text
+from ..boundary import Dirichlet, Neumann
 from ..constraints import (
-    Gaussian,
+    LinearConstraint,
+    block_constraints,
     boundary_constraint,
+    cell_divergence,
+    divergence_constraint,
     mass_constraint,
     mass_from_fluxes,
+    probconserv,
     stack_constraints,
+    trapezoid_weights_2d,
 )
 from ..datasets.operator import OperatorData, make_operator_data
-from ..models.ensemble import OperatorEnsemble
+from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
+from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
-from .boon import BOONConfig, _apply, _condition, split_data, train_operator
+from .boon import BOONConfig, _condition, predict, split_data, train_operator
+from .boon2d import BOON2dConfig, predict_2d, split_data_2d, train_operator_2d, wall_errors
 
 __all__ = ["UQConfig", "run_uq", "UQ_MODELS", "UQ_PROBLEMS", "true_mass"]
 
 UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-FNO-Ensemble",
              "ProbConserv-BOON-Ensemble")
-#: The 1-D problems with a conservation law whose total follows from the boundary fluxes.
-UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic")
+#: The 1-D problems with a conservation law whose total follows from the boundary fluxes, the
+#: 2-D wave (insulated walls: constant total) and the cavity's velocity (zero divergence in
+#: every cell: local conservation, sparse rows).
+UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d", "cavity")
 #: Parameter ranges outside training (heat: omega in [2.01, 3.99]; Stokes: omega in [2, 6]).
 OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0)}
 
 
-def _uq_operator(problem: str, setting: str, **overrides) -> BOONConfig:
+def _uq_operator(problem: str, setting: str, **overrides) -> BOONConfig | BOON2dConfig:
     """The members' training settings: the BOON run's CPU defaults, smaller so that
-    2 x 5 members train in a few minutes on 2 cores."""
+    2 x 5 members train in a few minutes on 2 cores. The cavity: single-step velocity on an
+    even grid (32 x 32: with an odd one the lid's walls admit no field with zero divergence
+    in every cell, :mod:`physguard.constraints.local`)."""
+    if problem in PROBLEMS_2D:
+        sizes = dict(n_train=100, n_test=24, epochs=30)
+        if problem == "cavity":
+            sizes.update(n_points=32, field="velocity")
+            setting = "single"
+        sizes.update(overrides)
+        return BOON2dConfig.default(problem, setting, **sizes)
     sizes = dict(n_train=150, n_test=40, epochs=30)
     if setting == "multi":
         sizes.update(n_points=64, width=16, modes=12, epochs=20)
@@ -86,15 +105,17 @@ class UQConfig:
         n_cal: held-out samples on which each ensemble's noise level is fitted.
         ood_range: the out-of-range parameter interval (``None``: the problem's default in
             ``OOD_RANGES``; problems without a parameter have no out-of-range rows).
-        operator: the members' data and training settings (a :class:`BOONConfig`: setting,
-            sizes, epochs, seed, device).
+        operator: the members' data and training settings (a :class:`BOONConfig`, or a
+            :class:`BOON2dConfig` for ``wave2d`` and ``cavity``: setting, sizes, epochs, seed,
+            device).
     """
 
     problem: str = "heat-neumann"
     n_members: int = 5
     n_cal: int = 40
     ood_range: tuple[float, float] | None = None
-    operator: BOONConfig = field(default_factory=lambda: _uq_operator("heat-neumann", "multi"))
+    operator: BOONConfig | BOON2dConfig = field(
+        default_factory=lambda: _uq_operator("heat-neumann", "multi"))
 
     def __post_init__(self):
         if self.problem not in UQ_PROBLEMS:
@@ -102,6 +123,11 @@ class UQConfig:
         if self.operator.problem != self.problem:
             raise ValueError(f"operator settings are for {self.operator.problem!r}, not "
                              f"{self.problem!r}")
+        if self.problem == "cavity" and (self.operator.field != "velocity"
+                                         or self.operator.n_points % 2):
+            raise ValueError("the cavity's --uq run conditions the velocity on zero divergence "
+                             "in every cell: it needs field 'velocity' and an even n_points "
+                             f"(got {self.operator.field!r}, {self.operator.n_points})")
         if self.n_members < 2 or self.n_cal < 1:
             raise ValueError(f"need n_members >= 2 and n_cal >= 1, got {self.n_members}, "
                              f"{self.n_cal}")
@@ -163,23 +189,18 @@ def constraint_rows(data: OperatorData, mass: torch.Tensor):
                              mass_constraint(data.x, mass))
 
 
-def _metrics(name: str, pred: Gaussian, data: OperatorData, mass: torch.Tensor,
+def _metrics(name: str, mean, var, data: OperatorData, mass: torch.Tensor,
              range_name: str) -> dict:
-    mean, var, truth = pred.mean, pred.var, data.targets
+    truth = data.targets
     h = float(data.x[1] - data.x[0])
     sides = [M.boundary_error(mean, getattr(data, f"{s}_type"), getattr(data, f"{s}_values"),
                               s, h) for s in ("left", "right")]
     return {
-        "model": name, "range": range_name,
-        "rel_l2": float(M.relative_l2(mean.flatten(1), truth.flatten(1)).mean()),
-        "MSE": float(M.mse(mean, truth).mean()),
+        "model": name, "range": range_name, **_probabilistic(mean, var, truth),
         "boundary_error": float(torch.stack(sides).mean()),
         "boundary_error_max": float(torch.stack(sides).max()),
         "CE": float(M.conservation_error(mean, data.x, mass).mean()),
         "CE_max": float(M.conservation_error(mean, data.x, mass).max()),
-        "LL": float(M.gaussian_log_likelihood(mean, var, truth).mean()),
-        "CRPS": float(M.crps_gaussian(mean, var, truth).mean()),
-        "coverage90": float(M.interval_coverage(mean, var, truth, 0.9).mean()),
     }
 
 
@@ -197,8 +218,14 @@ def run_uq(config: UQConfig, out: str | Path, progress: bool = True, figures: bo
         return _run_uq_into(config, folder, progress, figures)
 
 
-def _data(config: UQConfig):
+def _data(config: UQConfig, progress: bool):
     op = config.operator
+    if config.problem in PROBLEMS_2D:
+        train, test = split_data_2d(op, progress)
+        cal = make_operator_data_2d(op.problem, config.n_cal, op.setting, op.field,
+                                    op.n_points, op.n_steps, seed=op.seed + 7919,
+                                    progress=progress)
+        return train, cal, {"in": test}
     train, test = split_data(op)
     cal = make_operator_data(op.problem, config.n_cal, op.n_points, op.setting, op.n_steps,
                              seed=op.seed + 7919)
@@ -210,61 +237,108 @@ def _data(config: UQConfig):
     return train, cal, tests
 
 
-def _inputs(data: OperatorData, device: torch.device) -> torch.Tensor:
-    return data.inputs.float().to(device)
+def _joint(data) -> bool:
+    """The cavity's velocity: one Gaussian over both components (divergence couples them)."""
+    return isinstance(data, OperatorData2d) and data.problem == "cavity"
 
 
-def _apply_on(name: str, data: OperatorData):
-    """``apply(member, inputs)`` for :class:`OperatorEnsemble`: the member (BOON-wrapped
-    with ``data``'s wall values for ``"BOON"``) on all of ``data``, float64 on the CPU."""
-    index = torch.arange(len(data))
-    return lambda member, inputs: _apply(member, name, data, index, inputs,
-                                         torch.float64).cpu()
+def _flat_targets(data) -> torch.Tensor:
+    """Targets in the Gaussian's layout: ``(n, C, N)``, or ``(n, 1, C N)`` for the cavity."""
+    flat = data.targets.flatten(2)
+    return flat.flatten(1)[:, None] if _joint(data) else flat
+
+
+def _member_samples(members, name: str, data) -> torch.Tensor:
+    """``(M, n, C, N)`` member predictions in the Gaussian's layout (float64)."""
+    run = predict_2d if isinstance(data, OperatorData2d) else predict
+    samples = torch.stack([run(m, name, data) for m in members]).flatten(3)
+    return samples.flatten(2)[:, :, None] if _joint(data) else samples
+
+
+def _wall_rows_2d(data: OperatorData2d, channel: slice | int, sparse: bool):
+    kinds = {"dirichlet": Dirichlet, "neumann": Neumann}
+    return boundary_constraint(
+        (data.x, data.y), sparse=sparse,
+        **{w: kinds[k](getattr(data, w)[:, channel]) for w, k in zip(WALLS, data.wall_types,
+                                                                     strict=True)})
+
+
+def conserved_total(data) -> torch.Tensor:
+    """What the conservation rows hold: ``U(t)`` ``(n, T)`` (1-D: :func:`true_mass`; the
+    wave: the constant total of the initial field, trapezoid-exact for its cosine modes;
+    the cavity: zero divergence, ``(n, 0)``)."""
+    if not isinstance(data, OperatorData2d):
+        return true_mass(data)
+    if data.problem == "cavity":
+        return torch.zeros(len(data), 0, dtype=torch.float64)
+    total = data.inputs[:, 0].flatten(1) @ trapezoid_weights_2d(data.x, data.y)
+    return total[:, None].expand(len(data), data.targets.shape[1]).clone()
+
+
+def constraints_for(data, mass: torch.Tensor):
+    """Wall rows and conservation rows of every sample, in the Gaussian's layout."""
+    if not isinstance(data, OperatorData2d):
+        return constraint_rows(data, mass)
+    if data.problem == "cavity":
+        walls = block_constraints(_wall_rows_2d(data, 0, True), _wall_rows_2d(data, 1, True))
+        rows = stack_constraints(walls, divergence_constraint(data.x, data.y))
+        return LinearConstraint(rows.G, rows.b[:, None], rows.noise_var)
+    mass_row = LinearConstraint(trapezoid_weights_2d(data.x, data.y)[None], mass[..., None])
+    return stack_constraints(_wall_rows_2d(data, slice(None), False), mass_row)
 
 
 def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
-    train, cal, tests = _data(config)
-    masses = {r: true_mass(d) for r, d in tests.items()}
-    constraints = {r: constraint_rows(d, masses[r]) for r, d in tests.items()}
-    cal_constraint = constraint_rows(cal, true_mass(cal))
+    train, cal, tests = _data(config, progress)
+    masses = {r: conserved_total(d) for r, d in tests.items()}
+    constraints = {r: constraints_for(d, masses[r]) for r, d in tests.items()}
+    cal_constraint = constraints_for(cal, conserved_total(cal))
     predictions = {r: {} for r in tests}
     seconds, calibration = {}, {}
-    device = config.operator.torch_device()
+    two_d = config.problem in PROBLEMS_2D
+    train_one = train_operator_2d if two_d else train_operator
     for name in ("FNO", "BOON"):
         tick = time.perf_counter()
         members = []
         for k in tqdm(range(config.n_members), desc=f"{name} ensemble", unit="member",
                       disable=not progress):
             member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
-            model, _ = train_operator(name, train, member_config, progress=False)
+            model, _ = train_one(name, train, member_config, progress=False)
             members.append(model)
         with atomic_path(out / f"members_{name.lower()}.pt") as tmp:
             torch.save({"model": name, "config": dataclasses.asdict(config.operator),
                         "state_dicts": [{k: v.detach().cpu() for k, v in m.state_dict().items()}
                                         for m in members]}, tmp)
         seconds[f"{name}-Ensemble train"] = time.perf_counter() - tick
-        ensemble = OperatorEnsemble(members)
-        cal_apply, cal_inputs = _apply_on(name, cal), _inputs(cal, device)
+        cal_samples = _member_samples(members, name, cal)
+        samples = {r: _member_samples(members, name, d) for r, d in tests.items()}
         for conditioned in (False, True):
             label = f"ProbConserv-{name}-Ensemble" if conditioned else f"{name}-Ensemble"
-            ensemble.calibrate(cal_inputs, cal.targets, cal_apply,
-                               cal_constraint if conditioned else None)
-            calibration[label] = {"noise_var": ensemble.noise_var.tolist(),
-                                  "spread_scale": ensemble.spread_scale.tolist()}
-            for range_name, data in tests.items():
+            # The sparse update is not differentiable: the cavity's conditioned ensembles use
+            # the unconditioned fit (stated in calibration.json).
+            fit_conditioned = conditioned and not cal_constraint.is_sparse
+            noise_var, spread = fit_ensemble_noise(cal_samples, _flat_targets(cal),
+                                                   cal_constraint if fit_conditioned else None)
+            calibration[label] = {"noise_var": noise_var.tolist(),
+                                  "spread_scale": spread.tolist(),
+                                  "fitted_for": "conditioned" if fit_conditioned
+                                  else "unconditioned"}
+            for range_name in tests:
                 tick = time.perf_counter()
-                pred = ensemble.predict(_inputs(data, device), _apply_on(name, data),
-                                        constraints[range_name] if conditioned else None)
-                predictions[range_name][label] = (pred.mean, pred.var)
+                pred = ensemble_gaussian(samples[range_name], noise_var, spread)
+                if conditioned:
+                    pred = probconserv(pred, constraints[range_name])
+                shape = tests[range_name].targets.shape
+                predictions[range_name][label] = (pred.mean.reshape(shape),
+                                                  pred.var.reshape(shape))
                 seconds[f"{label} predict ({range_name})"] = time.perf_counter() - tick
     records = []
     for range_name, data in tests.items():
         for model in UQ_MODELS:
             mean, var = predictions[range_name][model]
-            records.append(_metrics(model, Gaussian(mean, var=var), data, masses[range_name],
-                                    range_name))
+            metric = _metrics_2d if two_d else _metrics
+            records.append(metric(model, mean, var, data, masses[range_name], range_name))
         _write_predictions(out / ("predictions.npz" if range_name == "in"
                                   else "predictions_ood.npz"),
                            data, masses[range_name], predictions[range_name])
@@ -272,20 +346,49 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
     write_json(out / "calibration.json", calibration)
     write_text(out / "table.md", markdown_table(records, config, tests, seconds))
     if figures:
-        from ..plots import uq_figures
+        from ..plots import uq_figures, uq_figures_2d
 
-        uq_figures(out, tests, masses, predictions)
+        (uq_figures_2d if two_d else uq_figures)(out, tests, masses, predictions)
     write_json(out / "timing.json", {"total_seconds": time.perf_counter() - started,
                                      **seconds})
     return records
 
 
-def _write_predictions(path: Path, data: OperatorData, mass: torch.Tensor,
-                       predictions: dict) -> None:
-    arrays = {"x": data.x.numpy(), "t": data.t.numpy(), "params": data.params.numpy(),
-              "truth": data.targets.numpy(), "left_values": data.left_values.numpy(),
-              "right_values": data.right_values.numpy(), "mass": mass.numpy(),
-              "left_type": np.array(data.left_type), "right_type": np.array(data.right_type)}
+def _probabilistic(mean, var, truth) -> dict:
+    mean, var, truth = mean.flatten(1), var.flatten(1), truth.flatten(1)
+    return {"rel_l2": float(M.relative_l2(mean, truth).mean()),
+            "MSE": float(M.mse(mean, truth).mean()),
+            "LL": float(M.gaussian_log_likelihood(mean, var, truth).mean()),
+            "CRPS": float(M.crps_gaussian(mean, var, truth).mean()),
+            "coverage90": float(M.interval_coverage(mean, var, truth, 0.9).mean())}
+
+
+def _metrics_2d(name, mean, var, data: OperatorData2d, mass, range_name) -> dict:
+    """2-D record: walls away from the corners (where two conditions meet), and CE the
+    total's error (wave) or every cell's |discrete divergence| (cavity)."""
+    walls = torch.stack(list(wall_errors(mean, data).values()))
+    if data.problem == "cavity":
+        conservation = cell_divergence(mean, data.x, data.y).abs().flatten(1)
+    else:
+        w = trapezoid_weights_2d(data.x, data.y)
+        conservation = (mean.flatten(2) @ w - mass).abs()
+    return {"model": name, "range": range_name, **_probabilistic(mean, var, data.targets),
+            "boundary_error": float(walls.mean()), "boundary_error_max": float(walls.max()),
+            "CE": float(conservation.mean()), "CE_max": float(conservation.max())}
+
+
+def _write_predictions(path: Path, data, mass: torch.Tensor, predictions: dict) -> None:
+    if isinstance(data, OperatorData2d):
+        arrays = {"x": data.x.numpy(), "y": data.y.numpy(), "t": data.t.numpy(),
+                  "truth": data.targets.numpy(), "mass": mass.numpy(),
+                  "wall_types": np.array(data.wall_types),
+                  **{f"{w}_values": getattr(data, w).numpy() for w in WALLS}}
+    else:
+        arrays = {"x": data.x.numpy(), "t": data.t.numpy(), "params": data.params.numpy(),
+                  "truth": data.targets.numpy(), "left_values": data.left_values.numpy(),
+                  "right_values": data.right_values.numpy(), "mass": mass.numpy(),
+                  "left_type": np.array(data.left_type),
+                  "right_type": np.array(data.right_type)}
     for model, (mean, var) in predictions.items():
         arrays[f"{model}/mean"] = mean.numpy()
         arrays[f"{model}/var"] = var.numpy()
@@ -304,8 +407,10 @@ def markdown_table(records: list[dict], config: UQConfig, tests: dict, seconds: 
              "90 % interval.", ""]
     for range_name, data in tests.items():
         label = "in the training range" if range_name == "in" else "out of range"
-        lines += [f"## {len(data)} test samples {label} (parameter "
-                  f"{float(data.params.min()):.3g} .. {float(data.params.max()):.3g})", "",
+        params = ("" if isinstance(data, OperatorData2d) else
+                  f" (parameter {float(data.params.min()):.3g} .. "
+                  f"{float(data.params.max()):.3g})")
+        lines += [f"## {len(data)} test samples {label}{params}", "",
                   "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for r in records:
             if r["range"] == range_name:
