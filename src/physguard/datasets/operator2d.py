@@ -136,11 +136,11 @@ class OperatorData2d:
 
 def _cavity_sample(args) -> dict[str, np.ndarray]:
     """One cavity sample (NumPy only, so it runs in a worker process)."""
-    seed, index, n_points, times, field = args
+    seed, index, n_points, times, field, (re_low, re_high) = args
     n_solve = 2 * (n_points - 1) + 1
     rng = np.random.default_rng([seed, index])
-    cavity = LidDrivenCavity(100.0)
     psi0 = random_stream_function(n_solve, 4, 0.5, rng)
+    cavity = LidDrivenCavity(re_low if re_low == re_high else rng.uniform(re_low, re_high))
     omega = cavity.simulate(n_solve, np.concatenate([[0.0], times]), psi0)
     if field == "vorticity":
         fields = omega[:, None, ::2, ::2]
@@ -159,7 +159,8 @@ def _walls(targets: torch.Tensor) -> dict[str, torch.Tensor]:
 def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
                           field: str | None = None, n_points: int = 51, n_steps: int = 25,
                           seed: int = 0, progress: bool = True,
-                          workers: int | None = None) -> OperatorData2d:
+                          workers: int | None = None,
+                          reynolds: tuple[float, float] = (100.0, 100.0)) -> OperatorData2d:
     """Generate ``n_samples`` samples of ``problem`` on an ``n_points x n_points`` grid.
 
     Args:
@@ -173,6 +174,8 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
             not depend on how many are made or in which process.
         workers: processes for the cavity solves (default: the CPU count for 16 samples or
             more, else 1); a progress bar counts the samples.
+        reynolds: the cavity's ``(low, high)`` Reynolds numbers, ``Re ~ U[low, high]`` per
+            sample (default: 100 for all; a range beyond it gives out-of-distribution data).
 
     Raises:
         ValueError: unknown problem, setting or field; sizes below their minimum; a
@@ -196,7 +199,11 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         else np.linspace(_T_FINAL / n_steps, _T_FINAL, n_steps)
     x = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
     if problem == "cavity":
-        jobs = [(seed, i, n_points, times, field) for i in range(n_samples)]
+        low, high = (float(r) for r in reynolds)
+        if not 0 < low <= high:
+            raise ValueError(f"reynolds must be (low, high) with 0 < low <= high, got "
+                             f"{reynolds}")
+        jobs = [(seed, i, n_points, times, field, (low, high)) for i in range(n_samples)]
         workers = workers or (os.cpu_count() or 1 if n_samples >= 16 else 1)
         bar = tqdm(total=n_samples, desc="cavity samples", unit="sample", disable=not progress)
         if workers > 1:

@@ -143,23 +143,28 @@ def relative_l2_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return (diff / truth.flatten(1).norm(dim=1)).mean()
 
 
+def build_operator(data: OperatorData, config: BOONConfig) -> FNO1d | SpaceTimeFNO1d:
+    """The untrained operator of ``config`` for ``data``'s grid, on the config's device
+    (weights from torch's current random state)."""
+    domain = (float(data.x[0]), float(data.x[-1]))
+    if config.setting == "single":
+        model = FNO1d(1, data.targets.shape[1], config.modes, config.width, config.n_layers,
+                      domain=domain)
+    else:
+        model = SpaceTimeFNO1d(1, data.targets.shape[1], config.modes, config.modes_t,
+                               config.width, config.n_layers, domain=domain,
+                               t_range=(float(data.t[0]), float(data.t[-1])),
+                               time_padding=config.time_padding,
+                               time_padding_side=config.time_padding_side)
+    return model.to(config.torch_device())
+
+
 def train_operator(name: str, train: OperatorData, config: BOONConfig,
                    progress: bool = True, loss=None) -> tuple[FNO1d | SpaceTimeFNO1d, list[float]]:
     """Train an FNO (``name="FNO"``) or BOON-FNO (``"BOON"``) from the seed's initial weights
     (``loss``: see :func:`fit_operator`)."""
-    device = config.torch_device()
     torch.manual_seed(config.seed)
-    domain = (float(train.x[0]), float(train.x[-1]))
-    if config.setting == "single":
-        model = FNO1d(1, train.targets.shape[1], config.modes, config.width, config.n_layers,
-                      domain=domain)
-    else:
-        model = SpaceTimeFNO1d(1, train.targets.shape[1], config.modes, config.modes_t,
-                               config.width, config.n_layers, domain=domain,
-                               t_range=(float(train.t[0]), float(train.t[-1])),
-                               time_padding=config.time_padding,
-                               time_padding_side=config.time_padding_side)
-    model = model.to(device)
+    model = build_operator(train, config)
     losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
                           train.inputs, train.targets, config, name, progress, loss)
     return model.eval(), losses

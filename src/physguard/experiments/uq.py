@@ -15,7 +15,8 @@ calibration samples, never the test samples). ``ProbConserv-*`` conditions that 
 
 with one :func:`~physguard.probconserv` update (``noise_var = 0``: both hold exactly). The
 models are evaluated on test samples of the training parameter range (``"in"``) and, where the
-problem has a parameter, of a range outside it (``"out"``, as Mouli et al., ICML 2024,
+problem has a parameter (heat and Stokes: ``omega``; the cavity: the Reynolds number), of a
+range outside it (``"out"``, as Mouli et al., ICML 2024,
 "Using Uncertainty Quantification to Characterize and Improve Out-of-Domain Learning for
 PDEs"). The run folder::
 
@@ -72,8 +73,9 @@ UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-FNO-Ensemble",
 #: 2-D wave (insulated walls: constant total) and the cavity's velocity (zero divergence in
 #: every cell: local conservation, sparse rows).
 UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d", "cavity")
-#: Parameter ranges outside training (heat: omega in [2.01, 3.99]; Stokes: omega in [2, 6]).
-OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0)}
+#: Parameter ranges outside training (heat: omega in [2.01, 3.99]; Stokes: omega in [2, 6];
+#: the cavity: Re = 100).
+OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0), "cavity": (300.0, 500.0)}
 
 
 def _uq_operator(problem: str, setting: str, **overrides) -> BOONConfig | BOON2dConfig:
@@ -225,7 +227,13 @@ def _data(config: UQConfig, progress: bool):
         cal = make_operator_data_2d(op.problem, config.n_cal, op.setting, op.field,
                                     op.n_points, op.n_steps, seed=op.seed + 7919,
                                     progress=progress)
-        return train, cal, {"in": test}
+        tests = {"in": test}
+        if config.out_range is not None:
+            tests["out"] = make_operator_data_2d(op.problem, op.n_test, op.setting, op.field,
+                                                 op.n_points, op.n_steps,
+                                                 seed=op.seed + 104_729, progress=progress,
+                                                 reynolds=config.out_range)
+        return train, cal, tests
     train, test = split_data(op)
     cal = make_operator_data(op.problem, config.n_cal, op.n_points, op.setting, op.n_steps,
                              seed=op.seed + 7919)
@@ -407,9 +415,12 @@ def markdown_table(records: list[dict], config: UQConfig, tests: dict, seconds: 
              "90 % interval.", ""]
     for range_name, data in tests.items():
         label = "in the training range" if range_name == "in" else "out of range"
-        params = ("" if isinstance(data, OperatorData2d) else
-                  f" (parameter {float(data.params.min()):.3g} .. "
-                  f"{float(data.params.max()):.3g})")
+        if isinstance(data, OperatorData2d):
+            params = (f" (Re {config.out_range[0]:g} .. {config.out_range[1]:g}; training: "
+                      "Re = 100)" if range_name == "out" else "")
+        else:
+            params = (f" (parameter {float(data.params.min()):.3g} .. "
+                      f"{float(data.params.max()):.3g})")
         lines += [f"## {len(data)} test samples {label}{params}", "",
                   "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for r in records:

@@ -1,0 +1,96 @@
+"""Why does conditioning help or hurt a UQ run? Re-evaluates a finished ``physguard run
+PROBLEM --uq`` folder (1-D problems) without retraining: the saved members, the same data, and
+variants of the Gaussian and of the constraint rows, in range and out of range.
+
+    python benchmarks/uq_ablation.py runs/heat-uq
+
+Variants (each for the FNO and the BOON ensemble): no conditioning; all rows with the noise
+level fitted for the conditioned Gaussian (what the run reports); all rows with the
+unconditioned fit; wall rows only; mass row only. Also the spread-skill ratio: the members'
+RMS spread over the RMS error of their mean (1 for a well-spread ensemble).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from physguard import metrics as M
+from physguard.constraints import boundary_constraint, mass_constraint, probconserv
+from physguard.experiments.boon import BOONConfig, build_operator
+from physguard.experiments.uq import (
+    UQConfig,
+    _condition,
+    _data,
+    _member_samples,
+    conserved_total,
+    constraints_for,
+)
+from physguard.models.ensemble import ensemble_gaussian, fit_ensemble_noise
+
+
+def load_config(folder: Path) -> UQConfig:
+    raw = json.loads((folder / "config.json").read_text())
+    operator = BOONConfig(**raw.pop("operator"))
+    if raw.get("ood_range") is not None:
+        raw["ood_range"] = tuple(raw["ood_range"])
+    return UQConfig(operator=operator, **raw)
+
+
+def members(folder: Path, name: str, data, config: UQConfig):
+    saved = torch.load(folder / f"members_{name.lower()}.pt", weights_only=True)
+    out = []
+    for state in saved["state_dicts"]:
+        model = build_operator(data, config.operator)
+        model.load_state_dict(state)
+        out.append(model.eval())
+    return out
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    config = load_config(folder)
+    train, cal, tests = _data(config, progress=False)
+    rows = {}
+    for range_name, data in [("cal", cal), *tests.items()]:
+        mass = conserved_total(data)
+        left = _condition(data.left_type, data.left_values)
+        right = _condition(data.right_type, data.right_values)
+        rows[range_name] = {
+            "all": constraints_for(data, mass),
+            "walls": boundary_constraint(data.x, left=left, right=right),
+            "mass": mass_constraint(data.x, mass)}
+    print("| ensemble | variant | range | rel_l2 | MSE | LL | coverage90 | spread / error |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in ("FNO", "BOON"):
+        ms = members(folder, name, train, config)
+        cal_samples = _member_samples(ms, name, cal)
+        plain = fit_ensemble_noise(cal_samples, cal.targets)
+        fits = {rows_name: fit_ensemble_noise(cal_samples, cal.targets, rows["cal"][rows_name])
+                for rows_name in ("all", "walls", "mass")}
+        variants = [("none", plain, None), ("all, conditioned fit", fits["all"], "all"),
+                    ("all, unconditioned fit", plain, "all"),
+                    ("walls only, conditioned fit", fits["walls"], "walls"),
+                    ("mass only, conditioned fit", fits["mass"], "mass")]
+        for range_name, data in tests.items():
+            samples = _member_samples(ms, name, data)
+            spread = samples.var(0).mean().sqrt()
+            error = (samples.mean(0) - data.targets).square().mean().sqrt()
+            for label, (noise, scale), which in variants:
+                pred = ensemble_gaussian(samples, noise, scale)
+                if which is not None:
+                    pred = probconserv(pred, rows[range_name][which])
+                mean, var, truth = pred.mean, pred.var, data.targets
+                print(f"| {name} | {label} | {range_name} | "
+                      f"{float(M.relative_l2(mean.flatten(1), truth.flatten(1)).mean()):.4f} | "
+                      f"{float(M.mse(mean, truth).mean()):.3e} | "
+                      f"{float(M.gaussian_log_likelihood(mean, var, truth).mean()):.3f} | "
+                      f"{float(M.interval_coverage(mean, var, truth, 0.9).mean()):.3f} | "
+                      f"{float(spread / error):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
