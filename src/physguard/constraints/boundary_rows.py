@@ -247,12 +247,7 @@ def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
         batch_g = torch.broadcast_shapes(*(c.G.shape[:-2] for c in constraints))
         G = torch.cat([c.G.to(torch.float64).expand(*batch_g, *c.G.shape[-2:])
                        for c in constraints], dim=-2)
-    batch_b = torch.broadcast_shapes(*(c.b.shape[:-1] for c in constraints))
-    b = torch.cat([c.b.to(torch.float64).expand(*batch_b, c.b.shape[-1]) for c in constraints],
-                  dim=-1)
-    noise = torch.cat([c.noise_var.to(torch.float64).expand(*batch_b, c.n_constraints)
-                       for c in constraints], dim=-1)
-    return LinearConstraint(G, b, noise_var=_shared_noise(noise))
+    return _with_rows(G, constraints)
 
 
 def block_constraints(*constraints: LinearConstraint) -> LinearConstraint:
@@ -272,17 +267,20 @@ def block_constraints(*constraints: LinearConstraint) -> LinearConstraint:
     G = sp.block_diag(blocks, format="csr")
     if not any(is_sparse(c.G) for c in constraints):
         G = torch.from_numpy(G.toarray())
+    return _with_rows(G, constraints)
+
+
+def _with_rows(G, constraints) -> LinearConstraint:
+    """``G`` with the constraints' ``b`` and ``noise_var`` concatenated in order (batch dims
+    broadcast); one scalar noise variance when every row has the same (it broadcasts)."""
     batch = torch.broadcast_shapes(*(c.b.shape[:-1] for c in constraints))
     b = torch.cat([c.b.to(torch.float64).expand(*batch, c.b.shape[-1]) for c in constraints],
                   dim=-1)
     noise = torch.cat([c.noise_var.to(torch.float64).expand(*batch, c.n_constraints)
                        for c in constraints], dim=-1)
-    return LinearConstraint(G, b, noise_var=_shared_noise(noise))
-
-
-def _shared_noise(noise: torch.Tensor) -> torch.Tensor:
-    """A scalar when every row has the same noise variance (cheaper, and broadcasts)."""
-    return noise.reshape(-1)[0] if bool((noise == noise.reshape(-1)[0]).all()) else noise
+    if bool((noise == noise.reshape(-1)[0]).all()):
+        noise = noise.reshape(-1)[0]
+    return LinearConstraint(G, b, noise_var=noise)
 
 
 def trapezoid_weights_2d(x, y) -> torch.Tensor:
