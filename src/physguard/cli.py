@@ -73,9 +73,11 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
 @click.option("--uq", is_flag=True,
-              help="heat-neumann, stokes, burgers-periodic: deep ensembles of FNOs and "
-                   "BOON-FNOs, with and without ProbConserv on the wall and mass rows at once; "
-                   "in- and out-of-range test parameters (default setting: multi).")
+              help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "
+                   "of FNOs and BOON-FNOs, with and without ProbConserv on the wall and "
+                   "conservation rows at once (the cavity: zero divergence in every cell); "
+                   "in- and out-of-range test parameters (default setting: multi; the "
+                   "cavity: single-step velocity).")
 @click.option("--members", type=click.IntRange(min=2), default=5, show_default=True,
               help="--uq: ensemble members per model.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
@@ -111,7 +113,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             raise click.UsageError(f"--uq applies to {', '.join(UQ_PROBLEMS)}, not {problem}")
         if paper:
             raise click.UsageError("--uq has no --paper preset")
-    setting = setting or ("multi" if uq else "single")
+    if not uq:
+        setting = setting or "single"
     started = time.perf_counter()
 
     def work() -> None:
@@ -120,7 +123,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
             config = UQConfig.default(problem, setting, n_members=members, **overrides)
             op = config.operator
-            click.echo(f"physguard run {problem} --uq ({setting}-step): 2 ensembles of "
+            click.echo(f"physguard run {problem} --uq ({op.setting}-step): 2 ensembles of "
                        f"{members} members, {op.n_train} training samples, {op.epochs} epochs "
                        f"per member, writing to {out}")
             run_uq(config, out, progress=not quiet, overwrite=overwrite)

@@ -78,16 +78,25 @@ UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d", "cavity")
 OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0), "cavity": (300.0, 500.0)}
 
 
-def _uq_operator(problem: str, setting: str, **overrides) -> BOONConfig | BOON2dConfig:
+def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig | BOON2dConfig:
     """The members' training settings: the BOON run's CPU defaults, smaller so that
-    2 x 5 members train in a few minutes on 2 cores. The cavity: single-step velocity on an
-    even grid (32 x 32: with an odd one the lid's walls admit no field with zero divergence
-    in every cell, :mod:`physguard.constraints.local`)."""
+    2 x 5 members train in a few minutes on 2 cores. ``setting=None``: multi-step (the time
+    series that the mass and boundary figures show), except the cavity: single-step velocity
+    on an even grid (32 x 32: with an odd one the lid's walls admit no field with zero
+    divergence in every cell, :mod:`physguard.constraints.local`).
+
+    Raises:
+        ValueError: the multi-step cavity (its multi-step field is the vorticity, which has
+            no per-cell balance here).
+    """
+    if problem == "cavity" and setting == "multi":
+        raise ValueError("the cavity's --uq run is single-step (velocity: zero divergence in "
+                         "every cell); its multi-step field, the vorticity, has no such rows")
+    setting = setting or ("single" if problem == "cavity" else "multi")
     if problem in PROBLEMS_2D:
         sizes = dict(n_train=100, n_test=24, epochs=30)
         if problem == "cavity":
             sizes.update(n_points=32, field="velocity")
-            setting = "single"
         sizes.update(overrides)
         return BOON2dConfig.default(problem, setting, **sizes)
     sizes = dict(n_train=150, n_test=40, epochs=30)
@@ -135,10 +144,10 @@ class UQConfig:
                              f"{self.n_cal}")
 
     @classmethod
-    def default(cls, problem: str, setting: str = "multi", n_members: int = 5,
+    def default(cls, problem: str, setting: str | None = None, n_members: int = 5,
                 **overrides) -> UQConfig:
-        """CPU defaults (multi-step: the time series that the mass and boundary figures
-        show); ``overrides`` go to the members' :class:`BOONConfig`."""
+        """CPU defaults (``setting``: see ``_uq_operator``); ``overrides`` go to the
+        members' :class:`BOONConfig` / :class:`BOON2dConfig`."""
         return cls(problem=problem, n_members=n_members,
                    operator=_uq_operator(problem, setting, **overrides))
 
