@@ -79,8 +79,8 @@ def main() -> None:
             samples = _member_samples(ms, name, data)
             spread = samples.var(0).mean().sqrt()
             error = (samples.mean(0) - data.targets).square().mean().sqrt()
-            for label, (noise, scale), which in variants:
-                pred = ensemble_gaussian(samples, noise, scale)
+            for label, fitted, which in variants:
+                pred = ensemble_gaussian(samples, *fitted)
                 if which is not None:
                     pred = probconserv(pred, rows[range_name][which])
                 mean, var, truth = pred.mean, pred.var, data.targets

@@ -279,10 +279,11 @@ def test_cavity_posterior_is_divergence_free_in_every_cell_with_exact_walls():
 def test_ensemble_gaussian_structure_and_errors():
     gen = torch.Generator().manual_seed(0)
     samples = torch.randn(5, 3, 2, 6, 4, generator=gen, dtype=F64)  # M, B, C, Nx, Ny
-    pred = ensemble_gaussian(samples, noise_var=torch.tensor([0.1, 0.2]), spread_scale=2.0)
+    pred = ensemble_gaussian(samples, noise_var=torch.tensor([0.1, 0.2]), spread_scale=2.0,
+                             local_scale=0.5)
     assert pred.mean.shape == (3, 2, 24)
     torch.testing.assert_close(pred.mean, samples.mean(0).flatten(2))
-    expected = 2.0 * samples.var(0).flatten(2) + torch.tensor([0.1, 0.2])[:, None]
+    expected = 2.5 * samples.var(0).flatten(2) + torch.tensor([0.1, 0.2])[:, None]
     torch.testing.assert_close(pred.var, expected)
     with pytest.raises(ValueError, match="at least 2 members"):
         ensemble_gaussian(samples[:1], 0.1)
@@ -301,7 +302,8 @@ def test_fitted_noise_recovers_the_generating_model():
     v = samples.var(0)
     truth = samples.mean(0) + torch.randn(b, 1, n, generator=gen, dtype=F64) \
         * (2.0 * v + 0.3).sqrt()
-    noise, scale = fit_ensemble_noise(samples, truth)
+    noise, scale, local = fit_ensemble_noise(samples, truth)
+    assert float(local[0]) == 0.0  # unconditioned: only a + b is identifiable
     assert abs(float(scale[0]) - 2.0) < 0.3
     assert abs(float(noise[0]) - 0.3) < 0.1
 

@@ -21,7 +21,7 @@ range outside it (``"out"``, as Mouli et al., ICML 2024,
 PDEs"). The run folder::
 
     config.json, members_fno.pt, members_boon.pt    configuration, every member's weights
-    calibration.json   each model's fitted noise_var and spread_scale per time step
+    calibration.json   each model's fitted noise_var, spread_scale, local_scale per time step
     metrics.json     [{"model", "range", "rel_l2", "MSE", "boundary_error", "CE", "LL",
                        "CRPS", "coverage90", ...}]
     table.md         the two tables (in range, out of range)
@@ -335,15 +335,16 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
             # The sparse update is not differentiable: the cavity's conditioned ensembles use
             # the unconditioned fit (stated in calibration.json).
             fit_conditioned = conditioned and not cal_constraint.is_sparse
-            noise_var, spread = fit_ensemble_noise(cal_samples, _flat_targets(cal),
-                                                   cal_constraint if fit_conditioned else None)
-            calibration[label] = {"noise_var": noise_var.tolist(),
-                                  "spread_scale": spread.tolist(),
+            fitted = fit_ensemble_noise(cal_samples, _flat_targets(cal),
+                                        cal_constraint if fit_conditioned else None)
+            calibration[label] = {"noise_var": fitted[0].tolist(),
+                                  "spread_scale": fitted[1].tolist(),
+                                  "local_scale": fitted[2].tolist(),
                                   "fitted_for": "conditioned" if fit_conditioned
                                   else "unconditioned"}
             for range_name in tests:
                 tick = time.perf_counter()
-                pred = ensemble_gaussian(samples[range_name], noise_var, spread)
+                pred = ensemble_gaussian(samples[range_name], *fitted)
                 if conditioned:
                     pred = probconserv(pred, constraints[range_name])
                 shape = tests[range_name].targets.shape
