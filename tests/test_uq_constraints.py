@@ -308,6 +308,21 @@ def test_fitted_noise_recovers_the_generating_model():
     assert abs(float(noise[0]) - 0.3) < 0.1
 
 
+def test_exactly_known_points_do_not_enter_the_noise_fit():
+    """A BOON member's Dirichlet wall: every member exact there. Adding such points must not
+    change the fit (they would otherwise drive the noise level to 0)."""
+    gen = torch.Generator().manual_seed(2)
+    samples = torch.randn(5, 20, 1, 50, generator=gen, dtype=F64)
+    truth = samples.mean(0) + 0.5 * torch.randn(20, 1, 50, generator=gen, dtype=F64)
+    walls = torch.full((5, 20, 1, 2), 0.7, dtype=F64)
+    with_walls = fit_ensemble_noise(torch.cat([samples, walls], -1),
+                                    torch.cat([truth, walls[0]], -1))
+    without = fit_ensemble_noise(samples, truth)
+    for a, b in zip(with_walls, without, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-12)
+    assert float(with_walls[0][0]) > 1e-3
+
+
 def test_operator_ensemble_needs_calibration_and_members():
     members = [torch.nn.Identity(), torch.nn.Identity()]
     with pytest.raises(ValueError, match="at least 2 members"):

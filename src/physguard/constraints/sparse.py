@@ -74,7 +74,13 @@ class _Solver:
         if W is not None and W.shape[1]:
             self.AinvW = lu.solve(W)
             k = W.shape[1]
-            self.inner = np.linalg.inv(np.eye(k) + C @ (W.T @ self.AinvW))
+            try:
+                self.inner = np.linalg.inv(np.eye(k) + C @ (W.T @ self.AinvW))
+            except np.linalg.LinAlgError as err:
+                raise ValueError(
+                    "the low-rank part of the prior makes G Sigma G^T singular to working "
+                    "precision (I + C W^T A^-1 W not invertible); check the prior's diagonal "
+                    "(a zero or subnormal noise level?)") from err
         else:
             self.W = None
 

@@ -7,6 +7,7 @@ and checked against them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -70,9 +71,21 @@ class OperatorData:
         return self.targets.shape[0]
 
     def subset(self, index) -> OperatorData:
+        """The samples ``index``; lazy fields (:class:`~physguard.datasets.well.LazyField`)
+        stay lazy."""
+        def part(array):
+            return array.subset(index) if hasattr(array, "subset") else array[index]
+
         return OperatorData(self.problem, self.left_type, self.right_type, self.x, self.t,
-                            self.params[index], self.inputs[index], self.targets[index],
+                            self.params[index], part(self.inputs), part(self.targets),
                             self.left_values[index], self.right_values[index])
+
+    def in_memory(self) -> OperatorData:
+        """The same samples with lazy fields read into tensors."""
+        def load(array):
+            return array.load() if hasattr(array, "load") else array
+
+        return dataclasses.replace(self, inputs=load(self.inputs), targets=load(self.targets))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an NPZ file atomically, boundary-condition metadata included."""

@@ -178,15 +178,22 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
     ``apply(model, index, batch_inputs)`` returns the predictions of the samples ``index``;
     ``config`` has ``lr``, ``weight_decay``, ``lr_step``, ``lr_gamma``, ``epochs``,
     ``batch_size``, ``seed``. ``loss(pred, truth, index)`` replaces the relative L2 loss (the
-    soft-constraint baseline of ``physguard bench boon`` adds a boundary penalty). Returns the
-    mean loss per epoch.
+    soft-constraint baseline of ``physguard bench boon`` adds a boundary penalty). ``inputs``
+    and ``targets`` may be lazy (:class:`~physguard.datasets.well.LazyField`): each batch is
+    then read from the file when it is used. Returns the mean loss per epoch.
     """
     device = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.lr_step, config.lr_gamma)
-    inputs = inputs.float().to(device)
-    targets = targets.float().to(device)
+    lazy = not isinstance(inputs, torch.Tensor)  # a LazyField: read batch by batch
+    if not lazy:
+        inputs = inputs.float().to(device)
+        targets = targets.float().to(device)
+
+    def batch(array, index):
+        return array[index].float().to(device) if lazy else array[index.to(device)]
+
     generator = torch.Generator().manual_seed(config.seed)
     losses = []
     bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
@@ -197,8 +204,8 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
         total = 0.0
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
-            pred = apply(model, index, inputs[index.to(device)])
-            truth = targets[index.to(device)]
+            pred = apply(model, index, batch(inputs, index))
+            truth = batch(targets, index)
             value = relative_l2_loss(pred, truth) if loss is None else loss(pred, truth, index)
             optimiser.zero_grad(set_to_none=True)
             value.backward()
@@ -265,8 +272,13 @@ def markdown_table(records: list[dict], config: BOONConfig) -> str:
 
 
 def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
-             figures: bool = True, overwrite: bool = False) -> list[dict]:
+             figures: bool = True, overwrite: bool = False,
+             data: OperatorData | None = None) -> list[dict]:
     """Train FNO and BOON with the same seed and budget; write the run folder ``out``.
+
+    ``data``: train and test on these samples (e.g. :func:`~physguard.datasets.well.read_well`
+    of an HDF5 file; lazy fields are read batch by batch) instead of generating the config's:
+    the last ``min(n_test, len(data) // 5)`` samples are the test set.
 
     The folder is built beside ``out`` and moved into place when complete
     (:func:`physguard._io.run_folder`): a failed or interrupted run leaves ``out`` as it was.
@@ -276,8 +288,10 @@ def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
         ValueError: an unusable ``out`` or device (before any work is done).
     """
     config.torch_device()  # a missing CUDA device is reported before anything is written
+    if data is not None and len(data) < 2:
+        raise ValueError(f"the data hold {len(data)} sample(s); need at least 2")
     with run_folder(out, overwrite) as folder:
-        return _run_boon_into(config, folder, progress, figures)
+        return _run_boon_into(config, folder, progress, figures, data)
 
 
 def split_data(config: BOONConfig) -> tuple[OperatorData, OperatorData]:
@@ -297,10 +311,16 @@ def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, confi
     return model, losses, prediction, operator_metrics(name, prediction, test)
 
 
-def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
+def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
+                   data: OperatorData | None = None) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
-    train, test = split_data(config)
+    if data is None:
+        train, test = split_data(config)
+    else:
+        n_test = max(1, min(config.n_test, len(data) // 5))
+        train = data.subset(slice(0, len(data) - n_test))
+        test = data.subset(slice(len(data) - n_test, None)).in_memory()
     records, predictions, history = [], {}, {}
     for name in MODELS:
         model, history[name], predictions[name], record = train_and_evaluate(

@@ -56,6 +56,10 @@ __all__ = ["OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise"]
 #: finite when a channel has zero spread or zero residual.
 _LOG_BOUNDS = (-60.0, 20.0)
 
+#: Members' variance and squared error both below this fraction of the mean squared error:
+#: an exactly known point (left out of the noise fit, see :func:`fit_ensemble_noise`).
+_EXACT = 1e-24
+
 
 def _flat(samples: torch.Tensor) -> torch.Tensor:
     """``(M, B, C, *space) -> (M, B, C, N)`` (row-major over the space axes)."""
@@ -119,7 +123,9 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
 
     Maximises ``sum_{b, j} log N(truth | mean, a v + s2)`` over ``a >= 0``, ``s2 > 0`` for each
     channel ``c`` separately, with ``v`` the members' unbiased variance at each point (see the
-    module docstring for why the diagonal part is needed). With a ``constraint``, the
+    module docstring for why the diagonal part is needed). Points where every member is
+    exactly right (variance and error both zero, as on a BOON member's Dirichlet wall) are
+    left out: they are known, and would drive ``s2`` to 0. With a ``constraint``, the
     likelihood is that of the conditioned Gaussian ``probconserv(ensemble_gaussian(...),
     constraint)`` over all three parameters (module docstring); without, ``local_scale = 0``.
 
@@ -147,6 +153,12 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     noise, scale = [], []
     for v, r2 in zip(var, sq, strict=True):
         level = max(float(r2.mean()), 1e-300)
+        # Points every member gets exactly right (a BOON member's Dirichlet wall) are known,
+        # not noisy: with them the likelihood grows without bound as s2 -> 0.
+        informative = (v > _EXACT * level) | (r2 > _EXACT * level)
+        if informative.any():
+            v, r2 = v[informative], r2[informative]
+            level = max(float(r2.mean()), 1e-300)
 
         def objective(p, v=v, r2=r2, level=level):
             a, s2 = math.exp(p[0]), level * math.exp(p[1])
