@@ -80,6 +80,11 @@ def _clean_errors(work: Callable[[], None]) -> None:
                    "cavity: single-step velocity).")
 @click.option("--members", type=click.IntRange(min=2), default=5, show_default=True,
               help="--uq: ensemble members per model.")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="1-D BOON problems: train and test on this HDF5 file in The Well's layout "
+                   "(written by 'physguard data export' or anyone else) instead of generated "
+                   "data; read batch by batch.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
@@ -87,7 +92,8 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
-        uq: bool, members: int, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+        uq: bool, members: int, data_file: Path | None, seed: int, device: str,
+        overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -113,6 +119,10 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             raise click.UsageError(f"--uq applies to {', '.join(UQ_PROBLEMS)}, not {problem}")
         if paper:
             raise click.UsageError("--uq has no --paper preset")
+    if data_file is not None and (problem not in OPERATOR_PROBLEMS or uq or paper):
+        raise click.UsageError(f"--data applies to the 1-D BOON problems "
+                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}) without --uq / "
+                               "--paper")
     if not uq:
         setting = setting or "single"
     started = time.perf_counter()
@@ -142,9 +152,19 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
             config = (BOONConfig.paper(problem, setting, **overrides) if paper
                       else BOONConfig.default(problem, setting, **overrides))
-            click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} training "
-                       f"samples, {config.epochs} epochs per model, writing to {out}")
-            run_boon(config, out, progress=not quiet, overwrite=overwrite)
+            data = None
+            if data_file is not None:
+                from .datasets.well import read_well
+
+                data = read_well(data_file, problem, setting)
+                click.echo(f"physguard run {problem} ({setting}-step) on {data_file}: "
+                           f"{len(data)} samples on {data.x.shape[0]} points, "
+                           f"{config.epochs} epochs per model, writing to {out}")
+            else:
+                click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} "
+                           f"training samples, {config.epochs} epochs per model, writing to "
+                           f"{out}")
+            run_boon(config, out, progress=not quiet, overwrite=overwrite, data=data)
         else:
             from .experiments import GPMEConfig, run_gpme
 
@@ -183,6 +203,46 @@ def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, overwrite: 
                                        overwrite=overwrite))
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out}")
+
+
+@main.group()
+def data() -> None:
+    """Data sets in other formats."""
+
+
+@data.command("export")
+@click.argument("problem", type=click.Choice(_BOON_PROBLEMS))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HDF5 file to write (The Well's layout).")
+@click.option("--setting", type=click.Choice(["single", "multi"]), default="multi",
+              show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--points", type=click.IntRange(min=5), default=None,
+              help="Grid points (per side in 2-D); default: the run's.")
+@click.option("--field", type=click.Choice(sorted({f for fs in FIELDS.values() for f in fs})),
+              default=None, help="cavity only: velocity or vorticity.")
+@click.option("--seed", type=_SEED, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def data_export(problem: str, out: Path, setting: str, samples: int, points: int | None,
+                field: str | None, seed: int, quiet: bool) -> None:
+    """Write PROBLEM's data set as HDF5 in The Well's layout (input = step 0, targets = the
+    later steps; boundary conditions with physguard's exact values beside The Well's)."""
+    from .datasets.well import export_well
+
+    def work() -> None:
+        if problem in PROBLEMS_2D:
+            from .datasets.operator2d import make_operator_data_2d
+
+            made = make_operator_data_2d(problem, samples, setting, field, points or 33,
+                                         seed=seed, progress=not quiet)
+        else:
+            from .datasets.operator import make_operator_data
+
+            made = make_operator_data(problem, samples, points or 128, setting, seed=seed)
+        export_well(made, out)
+
+    _clean_errors(work)
+    click.echo(f"wrote {out}: {samples} {problem} samples ({setting}-step)")
 
 
 @main.group()

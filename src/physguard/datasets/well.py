@@ -112,9 +112,9 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
             scalars.attrs["field_names"] = ["param"]
             d = scalars.create_dataset("param", data=data.params.numpy())
             _flag(d, sample_varying=True, time_varying=False)
-        _write_boundaries(f.create_group("boundary_conditions"), data, fields)
-        group = f.create_group("t1_fields" if fields.ndim == 3 + int(two_d) + 1 else "t0_fields")
         name = data.field if two_d else "u"
+        _write_boundaries(f.create_group("boundary_conditions"), data, fields, name)
+        group = f.create_group("t1_fields" if fields.ndim == 3 + int(two_d) + 1 else "t0_fields")
         group.attrs["field_names"] = [name]
         other = f.create_group("t0_fields" if group.name == "/t1_fields" else "t1_fields")
         other.attrs["field_names"] = []
@@ -125,7 +125,7 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
               time_varying=True)
 
 
-def _write_boundaries(group, data, fields: np.ndarray) -> None:
+def _write_boundaries(group, data, fields: np.ndarray, field: str) -> None:
     two_d = isinstance(data, OperatorData2d)
     sides = _SIDES_2D if two_d else _SIDES_1D
     kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
@@ -141,15 +141,15 @@ def _write_boundaries(group, data, fields: np.ndarray) -> None:
             written_periodic.add(axis)
             mask[[0, -1]] = True
             sub = group.create_group(f"{axis}_periodic")
-            _flag(sub, bc_type="periodic", associated_dims=[axis], associated_fields=[],
+            _flag(sub, bc_type="periodic", associated_dims=[axis], associated_fields=[field],
                   sample_varying=False, time_varying=False)
             sub.create_dataset("mask", data=mask)
             sub.create_dataset("values", data=np.zeros(0, dtype=np.float32))
             continue
         mask[end] = True
-        values = _exact_values(data, side)  # (B, T + 1[, C], [N_wall]) float64
+        values = _exact_values(data, side)  # (B, T + 1, n_masked[, D]) float64
         sub = group.create_group(f"{axis}_{side}")
-        _flag(sub, bc_type="wall", associated_dims=[axis], associated_fields=[],
+        _flag(sub, bc_type="wall", associated_dims=[axis], associated_fields=[field],
               sample_varying=True, time_varying=True, physguard_condition=kind)
         sub.create_dataset("mask", data=mask)
         sub.create_dataset("values", data=values.astype(np.float32))
@@ -177,7 +177,8 @@ def _exact_values(data, side: str) -> np.ndarray:
     kind = getattr(data, f"{side}_type")
     zero = torch.zeros(len(data), 1, dtype=torch.float64)
     initial = boundary_residual(data.inputs, kind, zero, side, h).numpy()  # (n, 1)
-    return np.concatenate([initial, getattr(data, f"{side}_values").numpy()], axis=1)
+    values = np.concatenate([initial, getattr(data, f"{side}_values").numpy()], axis=1)
+    return values[..., None]  # one masked point
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -256,13 +256,15 @@ def operator_metrics(name: str, pred: torch.Tensor, data: OperatorData) -> dict:
     return record
 
 
-def markdown_table(records: list[dict], config: BOONConfig) -> str:
+def markdown_table(records: list[dict], config: BOONConfig, test: OperatorData | None = None
+                   ) -> str:
     keys = ["rel_l2", "boundary_error", "bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid",
             "fRMSE_high"]
     if "boundary_error_ref3" in records[0]:
         keys.insert(2, "boundary_error_ref3")
     lines = [f"# {config.problem} ({config.setting}-step): FNO vs BOON", "",
-             f"{config.n_test} test samples, N = {config.n_points}. boundary_error: mean "
+             f"{len(test) if test is not None else config.n_test} test samples, N = "
+             f"{test.x.shape[0] if test is not None else config.n_points}. boundary_error: mean "
              "|value error| (Dirichlet) or |flux error| with the 2nd-order one-sided stencil "
              "(Neumann), both ends.", "",
              "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
@@ -314,7 +316,9 @@ def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, confi
 def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
                    data: OperatorData | None = None) -> list[dict]:
     started = time.perf_counter()
-    write_json(out / "config.json", dataclasses.asdict(config))
+    source = getattr(data.inputs, "path", None) if data is not None else None
+    write_json(out / "config.json", {**dataclasses.asdict(config),
+                                     **({"data_file": str(source)} if source else {})})
     if data is None:
         train, test = split_data(config)
     else:
@@ -332,7 +336,7 @@ def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
         records.append(record)
     write_json(out / "training.json", history)
     write_json(out / "metrics.json", records)
-    write_text(out / "table.md", markdown_table(records, config))
+    write_text(out / "table.md", markdown_table(records, config, test))
     if figures:
         from ..plots import boon_figures
 
