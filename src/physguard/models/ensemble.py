@@ -236,11 +236,13 @@ class OperatorEnsemble:
 
     @torch.no_grad()
     def member_outputs(self, inputs: torch.Tensor, apply=None) -> torch.Tensor:
-        """``(M, B, C, *space)``: every member's output for ``inputs (B, C_in, *space)``
-        (``apply`` overrides the ensemble's own for this call)."""
+        """``(M, B, C, *space)`` in float64: every member's output for ``inputs (B, C_in,
+        *space)`` (``apply`` overrides the ensemble's own for this call). The members run in
+        their own dtype; their statistics, and any constraint update after them, in float64,
+        so that a conditioned mean meets its rows to round-off of float64, not float32."""
         apply = apply or self.apply
-        return torch.stack([member(inputs) if apply is None else apply(member, inputs)
-                            for member in self.members])
+        return torch.stack([(member(inputs) if apply is None else apply(member, inputs))
+                            .to(torch.float64) for member in self.members])
 
     def calibrate(self, inputs: torch.Tensor, targets: torch.Tensor, apply=None,
                   constraint=None) -> OperatorEnsemble:
