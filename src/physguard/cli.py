@@ -125,6 +125,12 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                                "--paper")
     if not uq:
         setting = setting or "single"
+    from . import _distributed
+
+    distributed = _distributed.init(device)
+    if distributed and (uq or problem not in _BOON_PROBLEMS):
+        raise click.UsageError("under torchrun, physguard run trains the BOON problems "
+                               f"({', '.join(_BOON_PROBLEMS)}) without --uq")
     started = time.perf_counter()
 
     def work() -> None:
@@ -175,6 +181,14 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             run_gpme(config, out, progress=not quiet, overwrite=overwrite)
 
     _clean_errors(work)
+    if distributed:
+        import torch.distributed as dist
+
+        rank = _distributed.world()[0]
+        dist.barrier()  # the folder is in place before any process returns
+        dist.destroy_process_group()
+        if rank != 0:
+            return
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 

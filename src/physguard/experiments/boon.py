@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
+from .._distributed import all_reduce_sum, run_folder_on_main, world
+from .._io import atomic_path, resolve_device, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
@@ -170,6 +172,18 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
     return model.eval(), losses
 
 
+class _Applied(torch.nn.Module):
+    """``apply(model, index, inputs)`` as a module, so that DistributedDataParallel sees the
+    whole forward pass (a BOON wrapper calls the operator's layers directly)."""
+
+    def __init__(self, model: torch.nn.Module, apply):
+        super().__init__()
+        self.model, self.apply = model, apply
+
+    def forward(self, index, inputs):
+        return self.apply(self.model, index, inputs)
+
+
 def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, config,
                  name: str, progress: bool = True, loss=None) -> list[float]:
     """The training loop shared by the 1-D and 2-D BOON runs: Adam with weight decay, step
@@ -180,7 +194,9 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
     ``batch_size``, ``seed``. ``loss(pred, truth, index)`` replaces the relative L2 loss (the
     soft-constraint baseline of ``physguard bench boon`` adds a boundary penalty). ``inputs``
     and ``targets`` may be lazy (:class:`~physguard.datasets.well.LazyField`): each batch is
-    then read from the file when it is used. Returns the mean loss per epoch.
+    then read from the file when it is used. Under ``torchrun`` each process trains on its
+    share of every global batch through DistributedDataParallel
+    (:mod:`physguard._distributed`). Returns the mean loss per epoch.
     """
     device = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
@@ -194,25 +210,34 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
     def batch(array, index):
         return array[index].float().to(device) if lazy else array[index.to(device)]
 
+    rank, size = world()
+    forward = apply
+    if size > 1:  # torchrun: DDP over the model as applied (BOON included), see _distributed
+        wrapped = DistributedDataParallel(_Applied(model, apply))
+        forward = lambda m, index, x: wrapped(index, x)  # noqa: E731
     generator = torch.Generator().manual_seed(config.seed)
     losses = []
     bar = tqdm(range(config.epochs), desc=f"training {name}", unit="epoch",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress or rank != 0, dynamic_ncols=True)
     n = inputs.shape[0]
     for _ in bar:
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
-            pred = apply(model, index, batch(inputs, index))
-            truth = batch(targets, index)
-            value = relative_l2_loss(pred, truth) if loss is None else loss(pred, truth, index)
+            local = index[rank::size]
+            share = len(local) * size / len(index)
+            if len(local) == 0:  # fewer samples than processes: a zero-weight stand-in
+                local, share = index[:1], 0.0
+            pred = forward(model, local, batch(inputs, local))
+            truth = batch(targets, local)
+            value = relative_l2_loss(pred, truth) if loss is None else loss(pred, truth, local)
             optimiser.zero_grad(set_to_none=True)
-            value.backward()
+            (value if size == 1 else value * share).backward()
             optimiser.step()
-            total += float(value.detach()) * len(index)
+            total += float(value.detach()) * len(local) * (share > 0)
         schedule.step()
-        losses.append(total / n)
+        losses.append(all_reduce_sum(total, device) / n)
         bar.set_postfix(rel_l2=f"{losses[-1]:.4f}")
     bar.close()
     return losses
@@ -292,8 +317,8 @@ def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
     config.torch_device()  # a missing CUDA device is reported before anything is written
     if data is not None and len(data) < 2:
         raise ValueError(f"the data hold {len(data)} sample(s); need at least 2")
-    with run_folder(out, overwrite) as folder:
-        return _run_boon_into(config, folder, progress, figures, data)
+    with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
+        return _run_boon_into(config, folder, progress and world()[0] == 0, figures, data)
 
 
 def split_data(config: BOONConfig) -> tuple[OperatorData, OperatorData]:

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from .. import metrics as M
-from .._io import resolve_device, run_folder, write_json, write_text
+from .._distributed import run_folder_on_main, world
+from .._io import resolve_device, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
 from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
@@ -263,7 +264,8 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
         ValueError: an unusable ``out`` or device (before any work is done).
     """
     config.torch_device()
-    with run_folder(out, overwrite) as folder:
+    progress = progress and world()[0] == 0
+    with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
         started = time.perf_counter()
         write_json(folder / "config.json", dataclasses.asdict(config))
         train, test = split_data_2d(config, progress)
