@@ -149,3 +149,26 @@ def test_2d_export_layout(tmp_path, problem, field):
             assert f["t0_fields/u"].shape == (2, 3, 9, 9)
             values = f["boundary_conditions/x_left/physguard_values"][:, 1:]
             np.testing.assert_array_equal(values, data.left.numpy())
+
+
+@pytest.mark.parametrize("problem, field, setting", [("wave2d", None, "multi"),
+                                                     ("cavity", "velocity", "single")])
+def test_2d_round_trip_and_training(tmp_path, problem, field, setting):
+    from physguard.datasets.well import read_well_2d
+
+    data = make_operator_data_2d(problem, 6, setting, field, n_points=9, n_steps=2,
+                                 progress=False)
+    export_well(data, tmp_path / "d.h5")
+    back = read_well_2d(tmp_path / "d.h5", problem, setting)
+    assert back.field == data.field and back.wall_types == data.wall_types
+    for wall in ("left", "right", "bottom", "top"):
+        assert torch.equal(getattr(back, wall), getattr(data, wall)), wall
+    assert isinstance(back.targets, LazyField) and back.targets.shape == data.targets.shape
+    index = torch.tensor([4, 0])
+    torch.testing.assert_close(back.targets[index], data.targets[index], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(back.inputs[index], data.inputs[index], rtol=1e-6, atol=1e-6)
+    result = CliRunner().invoke(main, [
+        "run", problem, "--data", str(tmp_path / "d.h5"), "--epochs", "1", "--setting",
+        setting, "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "metrics.json").exists()

@@ -82,7 +82,7 @@ def _clean_errors(work: Callable[[], None]) -> None:
               help="--uq: ensemble members per model.")
 @click.option("--data", "data_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
-              help="1-D BOON problems: train and test on this HDF5 file in The Well's layout "
+              help="BOON problems: train and test on this HDF5 file in The Well's layout "
                    "(written by 'physguard data export' or anyone else) instead of generated "
                    "data; read batch by batch.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
@@ -119,10 +119,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             raise click.UsageError(f"--uq applies to {', '.join(UQ_PROBLEMS)}, not {problem}")
         if paper:
             raise click.UsageError("--uq has no --paper preset")
-    if data_file is not None and (problem not in OPERATOR_PROBLEMS or uq or paper):
-        raise click.UsageError(f"--data applies to the 1-D BOON problems "
-                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}) without --uq / "
-                               "--paper")
+    if data_file is not None and (problem not in _BOON_PROBLEMS or uq or paper):
+        raise click.UsageError(f"--data applies to the BOON problems "
+                               f"({', '.join(_BOON_PROBLEMS)}) without --uq / --paper")
     if not uq:
         setting = setting or "single"
     from . import _distributed
@@ -147,12 +146,22 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
             sizes = dict(overrides, field=field or "")
-            config = (BOON2dConfig.paper(problem, setting, **sizes) if paper
-                      else BOON2dConfig.default(problem, setting, **sizes))
-            click.echo(f"physguard run {problem} ({setting}-step, {config.field}): "
-                       f"{config.n_train} training samples on {config.n_points} x "
-                       f"{config.n_points}, {config.epochs} epochs per model, writing to {out}")
-            run_boon_2d(config, out, progress=not quiet, overwrite=overwrite)
+            data = None
+            if data_file is not None:
+                from .datasets.well import read_well_2d
+
+                data = read_well_2d(data_file, problem, setting)
+                sizes["field"] = data.field
+                setting_used = data.setting
+            else:
+                setting_used = setting
+            config = (BOON2dConfig.paper(problem, setting_used, **sizes) if paper
+                      else BOON2dConfig.default(problem, setting_used, **sizes))
+            samples = (f"{len(data)} samples from {data_file}" if data is not None
+                       else f"{config.n_train} training samples")
+            click.echo(f"physguard run {problem} ({setting_used}-step, {config.field}): "
+                       f"{samples}, {config.epochs} epochs per model, writing to {out}")
+            run_boon_2d(config, out, progress=not quiet, overwrite=overwrite, data=data)
         elif problem in OPERATOR_PROBLEMS:
             from .experiments.boon import BOONConfig, run_boon
 

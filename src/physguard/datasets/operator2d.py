@@ -25,6 +25,7 @@ specific error for a truncated, incomplete or inconsistent file.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -88,12 +89,13 @@ class OperatorData2d:
             if tuple(getattr(self, name).shape) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got "
                                  f"{tuple(getattr(self, name).shape)}")
-        if self.inputs.dim() != 4 or self.inputs.shape[0] != n \
+        if len(self.inputs.shape) != 4 or self.inputs.shape[0] != n \
                 or tuple(self.inputs.shape[2:]) != (nx, ny):
             raise ValueError(f"inputs must have shape ({n}, C_in, {nx}, {ny}), got "
                              f"{tuple(self.inputs.shape)}")
         for name in _ARRAYS:
-            if not bool(torch.isfinite(getattr(self, name)).all()):
+            array = getattr(self, name)
+            if isinstance(array, torch.Tensor) and not bool(torch.isfinite(array).all()):
                 raise ValueError(f"{name} holds NaN or infinite values")
 
     def __len__(self) -> int:
@@ -104,10 +106,18 @@ class OperatorData2d:
         return (float(self.x[0]), float(self.x[-1])), (float(self.y[0]), float(self.y[-1]))
 
     def subset(self, index) -> OperatorData2d:
-        """The samples selected by ``index`` (a slice or an index tensor)."""
-        parts = {k: getattr(self, k)[index] for k in ("inputs", "targets", *WALLS)}
+        """The samples selected by ``index`` (a slice or an index tensor); lazy fields
+        (:class:`~physguard.datasets.well.LazyField`) stay lazy."""
+        parts = {k: (getattr(self, k).subset(index) if hasattr(getattr(self, k), "subset")
+                     else getattr(self, k)[index]) for k in ("inputs", "targets", *WALLS)}
         return OperatorData2d(self.problem, self.setting, self.field, self.wall_types,
                               self.x, self.y, self.t, **parts)
+
+    def in_memory(self) -> OperatorData2d:
+        """The same samples with lazy fields read into tensors."""
+        loaded = {k: (getattr(self, k).load() if hasattr(getattr(self, k), "load")
+                      else getattr(self, k)) for k in ("inputs", "targets")}
+        return dataclasses.replace(self, **loaded)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an NPZ file atomically (arrays, names, wall types, format version)."""

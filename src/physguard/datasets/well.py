@@ -41,7 +41,7 @@ from .._io import atomic_path
 from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
 
-__all__ = ["export_well", "read_well", "LazyField"]
+__all__ = ["export_well", "read_well", "read_well_2d", "LazyField"]
 
 _FORMAT_VERSION = 1
 _SIDES_1D = {"left": ("x", 0), "right": ("x", -1)}
@@ -193,12 +193,17 @@ class LazyField:
     """
 
     def __init__(self, path: str | os.PathLike, dataset: str, steps, samples=None,
-                 append_periodic: bool = False):
+                 append_periodic: bool = False, components: bool = False):
         self.path, self.dataset, self.steps = Path(path), dataset, list(steps)
-        self.append_periodic = append_periodic
+        self.append_periodic, self.components = append_periodic, components
         with _h5py().File(self.path, "r") as f:
             shape = f[dataset].shape
         self.samples = np.arange(shape[0]) if samples is None else np.asarray(samples)
+        if components:  # a vector field (B, T, *spatial, D) at one step: channels = D
+            if len(self.steps) != 1:
+                raise ValueError("a vector field's channels are its components: one step")
+            self.shape = torch.Size((len(self.samples), shape[-1], *shape[2:-1]))
+            return
         spatial = list(shape[2:])
         if append_periodic:
             spatial[0] += 1
@@ -213,6 +218,8 @@ class LazyField:
         with _h5py().File(self.path, "r") as f:
             block = f[self.dataset][np.sort(chosen)]  # h5py needs increasing indices
         block = block[:, self.steps]
+        if self.components:
+            block = np.moveaxis(block[:, 0], -1, 1)
         if self.append_periodic:
             block = np.concatenate([block, block[:, :, :1]], axis=2)
         out = np.empty_like(block)
@@ -224,7 +231,7 @@ class LazyField:
         """The samples ``index`` of this view, still lazy."""
         view = LazyField.__new__(LazyField)
         view.path, view.dataset, view.steps = self.path, self.dataset, self.steps
-        view.append_periodic = self.append_periodic
+        view.append_periodic, view.components = self.append_periodic, self.components
         view.samples = self.samples[_as_index(index, len(self))]
         view.shape = torch.Size((len(view.samples), *self.shape[1:]))
         return view
@@ -282,8 +289,8 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi") -> 
             if group not in f:
                 raise ValueError(f"{path} is not in The Well's layout: no /{group} group")
         if int(f.attrs.get("n_spatial_dims", 1)) != 1:
-            raise ValueError(f"{path} has {int(f.attrs['n_spatial_dims'])} space dimensions; "
-                             "--data reads 1-D files")
+            raise ValueError(f"{path} has {int(f.attrs['n_spatial_dims'])} space dimensions: "
+                             "read it with read_well_2d")
         names = [_attr_str(n) for n in f["t0_fields"].attrs.get("field_names", [])] \
             or list(f["t0_fields"].keys())
         if len(names) != 1:
@@ -359,3 +366,91 @@ def _read_conditions(group, path: Path, n: int, steps: int) -> dict:
         raise ValueError(f"{path}: no boundary condition for the {' and '.join(missing)} "
                          "end of x")
     return found
+
+
+def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
+                 ) -> OperatorData2d:
+    """Read a 2-D HDF5 file in The Well's layout as :class:`OperatorData2d` (lazy fields).
+
+    One field: a scalar field in ``t0_fields`` (channels: time steps; ``setting`` as in
+    :func:`read_well`), or a 2-component vector field in ``t1_fields`` (single step; the
+    channels are its components, as the cavity's velocity). Each of the four walls
+    (``x_left``, ``x_right``, ``y_bottom``, ``y_top``, or any group whose mask marks one end
+    of one axis) must be a ``wall`` with physguard's condition attribute.
+
+    Raises:
+        FileNotFoundError: no file. ValueError: not The Well's layout, not 2-D, not exactly
+        one field, a periodic or open boundary (the 2-D problems have walls), a ``wall``
+        without physguard's condition, or a missing wall.
+    """
+    from .operator2d import FIELDS, PROBLEMS_2D
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no HDF5 file at {path}")
+    if problem not in PROBLEMS_2D:
+        raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
+    h5py = _h5py()
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
+    with f:
+        if int(f.attrs.get("n_spatial_dims", 0)) != 2:
+            raise ValueError(f"{path} is not a 2-D file in The Well's layout")
+        fields = [(g, _attr_str(n)) for g in ("t0_fields", "t1_fields") if g in f
+                  for n in (f[g].attrs.get("field_names", []) if len(f[g].attrs.get(
+                      "field_names", [])) else list(f[g].keys()))]
+        if len(fields) != 1:
+            raise ValueError(f"{path} holds {len(fields)} fields ({fields}); physguard trains "
+                             "on files with exactly one")
+        group, name = fields[0]
+        dataset = f"{group}/{name}"
+        shape = f[dataset].shape
+        vector = group == "t1_fields"
+        if vector and (shape[-1] != 2 or shape[1] < 2):
+            raise ValueError(f"{path}: a vector field needs 2 components and 2 steps, got "
+                             f"{shape}")
+        dims = f["dimensions"]
+        grid = {a: np.asarray(dims[f"physguard_{a}"] if f"physguard_{a}" in dims else dims[a],
+                              np.float64) for a in ("time", "x", "y")}
+        n, steps = shape[0], shape[1]
+        walls, kinds = {}, {}
+        for group_name, sub in f["boundary_conditions"].items():
+            bc = _attr_str(sub.attrs.get("bc_type", "")).lower()
+            if bc in ("periodic", "open"):
+                raise ValueError(f"{path}: boundary {group_name!r} is {bc!r}; the 2-D problems "
+                                 "have Dirichlet or Neumann walls")
+            kind = _attr_str(sub.attrs.get("physguard_condition", ""))
+            if bc != "wall" or kind not in ("dirichlet", "neumann"):
+                raise ValueError(f"{path}: boundary {group_name!r} is a {bc!r} without "
+                                 "physguard_condition (Dirichlet or Neumann?); physguard "
+                                 "will not guess")
+            axis = [_attr_str(a) for a in sub.attrs["associated_dims"]][0]
+            mask = np.asarray(sub["mask"], bool)
+            wall = {("x", True): "left", ("x", False): "right", ("y", True): "bottom",
+                    ("y", False): "top"}[(axis, bool(mask[0]))]
+            values = np.asarray(sub["physguard_values"] if "physguard_values" in sub
+                                else sub["values"], np.float64)
+            walls[wall] = values.reshape(n, steps, *values.shape[2:])
+            kinds[wall] = kind
+    missing = [w for w in WALLS if w not in walls]
+    if missing:
+        raise ValueError(f"{path}: no condition for the wall(s) {missing}")
+    if vector:
+        field, target_steps = "velocity", [1]
+        inputs = LazyField(path, dataset, [0], components=True)
+        targets = LazyField(path, dataset, [1], components=True)
+        wall_values = {w: torch.from_numpy(np.moveaxis(v[:, 1], -1, 1)) for w, v in
+                       walls.items()}  # (n, N_wall, 2) -> (n, 2, N_wall)
+    else:
+        field = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
+        target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
+        inputs = LazyField(path, dataset, [0])
+        targets = LazyField(path, dataset, target_steps)
+        wall_values = {w: torch.from_numpy(v[:, target_steps]) for w, v in walls.items()}
+    return OperatorData2d(problem, "single" if vector else setting, field,
+                          tuple(kinds[w] for w in WALLS), torch.from_numpy(grid["x"]),
+                          torch.from_numpy(grid["y"]),
+                          torch.from_numpy(grid["time"][target_steps]), inputs, targets,
+                          **wall_values)
