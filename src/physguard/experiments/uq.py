@@ -428,9 +428,11 @@ def markdown_table(records: list[dict], config: UQConfig, tests: dict, seconds: 
         if isinstance(data, OperatorData2d):
             params = (f" (Re {config.out_range[0]:g} .. {config.out_range[1]:g}; training: "
                       "Re = 100)" if range_name == "out" else "")
-        else:
-            params = (f" (parameter {float(data.params.min()):.3g} .. "
+        elif config.problem in OOD_RANGES:
+            params = (f" (omega {float(data.params.min()):.3g} .. "
                       f"{float(data.params.max()):.3g})")
+        else:
+            params = ""
         lines += [f"## {len(data)} test samples {label}{params}", "",
                   "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for r in records:
