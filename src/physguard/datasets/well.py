@@ -253,6 +253,17 @@ def _attr_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _open(path) -> tuple[Path, object]:
+    """``(path, open h5py.File)``, with physguard's errors for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no HDF5 file at {path}")
+    try:
+        return path, _h5py().File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
+
+
 def read_well(path: str | os.PathLike, problem: str, setting: str = "multi") -> OperatorData:
     """Read a 1-D HDF5 file in The Well's layout as :class:`OperatorData` with lazy fields.
 
@@ -272,18 +283,11 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi") -> 
         one scalar field, fewer than 2 steps, a ``wall`` condition without physguard's
         condition attribute, an ``open`` condition, or a non-uniform grid (each named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no HDF5 file at {path}")
     if problem not in OPERATOR_PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; known: {', '.join(OPERATOR_PROBLEMS)}")
     if setting not in ("single", "multi"):
         raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
+    path, f = _open(path)
     with f:
         for group in ("dimensions", "boundary_conditions", "t0_fields"):
             if group not in f:
@@ -385,16 +389,9 @@ def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
     """
     from .operator2d import FIELDS, PROBLEMS_2D
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no HDF5 file at {path}")
     if problem not in PROBLEMS_2D:
         raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
+    path, f = _open(path)
     with f:
         if int(f.attrs.get("n_spatial_dims", 0)) != 2:
             raise ValueError(f"{path} is not a 2-D file in The Well's layout")
