@@ -332,3 +332,32 @@ def test_operator_ensemble_needs_calibration_and_members():
     shifted = OperatorEnsemble(members, apply=lambda m, v: m(v) + torch.randn_like(v))
     shifted.calibrate(torch.zeros(8, 1, 16), torch.zeros(8, 1, 16))
     assert shifted.predict(torch.zeros(2, 1, 16)).mean.shape == (2, 1, 16)
+
+
+def test_sparse_conditioned_fit_is_the_likelihood_maximising_scale():
+    """Sparse rows: the fitted factor c maximises the conditioned Gaussian's likelihood (any
+    other factor does worse), and the conditioned mean does not depend on it."""
+    from physguard.metrics import gaussian_log_likelihood
+
+    gen = torch.Generator().manual_seed(4)
+    n = 8
+    x, u_rows, v_rows = _cavity_walls(n)
+    rows = stack_constraints(_both_components(u_rows, v_rows, n), divergence_constraint(x, x))
+    rows = LinearConstraint(rows.G, rows.b.expand(6, 1, -1))
+    samples = 0.2 * torch.randn(4, 6, 1, 2 * n * n, generator=gen, dtype=F64)
+    truth = 0.3 * torch.randn(6, 1, 2 * n * n, generator=gen, dtype=F64)
+    plain = fit_ensemble_noise(samples, truth)
+    fitted = fit_ensemble_noise(samples, truth, rows)
+
+    def ll(params):
+        post = probconserv(ensemble_gaussian(samples, *params), rows)
+        known = post.var <= 1e-20
+        return float(gaussian_log_likelihood(post.mean[~known], post.var[~known],
+                                             truth[~known]))
+
+    best = ll(fitted)
+    for factor in (0.5, 2.0):
+        assert ll(tuple(p * factor for p in fitted)) < best
+    mean_plain = probconserv(ensemble_gaussian(samples, *plain), rows).mean
+    mean_fitted = probconserv(ensemble_gaussian(samples, *fitted), rows).mean
+    torch.testing.assert_close(mean_plain, mean_fitted, rtol=0, atol=1e-10)

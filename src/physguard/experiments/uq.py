@@ -335,15 +335,14 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
         samples = {r: _member_samples(members, name, d) for r, d in tests.items()}
         for conditioned in (False, True):
             label = f"ProbConserv-{name}-Ensemble" if conditioned else f"{name}-Ensemble"
-            # The sparse update is not differentiable: the cavity's conditioned ensembles use
-            # the unconditioned fit (stated in calibration.json).
-            fit_conditioned = conditioned and not cal_constraint.is_sparse
+            # The conditioned models are calibrated as conditioned (the sparse cavity rows:
+            # the unconditioned shape times one fitted factor, see fit_ensemble_noise).
             fitted = fit_ensemble_noise(cal_samples, _flat_targets(cal),
-                                        cal_constraint if fit_conditioned else None)
+                                        cal_constraint if conditioned else None)
             calibration[label] = {"noise_var": fitted[0].tolist(),
                                   "spread_scale": fitted[1].tolist(),
                                   "local_scale": fitted[2].tolist(),
-                                  "fitted_for": "conditioned" if fit_conditioned
+                                  "fitted_for": "conditioned" if conditioned
                                   else "unconditioned"}
             for range_name in tests:
                 tick = time.perf_counter()

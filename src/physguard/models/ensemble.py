@@ -133,7 +133,9 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
         samples: ``(M, B, C, *space)`` member outputs on the calibration samples.
         truth: ``(B, C, *space)`` the true fields there.
         constraint: optional :class:`~physguard.LinearConstraint` on the calibration samples,
-            batch ``(B, C)`` over ``N = prod(space)`` (dense ``G``).
+            batch ``(B, C)`` over ``N = prod(space)``. A sparse ``G`` (not differentiable)
+            keeps the unconditioned shape and fits one overall factor for the conditioned
+            Gaussian, in closed form.
 
     Returns:
         ``(noise_var (C,), spread_scale (C,), local_scale (C,))`` in float64.
@@ -176,7 +178,30 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     scale = torch.tensor(scale, dtype=torch.float64)
     if constraint is None:
         return noise, scale, torch.zeros_like(scale)
+    if constraint.is_sparse:
+        return _fit_conditioned_scale(samples.to(torch.float64), truth, constraint, noise,
+                                      scale)
     return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale)
+
+
+def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
+    """For a sparse (non-differentiable) exact constraint: the unconditioned shape, and one
+    overall factor ``c`` fitted for the conditioned Gaussian. With ``noise_var = 0`` the
+    posterior of ``c Sigma`` is ``c`` times that of ``Sigma`` with the same mean, so the
+    maximum-likelihood ``c`` is the mean of ``r^2 / var_post`` over the points that are not
+    exactly known; per channel."""
+    from ..constraints.linear import probconserv
+
+    if not bool((constraint.noise_var == 0).all()):
+        return noise, scale, torch.zeros_like(scale)
+    post = probconserv(ensemble_gaussian(samples, noise, scale), constraint)
+    r2 = (post.mean - truth.to(torch.float64).flatten(2)).square()
+    var = post.var
+    known = var <= _EXACT * var.amax()
+    ratio = torch.where(known, torch.zeros_like(r2), r2 / var.clamp(min=1e-300))
+    factor = ratio.sum((0, 2)) / (~known).sum((0, 2)).clamp(min=1)
+    factor = torch.where(factor > 0, factor, torch.ones_like(factor))
+    return noise * factor, scale * factor, torch.zeros_like(scale)
 
 
 def _fit_conditioned(samples, truth, constraint, noise, scale):
