@@ -150,18 +150,23 @@ def _factorise(G: sp.csr_matrix, d: np.ndarray, noise: np.ndarray):
     return lu, A
 
 
-def _conditioned_mean(mean, b, G, d, U, C, W, solver, exact: bool, steps: int = 3):
+def _sigma_gt(G, d, U, C, W, y: np.ndarray) -> np.ndarray:
+    """``Sigma G^T y`` for ``Sigma = diag(d) + U C U^T`` and ``W = G U`` (``y`` of shape
+    ``(M,)`` or ``(M, k)``; ``W = None``: no low-rank part)."""
+    out = (G.T @ y) * (d if y.ndim == 1 else d[:, None])
+    if W is not None:  # None: no low-rank part (or rank 0)
+        out = out + U @ (C @ (W.T @ y))
+    return out
+
+
+def _conditioned_mean(mean, b, G, d, U, C, solver, exact: bool, steps: int = 3):
     """``mean - Sigma G^T S^-1 (G mean - b)``. For an exact constraint the step is repeated
     on the new residual (up to ``steps`` times, while it halves): the residual ``G mean - b``
     is then formed from the updated mean itself, whose rounding is ``eps |G| |mean|``, rather
     than from ``S y``, whose rounding grows with the (large) weights ``y``."""
 
     def step(mu):
-        y = solver.solve(G @ mu - b)
-        correction = d * (G.T @ y)
-        if U is not None:
-            correction = correction + U @ (C @ (W.T @ y))
-        return mu - correction
+        return mu - _sigma_gt(G, d, U, C, solver.W, solver.solve(G @ mu - b))
 
     mu = step(mean)
     if not exact:
@@ -210,7 +215,7 @@ def probconserv_sparse(pred: Gaussian, constraint) -> Gaussian:
         lu, A = cache[key]
         W = None if U is None else G @ U
         solver = _Solver(lu, A, W, C)
-        new_mean[e] = _conditioned_mean(mean[e], b[e], G, d, U, C, W, solver,
+        new_mean[e] = _conditioned_mean(mean[e], b[e], G, d, U, C, solver,
                                         exact=bool((noise[e] == 0).all()))
         solvers.append(solver)
     mean_out = torch.from_numpy(new_mean).reshape(*batch, n).to(pred.dtype)
@@ -249,11 +254,11 @@ class ConditionedCovariance(Covariance):
     def _prior_flat(self) -> list:
         return _prior_parts(self.prior, self._batch, self.n_points)
 
-    def _sigma_columns(self, d, U, C, columns: np.ndarray) -> np.ndarray:
-        """``(G Sigma)[:, columns]``, shape ``(M, len(columns))``."""
+    def _sigma_columns(self, d, U, C, W, columns: np.ndarray) -> np.ndarray:
+        """``(G Sigma)[:, columns]``, shape ``(M, len(columns))`` (``W = G U``)."""
         block = self.G[:, columns].multiply(d[columns]).toarray()
-        if U is not None:
-            block = block + (self.G @ U) @ (C @ U[columns].T)
+        if W is not None:
+            block = block + W @ (C @ U[columns].T)
         return block
 
     def diagonal(self) -> torch.Tensor:
@@ -266,7 +271,7 @@ class ConditionedCovariance(Covariance):
                 reduction = np.empty(n)
                 for start in range(0, n, _BLOCK):
                     columns = np.arange(start, min(start + _BLOCK, n))
-                    g_sigma = self._sigma_columns(d, U, C, columns)
+                    g_sigma = self._sigma_columns(d, U, C, solver.W, columns)
                     reduction[columns] = (g_sigma * solver.solve(g_sigma)).sum(0)
                 out[e] = np.maximum(prior_diag[e] - reduction, 0.0)
             self._diag = torch.from_numpy(out).reshape(*self._batch, n)
@@ -278,11 +283,8 @@ class ConditionedCovariance(Covariance):
         sigma_x = d[:, None] * X
         if U is not None:
             sigma_x = sigma_x + U @ (C @ (U.T @ X))
-        y = self.solvers[e].solve(self.G @ sigma_x)
-        back = d[:, None] * (self.G.T @ y)
-        if U is not None:
-            back = back + U @ (C @ ((self.G @ U).T @ y))
-        return sigma_x - back
+        solver = self.solvers[e]
+        return sigma_x - _sigma_gt(self.G, d, U, C, solver.W, solver.solve(self.G @ sigma_x))
 
     def matmul(self, rhs: torch.Tensor) -> torch.Tensor:
         n, k = self.n_points, rhs.shape[-1]
@@ -315,11 +317,9 @@ class ConditionedCovariance(Covariance):
         Z = z.expand(s, *self._batch, n).reshape(s, -1, n).permute(1, 2, 0).numpy()
         out = np.empty_like(Z)
         for e, (d, U, C) in enumerate(self._prior_flat()):
-            y = self.solvers[e].solve(self.G @ Z[e])
-            back = d[:, None] * (self.G.T @ y)
-            if U is not None:
-                back = back + U @ (C @ ((self.G @ U).T @ y))
-            out[e] = Z[e] - back
+            solver = self.solvers[e]
+            out[e] = Z[e] - _sigma_gt(self.G, d, U, C, solver.W,
+                                      solver.solve(self.G @ Z[e]))
         out = torch.from_numpy(out).permute(2, 0, 1).reshape(s, *self._batch, n)
         return out.to(eps.dtype)
 
