@@ -67,6 +67,7 @@ from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
 from ..models.fno_nd import FNO
 from ._block import shifted, solve
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
+from .neuralop_fno import NeuralopFNO, is_neuralop_fno
 from .walls import WallCorrection, enforce_walls, periodic_walls
 
 __all__ = ["BOON"]
@@ -184,10 +185,16 @@ class BOON(nn.Module):
             :class:`~physguard.FNO1d` / :class:`~physguard.SpaceTimeFNO1d` (walls ``left`` and
             ``right``), or :class:`~physguard.FNO2d` / :class:`~physguard.SpaceTimeFNO2d`
             (also ``bottom`` and ``top``: ``y = a_y`` and ``y = b_y``; ``left`` / ``right``
-            are ``x = a_x`` / ``x = b_x``).
+            are ``x = a_x`` / ``x = b_x``), or a 1-D / 2-D ``neuralop.models.FNO``
+            (neuraloperator 2.0, ``pip install "physguard[neuralop]"``; supported and refused
+            configurations: :mod:`physguard.boundary.neuralop_fno`).
         left, right, bottom, top: :class:`Dirichlet`, :class:`Neumann`, :class:`Periodic` or
             ``None`` (no condition on that wall), in any mix. Periodic must be given on both
             walls of an axis.
+        domain: for a neuraloperator FNO only (physguard's operators carry theirs): the
+            interval each grid axis spans, both ends included, ``((a, b),)`` or
+            ``((ax, bx), (ay, by))``; default the unit interval. It sets the Neumann stencils'
+            grid spacing ``h = (b - a) / (N - 1)``.
 
     Call it like the operator. 1-D: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
     space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
@@ -204,17 +211,24 @@ class BOON(nn.Module):
         TypeError: an operator of another type, or a condition of another type; an input
             whose dtype is not the operator's (float32 or float64).
         ValueError: periodic on one wall of an axis only; ``bottom`` / ``top`` for a 1-D
-            operator; a grid too small for the Neumann stencil; an input that is empty, has
-            fewer than 2 points or the wrong channel count; a boundary value that overflows
-            the output dtype (``Dirichlet(1e39)`` in float32).
+            operator; a neuraloperator configuration the correction cannot handle, or a
+            ``domain`` for a physguard operator; a grid too small for the Neumann stencil;
+            an input that is empty, has fewer than 2 points or the wrong channel count; a
+            boundary value that overflows the output dtype (``Dirichlet(1e39)`` in float32).
     """
 
-    def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None):
+    def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None,
+                 domain=None):
         super().__init__()
-        two_d = isinstance(operator, FNO)
-        if not (two_d or isinstance(operator, FNO1d | SpaceTimeFNO1d)):
-            raise TypeError(f"BOON wraps an FNO1d, SpaceTimeFNO1d, FNO2d or SpaceTimeFNO2d, "
-                            f"got {type(operator).__name__}")
+        if is_neuralop_fno(operator):
+            operator = NeuralopFNO(operator, domain)
+        elif domain is not None:
+            raise ValueError("domain is for a wrapped neuraloperator FNO; physguard's operators "
+                             "carry their own")
+        two_d = isinstance(operator, FNO) or getattr(operator, "n_dims", 1) == 2
+        if not (two_d or isinstance(operator, FNO1d | SpaceTimeFNO1d | NeuralopFNO)):
+            raise TypeError(f"BOON wraps an FNO1d, SpaceTimeFNO1d, FNO2d, SpaceTimeFNO2d or a "
+                            f"neuralop.models.FNO, got {type(operator).__name__}")
         walls = {"left": left, "right": right, "bottom": bottom, "top": top}
         for side, bc in walls.items():
             if bc is not None and not isinstance(bc, Dirichlet | Neumann | Periodic):
@@ -246,9 +260,12 @@ class BOON(nn.Module):
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
                   if isinstance(bc, Dirichlet | Neumann)]
-        kind = _SpaceTimeCorrection if isinstance(self.operator, SpaceTimeFNO1d) \
-            else _LayerCorrection
-        correction = kind(points, n) if points else None
+        if isinstance(self.operator, NeuralopFNO):
+            correction = WallCorrection([(0, points)]) if points else None
+        else:
+            kind = _SpaceTimeCorrection if isinstance(self.operator, SpaceTimeFNO1d) \
+                else _LayerCorrection
+            correction = kind(points, n) if points else None
         hook = _periodic_mean if self.periodic else None
         out = self.operator(u, correction=correction, layer_hook=hook)
         if output_dtype is not None:

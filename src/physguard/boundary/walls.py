@@ -2,7 +2,9 @@ r"""BOON on the walls of a box: the kernel correction and the exact output in an
 
 Used by :class:`physguard.BOON` for the dimension-generic operators (:class:`~physguard.FNO2d`,
 :class:`~physguard.SpaceTimeFNO2d`): conditions on the walls ``x = a_x, b_x`` (``left``,
-``right``) and ``y = a_y, b_y`` (``bottom``, ``top``), the last two grid axes.
+``right``) and ``y = a_y, b_y`` (``bottom``, ``top``), the last two grid axes; and for
+neuraloperator's FNO in 1-D and 2-D (:mod:`physguard.boundary.neuralop_fno`), where one grid
+axis means one real block (no other axes to split over).
 
 **The kernel of a layer as a real convolution.** A kernel layer ``K v = F^-1(R . F v) + W v``
 keeps the frequencies of a box lattice (signed on every axis but the last, ``0 <= k < m`` on the
@@ -174,10 +176,15 @@ class WallCorrection:
                                        shapes, strict=True)]
 
     def __call__(self, layer, v, weight, z, kept):
+        return self.correct(layer.pointwise.weight, v, weight, z, kept)
+
+    def correct(self, w_point, v, weight, z, kept):
+        """The correction of a layer whose pointwise branch is ``w_point (C_out, C_in)``
+        (see the class; ``__call__`` reads it from a physguard layer). Works for one grid
+        axis too (a 1-D layer: one real block, no other axes)."""
         grid = tuple(v.shape[2:])
         d = len(grid)
         last = d - 1
-        w_point = layer.pointwise.weight  # (Co, Ci)
         c_in, c_out = weight.shape[-2], weight.shape[-1]
         batch = v.shape[0]
         changes = []  # (axis, points, lines): each axis's change on its wall lines
@@ -193,7 +200,9 @@ class WallCorrection:
             leak = _along(z, E_leak, axis)  # (*K_<a, P, *K_>a, B, Co)
             signed = [b for b in others if b != last]
             shape_o = [len(kept[b]) for b in others]
-            if axis == last:
+            if not others:  # 1-D: one real block, the kept half plus its conjugate
+                A_spec, leak = (t + t.conj() for t in (A_spec, leak))
+            elif axis == last:
                 # A(-k_O) = conj A(k_O), and the data are real: solve on k_O[0] >= 0 only.
                 shape_o[0] = int((kept[others[0]] >= 0).sum())
                 A_spec, leak = (_hermitian_half(t, kept, signed, shape_o[0])
@@ -216,12 +225,12 @@ class WallCorrection:
             # Right-hand side A_spec v_P - (spectral output)_P, the batch as its columns.
             v_p = self._wall_spectrum(self._lines(lines[len(changes)], axis, points, changes),
                                       axis, others, kept, grid)  # (B, C, *K_O, P)
-            if axis == last:
+            if axis == last and others:
                 v_p = v_p.narrow(2, 0, shape_o[0])
             v_p = v_p.permute(*range(2, 2 + n_o), -1, 1, 0).reshape(-1, n_p * c_in, batch)
             dhat = solve(A, lattice_matmul(A_spec, v_p) - leak)
             dhat = dhat.reshape(*shape_o, n_p, c_in, batch)
-            if axis == last:  # the other half, dhat(-k_O) = conj dhat(k_O)
+            if axis == last and others:  # the other half, dhat(-k_O) = conj dhat(k_O)
                 negative = _negated(kept[others[0]])[shape_o[0]:].to(v.device)
                 rest = [(i, kept[b]) for i, b in enumerate(others) if i > 0]
                 dhat = torch.cat([dhat, _flip(dhat, rest).index_select(0, negative).conj()])
@@ -267,6 +276,8 @@ class WallCorrection:
         if rfft:
             size[-1] = size[-1] // 2 + 1
         n_p, c, batch = dhat.shape[n_o:]
+        if not n_o:  # 1-D: the block is real, dhat is the change itself
+            return dhat.real.permute(2, 1, 0).to(like.dtype)
         spec = dhat.new_zeros(batch, c, *size, n_p)
         index = torch.meshgrid(*[(kept[b] % grid[b]).to(dhat.device) for b in others],
                                indexing="ij")

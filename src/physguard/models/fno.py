@@ -46,7 +46,7 @@ def check_operator_input(operator: nn.Module, u, n_grid_dims: int = 1) -> None:
     """
     if not isinstance(u, torch.Tensor):
         raise TypeError(f"input must be a tensor, got {type(u).__name__}")
-    dtype = operator.lift.weight.dtype
+    dtype = getattr(operator, "input_dtype", None) or operator.lift.weight.dtype
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the operator's weights are {dtype}; its FFT layers run in float32 or "
                         "float64 (call .float() or .double() on it)")
