@@ -185,6 +185,9 @@ def test_call_time_errors():
         boon(torch.randn(1, 1, 15, 16))  # neuraloperator's layer is not a convolution there
     with pytest.raises(ValueError, match="more than the 8 kept modes"):
         boon(torch.randn(1, 1, 8, 16))
+    periodic = pg.BOON(model, left=pg.Periodic(), right=pg.Periodic())
+    out = periodic(torch.randn(2, 1, 15, 16))  # no kernel correction: the model's own layers
+    assert torch.equal(out[..., 0, :], out[..., -1, :])
     with pytest.raises(ValueError, match="input must have shape"):
         boon(torch.randn(1, 2, 16, 16))
     with pytest.raises(ValueError, match="domain must be"):

@@ -45,8 +45,10 @@ model itself cannot (its spectral weights stay complex64 under ``.double()``).
   channel MLP that is not neuraloperator's pointwise module;
 * more than two space dimensions.
 
-At call time (``ValueError``): an odd number of points along an axis other than the last, or no
-more points than the kept modes there. neuraloperator 2.0.0 undoes its ``fftshift`` with a
+At call time (``ValueError``), where a wall carries a Dirichlet or Neumann condition (or the
+input is float64): an odd number of points along an axis other than the last, or no more points
+than the kept modes there. (Periodic walls need no kernel correction: in float32 the model's
+own layers then run, on any grid.) neuraloperator 2.0.0 undoes its ``fftshift`` with a
 second ``fftshift``, which for an odd length moves every output frequency by one: the layer is
 then not a convolution along that axis (``conv(roll(x)) != roll(conv(x))``, measured 0.5 on a
 scale of 1.2 at 15 points, 2e-7 at 16), and BOON's correction, exact for convolutions, would
@@ -266,18 +268,21 @@ class NeuralopFNO(nn.Module):
             x = blocks.non_linearity(x)
         conv = blocks.convs[i]
         skip = blocks.fno_skips[i] if blocks.fno_skips is not None else None
-        z, weight, kept, positions = spectral_lattice(conv, x)
         kernel_input = x
-        if correction is not None:
-            w_skip = _skip_matrix(skip, x.shape[1], x)
-            changes, z = correction.correct(w_skip, x, weight, z, kept)
-            # The kernel S + W sees the input corrected on the walls; the channel MLP's skip
-            # (outside the kernel) keeps the block's own input, so that its wall values are
-            # the wall inputs' alone.
-            kernel_input = x + correction.dense(x, changes)
-        out = SpectralConvNd.synthesize(z, positions, tuple(x.shape[2:])).to(x.dtype)
-        if conv.bias is not None:
-            out = out + conv.bias.to(x.dtype)
+        if correction is None and x.dtype == torch.float32:
+            out = conv(x)  # the model's own layer (any grid: periodic walls need no kernel)
+        else:
+            z, weight, kept, positions = spectral_lattice(conv, x)
+            if correction is not None:
+                w_skip = _skip_matrix(skip, x.shape[1], x)
+                changes, z = correction.correct(w_skip, x, weight, z, kept)
+                # The kernel S + W sees the input corrected on the walls; the channel MLP's
+                # skip (outside the kernel) keeps the block's own input, so that its wall
+                # values are the wall inputs' alone.
+                kernel_input = x + correction.dense(x, changes)
+            out = SpectralConvNd.synthesize(z, positions, tuple(x.shape[2:])).to(x.dtype)
+            if conv.bias is not None:
+                out = out + conv.bias.to(x.dtype)
         if skip is not None:
             out = out + skip(kernel_input)
         if not last:
