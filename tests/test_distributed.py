@@ -1,7 +1,8 @@
-"""``torchrun -m physguard run``: two CPU processes (gloo) give the one-process run's numbers
-and one complete run folder (issue 13, part 2)."""
+"""``torchrun -m physguard run`` / ``bench boon``: two CPU processes (gloo) give the
+one-process run's numbers and one complete run folder (issue 13, part 2)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,17 +12,27 @@ ARGS = ["run", "heat-neumann", "--epochs", "2", "--functions", "20", "--test-fun
         "--quiet", "--device", "cpu"]
 
 
+BENCH = ["bench", "boon", "--cases", "stokes", "--settings", "single", "--epochs", "2",
+         "--functions", "12", "--test-functions", "4", "--quiet", "--device", "cpu"]
+
+
+def _one_and_two(root, args):
+    """Run ``physguard args`` in one process and under torchrun with two; returns the
+    two-process stdout."""
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node", "2", "-m", "physguard", *args, "--out",
+                          str(root / "two")], capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "physguard", *args, "--out", str(root / "one")],
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+    return two.stdout
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc-per-node", "2", "-m", "physguard", *ARGS, "--out",
-                          str(root / "two")], capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "physguard", *ARGS, "--out", str(root / "one")],
-                         capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
-    return root, two.stdout
+    return root, _one_and_two(root, ARGS)
 
 
 def test_two_processes_write_one_complete_folder(runs):
@@ -46,3 +57,24 @@ def test_two_processes_match_one_process(runs):
     losses_one = json.loads((root / "one" / "training.json").read_text())
     for name in ("FNO", "BOON"):
         assert losses_two[name] == pytest.approx(losses_one[name], rel=1e-5)
+
+
+def test_bench_boon_under_torchrun(tmp_path):
+    """The bench's rows train with DDP too: one report, the one-process numbers."""
+    stdout = _one_and_two(tmp_path, BENCH)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    assert stdout.count("wrote ") == 1
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert [r["model"] for r in two] == [r["model"] for r in one] == ["FNO", "BOON",
+                                                                      "FNO+penalty"]
+    for a, b in zip(two, one, strict=True):
+        assert a["rel_l2"] == pytest.approx(b["rel_l2"], rel=1e-5)
+
+
+def test_bench_probconserv_refuses_torchrun(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "physguard", "bench", "probconserv",
+                             "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "WORLD_SIZE": "2"})
+    assert result.returncode != 0 and "under torchrun" in result.stderr
+    assert not (tmp_path / "b").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -190,14 +191,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             run_gpme(config, out, progress=not quiet, overwrite=overwrite)
 
     _clean_errors(work)
-    if distributed:
-        import torch.distributed as dist
-
-        rank = _distributed.world()[0]
-        dist.barrier()  # the folder is in place before any process returns
-        dist.destroy_process_group()
-        if rank != 0:
-            return
+    if not _leave_process_group(distributed):
+        return
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
@@ -273,6 +268,22 @@ def bench() -> None:
     """Reproduce a paper's results in one report."""
 
 
+def _leave_process_group(distributed: bool) -> bool:
+    """Under ``torchrun``: wait until every process is done (rank 0's run folder is then in
+    place) and leave the group. Returns whether this process reports (rank 0, or no torchrun).
+    """
+    if not distributed:
+        return True
+    import torch.distributed as dist
+
+    from . import _distributed
+
+    rank = _distributed.world()[0]
+    dist.barrier()
+    dist.destroy_process_group()
+    return rank == 0
+
+
 @bench.command("probconserv")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs") / "bench-probconserv", show_default=True,
@@ -297,6 +308,10 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
     """
     from .experiments.bench import BenchConfig, run_bench
 
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise click.UsageError("bench probconserv trains neural processes and GPs in one "
+                               "process; under torchrun, physguard trains the BOON problems "
+                               "(physguard bench boon, physguard run)")
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
     overrides.update(seed=seed, device=device,
@@ -327,27 +342,41 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
               help="Epochs for every row (default: the bench's per-row budget).")
 @click.option("--penalty", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the boundary penalty of the FNO+penalty baseline.")
+@click.option("--functions", type=click.IntRange(min=1), default=None,
+              help="Training samples for every row (default: the bench's per-row size).")
+@click.option("--test-functions", type=click.IntRange(min=1), default=None,
+              help="Test samples for every row.")
 @_run_options
 def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
-               penalty: float, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+               penalty: float, functions: int | None, test_functions: int | None, seed: int,
+               device: str, overwrite: bool, quiet: bool) -> None:
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
     problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
 
     The default sizes take about 30 minutes on 2 CPU cores.
     """
+    from . import _distributed
     from .experiments.bench_boon import BOONBenchConfig, run_bench_boon
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(c.strip() for c in text.split(",") if c.strip())
 
     try:
+        sizes = {k: v for k, v in (("n_train", functions), ("n_test", test_functions))
+                 if v is not None}
         config = BOONBenchConfig(cases=split(cases), settings=split(settings), paper=paper,
-                                 epochs=epochs, penalty=penalty, seed=seed, device=device)
+                                 epochs=epochs, penalty=penalty, seed=seed, device=device,
+                                 overrides=sizes)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
+    distributed = _distributed.init(device)  # torchrun: every row trains with DDP
+    main_process = _distributed.is_main()
     started = time.perf_counter()
-    click.echo(f"physguard bench boon: {len(config.rows())} rows; writing to {out}")
+    if main_process:
+        click.echo(f"physguard bench boon: {len(config.rows())} rows; writing to {out}")
     _clean_errors(lambda: run_bench_boon(config, out, progress=not quiet, overwrite=overwrite))
+    if not _leave_process_group(distributed):
+        return
     click.echo((out / "report.md").read_text())
     click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
 

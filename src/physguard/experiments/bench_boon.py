@@ -38,7 +38,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from .._io import atomic_path, resolve_device, run_folder, write_json, write_text
+from .._distributed import is_main, run_folder_on_main
+from .._io import atomic_path, resolve_device, write_json, write_text
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
 from .boon import BOONConfig, relative_l2_loss, split_data, train_and_evaluate
@@ -300,7 +301,8 @@ def run_bench_boon(bench: BOONBenchConfig, out: str | Path, progress: bool = Tru
     """
     resolve_device(bench.device)
     configs = {row: bench.case_config(*row) for row in bench.rows()}  # size errors first
-    with run_folder(out, overwrite) as folder:
+    progress = progress and is_main()
+    with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
         started = time.perf_counter()
         write_json(folder / "config.json", {
             **dataclasses.asdict(bench),
