@@ -1,13 +1,16 @@
 """Why does conditioning help or hurt a UQ run? Re-evaluates a finished ``physguard run
-PROBLEM --uq`` folder (1-D problems) without retraining: the saved members, the same data, and
-variants of the Gaussian and of the constraint rows, in range and out of range.
+PROBLEM --uq`` folder (1-D problems) without retraining: the saved members, the run's
+calibration samples, and variants of the Gaussian and of the constraint rows, on
+**validation** samples in range and out of range (40 each, seeds distinct from the run's test
+samples, so that a design chosen here is not chosen on the test set).
 
     python benchmarks/uq_ablation.py runs/heat-uq
 
-Variants (each for the FNO and the BOON ensemble): no conditioning; all rows with the noise
-level fitted for the conditioned Gaussian (what the run reports); all rows with the
-unconditioned fit; wall rows only; mass row only. Also the spread-skill ratio: the members'
-RMS spread over the RMS error of their mean (1 for a well-spread ensemble).
+Variants (each for the FNO and the BOON ensemble): no conditioning; all rows with the
+conditioned fit of the default prior ``diag(s2 + b v + c mean(v))`` (what the run reports);
+the same with the members' low-rank spread ``a U U^T`` fitted too (``spread=True``); all rows
+with the unconditioned fit; wall rows only; mass row only. Also the spread-skill ratio: the
+members' RMS spread over the RMS error of their mean (1 for a well-spread ensemble).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 
 from physguard import metrics as M
 from physguard.constraints import boundary_constraint, mass_constraint, probconserv
+from physguard.datasets import make_operator_data
 from physguard.experiments.boon import BOONConfig, build_operator
 from physguard.experiments.uq import (
     UQConfig,
@@ -54,6 +58,13 @@ def main() -> None:
     folder = Path(sys.argv[1])
     config = load_config(folder)
     train, cal, tests = _data(config, progress=False)
+    op = config.operator
+    tests = {"val-in": make_operator_data(op.problem, 40, op.n_points, op.setting, op.n_steps,
+                                          seed=op.seed + 333_333)}
+    if config.out_range is not None:
+        tests["val-out"] = make_operator_data(op.problem, 40, op.n_points, op.setting,
+                                              op.n_steps, seed=op.seed + 555_555,
+                                              param_range=config.out_range)
     rows = {}
     for range_name, data in [("cal", cal), *tests.items()]:
         mass = conserved_total(data)
@@ -71,7 +82,9 @@ def main() -> None:
         plain = fit_ensemble_noise(cal_samples, cal.targets)
         fits = {rows_name: fit_ensemble_noise(cal_samples, cal.targets, rows["cal"][rows_name])
                 for rows_name in ("all", "walls", "mass")}
+        spread = fit_ensemble_noise(cal_samples, cal.targets, rows["cal"]["all"], spread=True)
         variants = [("none", plain, None), ("all, conditioned fit", fits["all"], "all"),
+                    ("all, conditioned fit with spread", spread, "all"),
                     ("all, unconditioned fit", plain, "all"),
                     ("walls only, conditioned fit", fits["walls"], "walls"),
                     ("mass only, conditioned fit", fits["mass"], "mass")]

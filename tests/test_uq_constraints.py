@@ -22,6 +22,7 @@ from physguard.constraints import (
     divergence_implied,
     mass_constraint,
     stack_constraints,
+    trapezoid_weights,
     trapezoid_weights_2d,
 )
 from physguard.metrics import boundary_residual
@@ -285,6 +286,9 @@ def test_ensemble_gaussian_structure_and_errors():
     torch.testing.assert_close(pred.mean, samples.mean(0).flatten(2))
     expected = 2.5 * samples.var(0).flatten(2) + torch.tensor([0.1, 0.2])[:, None]
     torch.testing.assert_close(pred.var, expected)
+    uniform = ensemble_gaussian(samples, 0.1, 0.0, 0.0, uniform_scale=3.0)
+    v = samples.var(0).flatten(2)
+    torch.testing.assert_close(uniform.var, 0.1 + 3.0 * v.mean(-1, keepdim=True).expand_as(v))
     with pytest.raises(ValueError, match="at least 2 members"):
         ensemble_gaussian(samples[:1], 0.1)
     with pytest.raises(ValueError, match="noise_var must be finite and > 0"):
@@ -302,8 +306,8 @@ def test_fitted_noise_recovers_the_generating_model():
     v = samples.var(0)
     truth = samples.mean(0) + torch.randn(b, 1, n, generator=gen, dtype=F64) \
         * (2.0 * v + 0.3).sqrt()
-    noise, scale, local = fit_ensemble_noise(samples, truth)
-    assert float(local[0]) == 0.0  # unconditioned: only a + b is identifiable
+    noise, scale, local, uniform = fit_ensemble_noise(samples, truth)
+    assert float(local[0]) == float(uniform[0]) == 0.0  # unconditioned: only a + b counts
     assert abs(float(scale[0]) - 2.0) < 0.3
     assert abs(float(noise[0]) - 0.3) < 0.1
 
@@ -361,3 +365,37 @@ def test_sparse_conditioned_fit_is_the_likelihood_maximising_scale():
     mean_plain = probconserv(ensemble_gaussian(samples, *plain), rows).mean
     mean_fitted = probconserv(ensemble_gaussian(samples, *fitted), rows).mean
     torch.testing.assert_close(mean_plain, mean_fitted, rtol=0, atol=1e-10)
+
+
+def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
+    """Dense rows (walls + mass): by default the conditioned prior has no low-rank part
+    (spread_scale = 0, module docstring of physguard.models.ensemble) and the fitted
+    (s2, b, c) maximise the conditioned likelihood: scaling any one of them lowers it;
+    ``spread=True`` fits the low-rank factor too, and fits the calibration data at least as
+    well (it has one more parameter)."""
+    from physguard.metrics import gaussian_log_likelihood
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.linspace(0.0, 1.0, 24, dtype=F64)
+    truth = torch.sin(torch.pi * x * (1 + torch.rand(12, 1, 1, generator=gen, dtype=F64)))
+    samples = truth + 0.1 * torch.randn(4, 12, 1, 24, generator=gen, dtype=F64) \
+        + 0.05 * torch.randn(1, 12, 1, 24, generator=gen, dtype=F64)
+    rows = stack_constraints(boundary_constraint(x, left=Dirichlet(truth[..., 0]),
+                                                 right=Dirichlet(truth[..., -1])),
+                             mass_constraint(x, trapezoid_weights(x) @ truth[..., None]))
+
+    def ll(params):
+        post = probconserv(ensemble_gaussian(samples, *params), rows)
+        return float(gaussian_log_likelihood(post.mean, post.var, truth).mean())
+
+    fitted = fit_ensemble_noise(samples, truth, rows)
+    assert float(fitted.spread_scale[0]) == 0.0
+    best = ll(fitted)
+    for i in (0, 2, 3):
+        for factor in (0.7, 1.4):
+            changed = list(fitted)
+            changed[i] = changed[i] * factor
+            assert ll(changed) < best + 1e-9
+    with_spread = fit_ensemble_noise(samples, truth, rows, spread=True)
+    assert float(with_spread.spread_scale[0]) > 0.0
+    assert ll(with_spread) >= best - 1e-6

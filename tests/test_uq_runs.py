@@ -158,3 +158,20 @@ def test_cavity_uq_every_cell_divergence_free_with_exact_walls(tmp_path):
 def test_cavity_uq_refuses_an_odd_grid():
     with pytest.raises(ValueError, match="even n_points"):
         UQConfig.default("cavity", "single", n_points=33)
+
+
+def test_saved_members_reevaluate_to_the_same_records(heat_run, tmp_path):
+    """``members_from``: the saved members, loaded with weights_only, give the run's records
+    again (no retraining); another configuration is refused."""
+    out, records = heat_run
+    again = run_uq(_tiny("heat-neumann"), tmp_path / "again", progress=False, figures=False,
+                   members_from=out)
+    for a, b in zip(again, records, strict=True):
+        assert (a["model"], a["range"]) == (b["model"], b["range"])
+        assert a["MSE"] == pytest.approx(b["MSE"], rel=1e-9)
+        assert a["LL"] == pytest.approx(b["LL"], rel=1e-6)
+    other = UQConfig(problem="heat-neumann", n_members=2, n_cal=5,
+                     operator=_tiny("heat-neumann").operator)
+    with pytest.raises(ValueError, match="not a --uq run of this configuration"):
+        run_uq(other, tmp_path / "other", progress=False, members_from=out)
+    assert not (tmp_path / "other").exists()

@@ -6,7 +6,9 @@ For each of ``"FNO"`` and ``"BOON"``, ``n_members`` operators are trained from i
 initialisations (seeds ``seed .. seed + M - 1``) on the same data; their predictions become a
 Gaussian per sample and time step (:class:`~physguard.models.OperatorEnsemble`: members' mean,
 members' spread plus a diagonal part, both fitted by maximum likelihood on ``n_cal`` held-out
-calibration samples, never the test samples). ``ProbConserv-*`` conditions that Gaussian on::
+calibration samples, never the test samples). ``ProbConserv-*`` conditions the ensemble's
+Gaussian, fitted for the conditioned likelihood and without the low-rank spread
+(:mod:`physguard.models.ensemble` says why), on::
 
     the wall rows   (physguard.boundary_constraint: Dirichlet values, Neumann stencils,
                      the periodic pair; the same stencils BOON enforces)
@@ -21,7 +23,8 @@ range outside it (``"out"``, as Mouli et al., ICML 2024,
 PDEs"). The run folder::
 
     config.json, members_fno.pt, members_boon.pt    configuration, every member's weights
-    calibration.json   each model's fitted noise_var, spread_scale, local_scale per time step
+    calibration.json   each model's fitted noise_var, spread_scale, local_scale, uniform_scale
+                       per time step
     metrics.json     [{"model", "range", "rel_l2", "MSE", "boundary_error", "CE", "LL",
                        "CRPS", "coverage90", ...}]
     table.md         the two tables (in range, out of range)
@@ -34,6 +37,7 @@ PDEs"). The run folder::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,8 +66,15 @@ from ..datasets.operator import OperatorData, make_operator_data
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
 from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
-from .boon import BOONConfig, _condition, predict, split_data, train_operator
-from .boon2d import BOON2dConfig, predict_2d, split_data_2d, train_operator_2d, wall_errors
+from .boon import BOONConfig, _condition, build_operator, predict, split_data, train_operator
+from .boon2d import (
+    BOON2dConfig,
+    _model,
+    predict_2d,
+    split_data_2d,
+    train_operator_2d,
+    wall_errors,
+)
 
 __all__ = ["UQConfig", "run_uq", "UQ_MODELS", "UQ_PROBLEMS", "true_mass"]
 
@@ -219,17 +230,26 @@ def _metrics(name: str, mean, var, data: OperatorData, mass: torch.Tensor,
 
 
 def run_uq(config: UQConfig, out: str | Path, progress: bool = True, figures: bool = True,
-           overwrite: bool = False) -> list[dict]:
+           overwrite: bool = False, members_from: str | Path | None = None) -> list[dict]:
     """Train both ensembles, condition them, evaluate in and out of range; write ``out``
     (complete or absent, :func:`physguard._io.run_folder`).
 
+    ``members_from``: a finished run folder of the same ``config`` whose saved members are
+    loaded (``weights_only``) instead of trained: the calibration and evaluation rerun with
+    the current code, the training is not repeated (its time is then not in the table).
+
     Raises:
         FileExistsError: ``out`` holds files and ``overwrite`` is false.
-        ValueError: an unusable ``out`` or device.
+        ValueError: an unusable ``out`` or device; ``members_from`` of another configuration.
     """
     config.operator.torch_device()
+    if members_from is not None:
+        saved = Path(members_from) / "config.json"
+        if not saved.is_file() or json.loads(saved.read_text()) != json.loads(
+                json.dumps(dataclasses.asdict(config))):
+            raise ValueError(f"{members_from} is not a --uq run of this configuration")
     with run_folder(out, overwrite) as folder:
-        return _run_uq_into(config, folder, progress, figures)
+        return _run_uq_into(config, folder, progress, figures, members_from)
 
 
 def _data(config: UQConfig, progress: bool):
@@ -307,7 +327,21 @@ def constraints_for(data, mass: torch.Tensor):
     return stack_constraints(_wall_rows_2d(data, slice(None), False), mass_row)
 
 
-def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
+def _load_members(folder: Path, name: str, train, config: UQConfig) -> list:
+    """The members of a finished run (see :func:`run_uq`), in eval mode."""
+    saved = torch.load(Path(folder) / f"members_{name.lower()}.pt", weights_only=True)
+    members = []
+    for k, state in enumerate(saved["state_dicts"]):
+        member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
+        model = (_model(member_config, train) if config.problem in PROBLEMS_2D
+                 else build_operator(train, member_config))
+        model.load_state_dict(state)
+        members.append(model.eval())
+    return members
+
+
+def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
+                 members_from=None) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
     train, cal, tests = _data(config, progress)
@@ -321,8 +355,10 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
     for name in ("FNO", "BOON"):
         tick = time.perf_counter()
         members = []
-        for k in tqdm(range(config.n_members), desc=f"{name} ensemble", unit="member",
-                      disable=not progress):
+        if members_from is not None:
+            members = _load_members(members_from, name, train, config)
+        for k in tqdm(range(config.n_members if members_from is None else 0),
+                      desc=f"{name} ensemble", unit="member", disable=not progress):
             member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
             model, _ = train_one(name, train, member_config, progress=False)
             members.append(model)
@@ -330,7 +366,8 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
             torch.save({"model": name, "config": dataclasses.asdict(config.operator),
                         "state_dicts": [{k: v.detach().cpu() for k, v in m.state_dict().items()}
                                         for m in members]}, tmp)
-        seconds[f"{name}-Ensemble train"] = time.perf_counter() - tick
+        step = "train" if members_from is None else "load (saved members)"
+        seconds[f"{name}-Ensemble {step}"] = time.perf_counter() - tick
         cal_samples = _member_samples(members, name, cal)
         samples = {r: _member_samples(members, name, d) for r, d in tests.items()}
         for conditioned in (False, True):
@@ -339,9 +376,7 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool) -> 
             # the unconditioned shape times one fitted factor, see fit_ensemble_noise).
             fitted = fit_ensemble_noise(cal_samples, _flat_targets(cal),
                                         cal_constraint if conditioned else None)
-            calibration[label] = {"noise_var": fitted[0].tolist(),
-                                  "spread_scale": fitted[1].tolist(),
-                                  "local_scale": fitted[2].tolist(),
+            calibration[label] = {**{k: v.tolist() for k, v in fitted._asdict().items()},
                                   "fitted_for": "conditioned" if conditioned
                                   else "unconditioned"}
             for range_name in tests:

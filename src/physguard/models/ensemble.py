@@ -6,7 +6,7 @@ estimation using deep ensembles"), predict ``u^(1..M)`` on the grid. Their predi
 sample and one output channel (time step) is the Gaussian::
 
     mean  = (1/M) sum_m u^(m)
-    Sigma = diag(noise_var + local_scale v) + spread_scale U U^T,
+    Sigma = diag(noise_var + local_scale v + uniform_scale mean(v)) + spread_scale U U^T,
     U = [u^(1) - mean, ..., u^(M) - mean] / sqrt(M - 1),   v = diag(U U^T)
 
 a :class:`~physguard.constraints.LowRankPlusDiagonal` of rank ``M`` (the members' sample
@@ -22,7 +22,8 @@ the pointwise Gaussian log-likelihood of held-out samples (:meth:`OperatorEnsemb
 ``max_{a, s2} sum log N(u_true | mean, a var_members + s2)`` over the calibration samples and
 grid points, a two-parameter smooth problem (L-BFGS-B on ``log a``, ``log s2``). Nothing is a
 constant chosen by hand; the calibration samples must not be the test samples. Unconditioned,
-only ``spread_scale + local_scale`` matters pointwise, so ``local_scale = 0`` there.
+only ``spread_scale + local_scale`` matters pointwise, so ``local_scale = uniform_scale = 0``
+there.
 
 **Calibrating the conditioned prediction.** Conditioning on ``K`` constraint rows removes up to
 ``K`` of the spread's ``M - 1`` directions, so parameters fitted for the unconstrained
@@ -30,27 +31,56 @@ Gaussian can leave a conditioned one with almost no variance (measured: coverage
 interval below 1 % with 2 members). When a constraint is given, the parameters are fitted by
 maximum likelihood of the *conditioned* Gaussian instead (the ProbConserv update is
 differentiable: L-BFGS per channel, started from the unconstrained fit): the model is
-calibrated as it is used. There the split between ``spread_scale`` and ``local_scale`` does
-matter: a mass row corrects the mean along ``Sigma G^T``, and the members' deviations can
-integrate to almost nothing (an oscillating field), so a correction along ``U`` alone must be
-large to move the total; the local part spreads it where the members disagree instead.
-Measured on the heat-neumann ``--uq`` members (``benchmarks/results/uq_ablation_heat.md``):
-with ``local_scale`` fitted too, the conditioned BOON-ensemble's out-of-range MSE fell from
-2.05e-2 to 1.84e-2 and its LL rose from -3.59 to -1.86, in range 1.08e-4 -> 1.05e-4 and 3.31
--> 3.33.
+calibrated as it is used.
+
+**Which prior is conditioned: no low-rank part by default.** The update moves the mean along
+``Sigma G^T``. With the members' spread ``a U U^T`` in ``Sigma`` it moves the mean where the
+members disagree, in the shape of their deviations. In range those resemble the error; out of
+range they do not: on the heat-neumann ``--uq`` members the deviations' integral relative to
+their norm falls from 0.44 in range to 0.28 out of range while the error's stays at 0.39-0.44,
+so a mass correction along ``U`` must be large and lands off the error. With an isotropic prior
+the update is instead the Euclidean projection of the mean onto the affine set of fields that
+meet the rows; the truth lies in that set (up to the rows' discretisation error), so the
+conditioned mean is never farther from it in L2, however wrong the model (Pythagoras). The
+conditioned prior is therefore, by default,
+
+    Sigma = diag(noise_var + local_scale v + uniform_scale mean(v)),   spread_scale = 0,
+
+``(s2, b, c)`` fitted by the conditioned likelihood: ``b v`` keeps the members' pointwise
+uncertainty, and ``c mean(v)`` (the members' mean variance over the grid of that sample and
+step) keeps the correction close to the projection and grows with the ensemble's overall spread,
+so it grows out of range. ``fit_ensemble_noise(..., spread=True)`` fits ``a`` too. Measured on
+validation samples (``benchmarks/uq_ablation.py``, seeds distinct from the test samples), the
+conditioned BOON ensemble of heat-neumann, MSE / LL: in range 1.058e-4 / 3.27 (with the spread
+part 1.044e-4 / 3.34; unconditioned 1.796e-4 / 3.09); out of range 1.130e-2 / 0.22 (with the
+spread part 1.751e-2 / -0.47; unconditioned 1.219e-2 / -0.13). The FNO ensemble: out of range
+1.648e-2 / -1.28 (with spread 1.637e-2 / -1.46; unconditioned 1.801e-2 / -3.95). Sparse rows
+(the cavity's divergence) keep the unconditioned shape, spread included, times one fitted
+factor (:func:`fit_ensemble_noise`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ..constraints.gaussian import Gaussian, LowRankPlusDiagonal
 
-__all__ = ["OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise"]
+__all__ = ["EnsembleNoise", "OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise"]
+
+
+class EnsembleNoise(NamedTuple):
+    """The fitted covariance parameters, each ``(C,)`` float64, in the order
+    :func:`ensemble_gaussian` takes them (``ensemble_gaussian(samples, *fitted)``)."""
+
+    noise_var: torch.Tensor
+    spread_scale: torch.Tensor
+    local_scale: torch.Tensor
+    uniform_scale: torch.Tensor
 
 #: Bounds of the fitted parameters (log scale) relative to the data: keeps the optimiser
 #: finite when a channel has zero spread or zero residual.
@@ -70,7 +100,7 @@ def _flat(samples: torch.Tensor) -> torch.Tensor:
 
 
 def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
-                      local_scale=0.0) -> Gaussian:
+                      local_scale=0.0, uniform_scale=0.0) -> Gaussian:
     """The ensemble's Gaussian prediction from member outputs.
 
     Args:
@@ -81,15 +111,19 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
             ``>= 0``.
         local_scale: the factor ``b`` of the members' pointwise variance added to the
             diagonal, a scalar or ``(C,)``, ``>= 0``.
+        uniform_scale: the factor ``c`` of the members' mean variance over the grid (of each
+            sample and channel) added at every point, a scalar or ``(C,)``, ``>= 0``.
 
     Returns:
         :class:`Gaussian` with batch shape ``(B, C)`` over ``N = prod(space)`` points (2-D:
         flattened row-major, index ``i * Ny + j`` for ``(x_i, y_j)``), covariance
-        ``diag(noise_var + local_scale v) + spread_scale U U^T``, in ``samples``' dtype.
+        ``diag(noise_var + local_scale v + uniform_scale mean(v)) + spread_scale U U^T``, in
+        ``samples``' dtype.
 
     Raises:
         ValueError: fewer than 2 members, a non-positive ``noise_var`` or negative
-            ``spread_scale`` or ``local_scale``, or parameters whose length is not ``C``.
+            ``spread_scale``, ``local_scale`` or ``uniform_scale``, or parameters whose length
+            is not ``C``.
     """
     flat = _flat(samples)
     m, _, c, n = flat.shape
@@ -97,7 +131,8 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
         raise ValueError(f"an ensemble needs at least 2 members, got {m}")
     params = []
     for name, value, low in (("noise_var", noise_var, 0.0), ("spread_scale", spread_scale, None),
-                             ("local_scale", local_scale, None)):
+                             ("local_scale", local_scale, None),
+                             ("uniform_scale", uniform_scale, None)):
         value = torch.as_tensor(value, dtype=flat.dtype, device=flat.device).reshape(-1)
         if value.numel() not in (1, c):
             raise ValueError(f"{name} must be a scalar or have C = {c} entries, got "
@@ -107,17 +142,19 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
             raise ValueError(f"{name} must be finite and {'> 0' if low == 0.0 else '>= 0'}, "
                              f"got {value.tolist()}")
         params.append(value.expand(c))
-    noise_var, spread_scale, local_scale = params
+    noise_var, spread_scale, local_scale, uniform_scale = params
     mean = flat.mean(0)  # (B, C, N)
     factor = ((flat - mean) / math.sqrt(m - 1)).permute(1, 2, 3, 0)  # (B, C, N, M)
     eye = torch.eye(m, dtype=flat.dtype, device=flat.device)
     core = spread_scale[:, None, None] * eye  # (C, M, M)
-    diag = noise_var[:, None] + local_scale[:, None] * factor.square().sum(-1)  # (B, C, N)
+    v = factor.square().sum(-1)  # (B, C, N)
+    diag = (noise_var[:, None] + local_scale[:, None] * v
+            + uniform_scale[:, None] * v.mean(-1, keepdim=True))
     return Gaussian(mean, covariance=LowRankPlusDiagonal(diag, factor, core))
 
 
-def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None,
+                       spread: bool = False) -> EnsembleNoise:
     """Fit ``(noise_var, spread_scale, local_scale)`` per channel by maximum likelihood on
     held-out data.
 
@@ -125,9 +162,10 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     channel ``c`` separately, with ``v`` the members' unbiased variance at each point (see the
     module docstring for why the diagonal part is needed). Points where every member is
     exactly right (variance and error both zero, as on a BOON member's Dirichlet wall) are
-    left out: they are known, and would drive ``s2`` to 0. With a ``constraint``, the
+    left out: they are known, and would drive ``s2`` to 0. With a dense ``constraint``, the
     likelihood is that of the conditioned Gaussian ``probconserv(ensemble_gaussian(...),
-    constraint)`` over all three parameters (module docstring); without, ``local_scale = 0``.
+    constraint)`` over ``(s2, b, c)`` with ``a = 0`` (module docstring: why the spread is left
+    out), or over all four with ``spread=True``; without, ``local_scale = uniform_scale = 0``.
 
     Args:
         samples: ``(M, B, C, *space)`` member outputs on the calibration samples.
@@ -137,8 +175,11 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
             keeps the unconditioned shape and fits one overall factor for the conditioned
             Gaussian, in closed form.
 
+        spread: with a dense ``constraint``, fit the members' low-rank spread too.
+
     Returns:
-        ``(noise_var (C,), spread_scale (C,), local_scale (C,))`` in float64.
+        :class:`EnsembleNoise` ``(noise_var, spread_scale, local_scale, uniform_scale)``, each
+        ``(C,)`` float64: ``ensemble_gaussian(samples, *fitted)``.
 
     Raises:
         ValueError: mismatched shapes or fewer than 2 members.
@@ -176,12 +217,14 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
         noise.append(level * math.exp(result.x[1]))
     noise = torch.tensor(noise, dtype=torch.float64)
     scale = torch.tensor(scale, dtype=torch.float64)
+    zero = torch.zeros_like(scale)
     if constraint is None:
-        return noise, scale, torch.zeros_like(scale)
+        return EnsembleNoise(noise, scale, zero, zero)
     if constraint.is_sparse:
         return _fit_conditioned_scale(samples.to(torch.float64), truth, constraint, noise,
                                       scale)
-    return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale)
+    return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale,
+                            spread)
 
 
 def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
@@ -192,8 +235,9 @@ def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
     exactly known; per channel."""
     from ..constraints.linear import probconserv
 
+    zero = torch.zeros_like(scale)
     if not bool((constraint.noise_var == 0).all()):
-        return noise, scale, torch.zeros_like(scale)
+        return EnsembleNoise(noise, scale, zero, zero)
     post = probconserv(ensemble_gaussian(samples, noise, scale), constraint)
     r2 = (post.mean - truth.to(torch.float64).flatten(2)).square()
     var = post.var
@@ -201,26 +245,30 @@ def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
     ratio = torch.where(known, torch.zeros_like(r2), r2 / var.clamp(min=1e-300))
     factor = ratio.sum((0, 2)) / (~known).sum((0, 2)).clamp(min=1)
     factor = torch.where(factor > 0, factor, torch.ones_like(factor))
-    return noise * factor, scale * factor, torch.zeros_like(scale)
+    return EnsembleNoise(noise * factor, scale * factor, zero, zero)
 
 
-def _fit_conditioned(samples, truth, constraint, noise, scale):
-    """Maximum likelihood of the conditioned Gaussian over ``log a``, ``log b``, ``log s2``
-    per channel, from ``a = b = scale / 2`` (the channels' likelihoods are independent sums,
-    so one joint L-BFGS fits all)."""
+def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool):
+    """Maximum likelihood of the conditioned Gaussian over ``log b``, ``log c``, ``log s2``
+    (and ``log a`` with ``spread``; else ``spread_scale = 0``, module docstring) per channel,
+    from ``a = b = c = scale / 2`` (the channels' likelihoods are independent sums, so one
+    joint L-BFGS fits all)."""
     from ..constraints.linear import probconserv
     from ..metrics import gaussian_log_likelihood
 
     half = (scale / 2).clamp(min=1e-30).log()
-    start = torch.stack([half, half, noise.log()], dim=-1)
+    start = torch.stack([half, half, noise.log(), half], dim=-1)[:, :4 if spread else 3]
     params = start.clone().requires_grad_(True)
     optimiser = torch.optim.LBFGS([params], max_iter=50, line_search_fn="strong_wolfe")
 
+    def unpack(p):
+        a = p[:, 3].exp() if spread else torch.zeros_like(scale)
+        return EnsembleNoise(p[:, 2].exp(), a, p[:, 0].exp(), p[:, 1].exp())
+
     def closure():
         optimiser.zero_grad()
-        p = params.clamp(*_LOG_BOUNDS)
-        post = probconserv(ensemble_gaussian(samples, p[:, 2].exp(), p[:, 0].exp(),
-                                             p[:, 1].exp()), constraint)
+        post = probconserv(ensemble_gaussian(samples, *unpack(params.clamp(*_LOG_BOUNDS))),
+                           constraint)
         loss = -gaussian_log_likelihood(post.mean, post.var, truth).mean()
         loss.backward()
         return loss
@@ -229,7 +277,7 @@ def _fit_conditioned(samples, truth, constraint, noise, scale):
     p = params.detach().clamp(*_LOG_BOUNDS)
     if not bool(torch.isfinite(p).all()):
         p = start
-    return p[:, 2].exp(), p[:, 0].exp(), p[:, 1].exp()
+    return unpack(p)
 
 
 class OperatorEnsemble:
@@ -241,8 +289,8 @@ class OperatorEnsemble:
         apply: optional ``apply(member, inputs) -> outputs`` used instead of ``member(inputs)``
             (for example ``lambda m, v: physguard.BOON(m, left=..., right=...)(v)`` for a
             BOON-ensemble with the samples' boundary values).
-        noise_var, spread_scale, local_scale: the covariance parameters (module docstring);
-            set by :meth:`calibrate`, or given (scalar or ``(C,)``).
+        noise_var, spread_scale, local_scale, uniform_scale: the covariance parameters
+            (module docstring); set by :meth:`calibrate`, or given (scalar or ``(C,)``).
 
     Raises:
         ValueError: fewer than 2 members.
@@ -250,7 +298,7 @@ class OperatorEnsemble:
 
     def __init__(self, members: Sequence[torch.nn.Module],
                  apply: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
-                 noise_var=None, spread_scale=1.0, local_scale=0.0):
+                 noise_var=None, spread_scale=1.0, local_scale=0.0, uniform_scale=0.0):
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
         self.members = list(members)
@@ -258,6 +306,7 @@ class OperatorEnsemble:
         self.noise_var = noise_var
         self.spread_scale = spread_scale
         self.local_scale = local_scale
+        self.uniform_scale = uniform_scale
 
     @torch.no_grad()
     def member_outputs(self, inputs: torch.Tensor, apply=None) -> torch.Tensor:
@@ -271,12 +320,12 @@ class OperatorEnsemble:
 
     def calibrate(self, inputs: torch.Tensor, targets: torch.Tensor, apply=None,
                   constraint=None) -> OperatorEnsemble:
-        """Fit ``noise_var`` and ``spread_scale`` on held-out ``(inputs, targets)`` (never
+        """Fit the covariance parameters on held-out ``(inputs, targets)`` (never
         the test samples) with :func:`fit_ensemble_noise`; with ``constraint`` (on these
         samples), for the conditioned prediction. Returns ``self``."""
         samples = self.member_outputs(inputs, apply)
-        self.noise_var, self.spread_scale, self.local_scale = fit_ensemble_noise(
-            samples, targets, constraint)
+        (self.noise_var, self.spread_scale, self.local_scale,
+         self.uniform_scale) = fit_ensemble_noise(samples, targets, constraint)
         return self
 
     def predict(self, inputs: torch.Tensor, apply=None, constraint=None) -> Gaussian:
@@ -290,7 +339,7 @@ class OperatorEnsemble:
             raise RuntimeError("the ensemble has no noise_var: call calibrate() on held-out "
                                "samples first, or give noise_var")
         pred = ensemble_gaussian(self.member_outputs(inputs, apply), self.noise_var,
-                                 self.spread_scale, self.local_scale)
+                                 self.spread_scale, self.local_scale, self.uniform_scale)
         if constraint is None:
             return pred
         from ..constraints.linear import probconserv
