@@ -118,13 +118,15 @@ def _tiny_2d(problem, setting):
     return UQConfig(problem=problem, n_members=2, n_cal=3, operator=config.operator)
 
 
-def test_wave2d_uq_walls_and_total_exact(tmp_path):
-    records = run_uq(_tiny_2d("wave2d", "multi"), tmp_path / "w", progress=False)
+@pytest.mark.parametrize("setting", ["multi", "single"])
+def test_wave2d_uq_walls_and_total_exact(tmp_path, setting):
+    assert UQConfig.default("wave2d").operator.setting == "single"  # the 2-D default
+    records = run_uq(_tiny_2d("wave2d", setting), tmp_path / "w", progress=False)
     both = next(r for r in records if r["model"] == "ProbConserv-BOON-Ensemble")
     assert both["boundary_error_max"] < 1e-9 and both["CE_max"] < 1e-10
     with np.load(tmp_path / "w" / "predictions.npz") as f:
         mean, x = f["ProbConserv-BOON-Ensemble/mean"], f["x"]
-        assert mean.shape == f["truth"].shape == (3, 3, 12, 12)
+        assert mean.shape == f["truth"].shape == (3, 3 if setting == "multi" else 1, 12, 12)
         h = x[1] - x[0]
         # my own stencil: du/dx = 0 on the left wall away from the corners
         flux = (-3 * mean[..., 0, 1:-1] + 4 * mean[..., 1, 1:-1] - mean[..., 2, 1:-1]) / (2 * h)

@@ -91,10 +91,12 @@ OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0), "cavity": (300
 
 def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig | BOON2dConfig:
     """The members' training settings: the BOON run's CPU defaults, smaller so that
-    2 x 5 members train in a few minutes on 2 cores. ``setting=None``: multi-step (the time
-    series that the mass and boundary figures show), except the cavity: single-step velocity
-    on an even grid (32 x 32: with an odd one the lid's walls admit no field with zero
-    divergence in every cell, :mod:`physguard.constraints.local`).
+    2 x 5 members train in a few minutes on 2 cores. ``setting=None``: multi-step in 1-D (the
+    time series that the mass and boundary figures show), single-step in 2-D: the cavity's
+    velocity on an even grid (32 x 32: with an odd one the lid's walls admit no field with
+    zero divergence in every cell, :mod:`physguard.constraints.local`), and the wave, whose
+    multi-step (t, x, y) BOON members with Neumann walls on all four sides took over 12 minutes
+    each on 2 cores (``--setting multi`` still runs them).
 
     Raises:
         ValueError: the multi-step cavity (its multi-step field is the vorticity, which has
@@ -103,7 +105,7 @@ def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig |
     if problem == "cavity" and setting == "multi":
         raise ValueError("the cavity's --uq run is single-step (velocity: zero divergence in "
                          "every cell); its multi-step field, the vorticity, has no such rows")
-    setting = setting or ("single" if problem == "cavity" else "multi")
+    setting = setting or ("single" if problem in PROBLEMS_2D else "multi")
     if problem in PROBLEMS_2D:
         sizes = dict(n_train=100, n_test=24, epochs=30)
         if problem == "cavity":
