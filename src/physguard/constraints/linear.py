@@ -219,6 +219,13 @@ def probconserv(pred: Gaussian, constraint: LinearConstraint) -> Gaussian:
     residual = (G @ mean.unsqueeze(-1)).squeeze(-1) - b  # (..., M)
     weights = torch.cholesky_solve(residual.unsqueeze(-1), L)  # S^-1 (G mu - b)
     new_mean = mean - (sigma_gt @ weights).squeeze(-1)
+    if bool((constraint.noise_var == 0).all()):
+        # An exact constraint: the update is a projection, so repeating it on its own residual
+        # changes nothing in exact arithmetic and removes the cond(S) eps left by one solve
+        # (an ill-conditioned S: rows of very different prior variance).
+        residual = (G @ new_mean.unsqueeze(-1)).squeeze(-1) - b
+        new_mean = new_mean - (sigma_gt @ torch.cholesky_solve(residual.unsqueeze(-1),
+                                                                L)).squeeze(-1)
     s_inv = torch.cholesky_inverse(L)
     if not (bool(torch.isfinite(new_mean).all()) and bool(torch.isfinite(s_inv).all())):
         raise ValueError(

@@ -64,7 +64,7 @@ from ..constraints import (
 )
 from ..datasets.operator import OperatorData, make_operator_data
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
-from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise
+from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise, uninformative_at
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
 from .boon import BOONConfig, _condition, build_operator, predict, split_data, train_operator
 from .boon2d import (
@@ -317,6 +317,29 @@ def conserved_total(data) -> torch.Tensor:
     return total[:, None].expand(len(data), data.targets.shape[1]).clone()
 
 
+def determined_points(data) -> torch.Tensor | None:
+    """The points the wall rows determine, ``(N,)`` bool in the Gaussian's layout: the wall
+    points of Dirichlet and Neumann walls (1-D: the ends; 2-D: every point of such a wall).
+    The BOON ensembles' prior is made uninformative there before conditioning
+    (:func:`physguard.models.ensemble.uninformative_at`): BOON sets them from the interior.
+    ``None`` for the cavity (its sparse rows keep the fitted prior) and for periodic walls
+    (one row ties two points)."""
+    if _joint(data):
+        return None
+    if isinstance(data, OperatorData2d):
+        mask = torch.zeros(data.x.shape[0], data.y.shape[0], dtype=torch.bool)
+        for wall, kind in zip(WALLS, data.wall_types, strict=True):
+            if kind in ("dirichlet", "neumann"):
+                dim, end = (0, 0 if wall == "left" else -1) if wall in ("left", "right") \
+                    else (1, 0 if wall == "bottom" else -1)
+                mask.select(dim, end).fill_(True)
+        return mask.flatten() if bool(mask.any()) else None
+    mask = torch.zeros(data.x.shape[0], dtype=torch.bool)
+    for end, kind in ((0, data.left_type), (-1, data.right_type)):
+        mask[end] = kind in ("dirichlet", "neumann")
+    return mask if bool(mask.any()) else None
+
+
 def constraints_for(data, mass: torch.Tensor):
     """Wall rows and conservation rows of every sample, in the Gaussian's layout."""
     if not isinstance(data, OperatorData2d):
@@ -350,6 +373,10 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
     masses = {r: conserved_total(d) for r, d in tests.items()}
     constraints = {r: constraints_for(d, masses[r]) for r, d in tests.items()}
     cal_constraint = constraints_for(cal, conserved_total(cal))
+    # A BOON member's wall values follow from its interior (BOON's output rule), so the BOON
+    # ensemble's prior carries no information of its own there; an FNO member predicts its
+    # walls, and its spread there is kept.
+    determined = {"BOON": determined_points(cal), "FNO": None}
     predictions = {r: {} for r in tests}
     seconds, calibration = {}, {}
     two_d = config.problem in PROBLEMS_2D
@@ -377,7 +404,8 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
             # The conditioned models are calibrated as conditioned (the sparse cavity rows:
             # the unconditioned shape times one fitted factor, see fit_ensemble_noise).
             fitted = fit_ensemble_noise(cal_samples, _flat_targets(cal),
-                                        cal_constraint if conditioned else None)
+                                        cal_constraint if conditioned else None,
+                                        determined=determined[name])
             calibration[label] = {**{k: v.tolist() for k, v in fitted._asdict().items()},
                                   "fitted_for": "conditioned" if conditioned
                                   else "unconditioned"}
@@ -385,7 +413,8 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
                 tick = time.perf_counter()
                 pred = ensemble_gaussian(samples[range_name], *fitted)
                 if conditioned:
-                    pred = probconserv(pred, constraints[range_name])
+                    pred = probconserv(uninformative_at(pred, determined[name]),
+                                       constraints[range_name])
                 shape = tests[range_name].targets.shape
                 predictions[range_name][label] = (pred.mean.reshape(shape),
                                                   pred.var.reshape(shape))

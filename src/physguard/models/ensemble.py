@@ -70,7 +70,8 @@ import torch
 
 from ..constraints.gaussian import Gaussian, LowRankPlusDiagonal
 
-__all__ = ["EnsembleNoise", "OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise"]
+__all__ = ["EnsembleNoise", "OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise",
+           "uninformative_at"]
 
 
 class EnsembleNoise(NamedTuple):
@@ -153,8 +154,43 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
     return Gaussian(mean, covariance=LowRankPlusDiagonal(diag, factor, core))
 
 
+#: Posterior variance below this fraction of the largest: a point the rows fix exactly (left
+#: out of the conditioned fit, see :func:`_fit_conditioned`).
+_FIXED = 1e-10
+
+#: Prior variance of a point the rows determine, relative to the largest other variance: the
+#: limit of an uninformative prior there (:func:`uninformative_at`).
+_UNINFORMATIVE = 1e6
+
+
+def uninformative_at(gaussian: Gaussian, determined: torch.Tensor | None) -> Gaussian:
+    """The Gaussian with an uninformative prior variance at the ``determined`` points (a bool
+    mask over the ``N`` points): ``1e6`` times the largest diagonal entry of its sample and
+    channel is added there (the interior then differs from the
+    limit by about 1e-6 relative).
+
+    Conditioning on a wall row (a Dirichlet value, a Neumann stencil) whose wall point has
+    such a variance sets that point from the row and leaves the rest of the field as it was:
+    the limit of an infinite prior variance, which is BOON's own rule (the wall value follows
+    from the interior). With the members' pointwise variance at the wall instead, a stencil
+    row shrinks the variance of the points next to the wall as if their errors were
+    independent, while the errors of a smooth prediction are not: measured on wave2d's
+    ensembles, that lowered the conditioned LL by 0.08, all of it at and next to the walls.
+    ``None``: unchanged.
+    """
+    if determined is None:
+        return gaussian
+    cov = gaussian.covariance
+    if not isinstance(cov, LowRankPlusDiagonal):
+        raise TypeError("uninformative_at needs a LowRankPlusDiagonal covariance")
+    big = _UNINFORMATIVE * cov.diag.detach().amax(-1, keepdim=True)
+    diag = cov.diag + big * determined.to(cov.diag.device, cov.diag.dtype)
+    return Gaussian(gaussian.mean, covariance=LowRankPlusDiagonal(diag, cov.factor, cov.core))
+
+
 def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None,
-                       spread: bool = False) -> EnsembleNoise:
+                       spread: bool = False, determined: torch.Tensor | None = None
+                       ) -> EnsembleNoise:
     """Fit ``(noise_var, spread_scale, local_scale)`` per channel by maximum likelihood on
     held-out data.
 
@@ -176,6 +212,8 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
             Gaussian, in closed form.
 
         spread: with a dense ``constraint``, fit the members' low-rank spread too.
+        determined: with a dense ``constraint``, the points its rows determine, given an
+            uninformative prior variance (:func:`uninformative_at`) in the fit.
 
     Returns:
         :class:`EnsembleNoise` ``(noise_var, spread_scale, local_scale, uniform_scale)``, each
@@ -224,7 +262,7 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
         return _fit_conditioned_scale(samples.to(torch.float64), truth, constraint, noise,
                                       scale)
     return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale,
-                            spread)
+                            spread, determined)
 
 
 def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
@@ -248,16 +286,20 @@ def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
     return EnsembleNoise(noise * factor, scale * factor, zero, zero)
 
 
-def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool):
+def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool, determined):
     """Maximum likelihood of the conditioned Gaussian over ``log b``, ``log c``, ``log s2``
-    (and ``log a`` with ``spread``; else ``spread_scale = 0``, module docstring) per channel,
-    from ``a = b = c = scale / 2`` (the channels' likelihoods are independent sums, so one
-    joint L-BFGS fits all)."""
+    per channel (``spread_scale = 0``, module docstring), from ``b = c = scale / 2``; with
+    ``spread``, then over ``log a`` too, from that optimum and ``a = 1e-3 b``, so the larger
+    family never fits worse. The channels' likelihoods are independent sums, so one joint
+    L-BFGS fits all."""
     from ..constraints.linear import probconserv
-    from ..metrics import gaussian_log_likelihood
 
     half = (scale / 2).clamp(min=1e-30).log()
-    start = torch.stack([half, half, noise.log(), half], dim=-1)[:, :4 if spread else 3]
+    start = torch.stack([half, half, noise.log()], dim=-1)
+    if spread:
+        first = _fit_conditioned(samples, truth, constraint, noise, scale, False, determined)
+        start = torch.stack([first.local_scale, first.uniform_scale, first.noise_var,
+                             1e-3 * first.local_scale], dim=-1).clamp(min=1e-30).log()
     params = start.clone().requires_grad_(True)
     optimiser = torch.optim.LBFGS([params], max_iter=50, line_search_fn="strong_wolfe")
 
@@ -267,9 +309,15 @@ def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool):
 
     def closure():
         optimiser.zero_grad()
-        post = probconserv(ensemble_gaussian(samples, *unpack(params.clamp(*_LOG_BOUNDS))),
-                           constraint)
-        loss = -gaussian_log_likelihood(post.mean, post.var, truth).mean()
+        prior = ensemble_gaussian(samples, *unpack(params.clamp(*_LOG_BOUNDS)))
+        post = probconserv(uninformative_at(prior, determined), constraint)
+        # Points the rows fix (a Dirichlet wall: posterior variance zero up to round-off)
+        # are known, not predicted: their log density is round-off noise, left out.
+        var = post.var
+        known = (var <= _FIXED * var.detach().amax(-1, keepdim=True)).detach()
+        var = torch.where(known, torch.ones_like(var), var)
+        logpdf = -0.5 * (math.log(2 * math.pi) + var.log() + (truth - post.mean).square() / var)
+        loss = -(logpdf * ~known).sum() / (~known).sum().clamp(min=1)
         loss.backward()
         return loss
 
