@@ -56,7 +56,14 @@ part 1.044e-4 / 3.34; unconditioned 1.796e-4 / 3.09); out of range 1.130e-2 / 0.
 spread part 1.751e-2 / -0.47; unconditioned 1.219e-2 / -0.13). The FNO ensemble: out of range
 1.648e-2 / -1.28 (with spread 1.637e-2 / -1.46; unconditioned 1.801e-2 / -3.95). Sparse rows
 (the cavity's divergence) keep the unconditioned shape, spread included, times one fitted
-factor (:func:`fit_ensemble_noise`).
+factor (:func:`fit_ensemble_noise`). These validation numbers predate the wall rule below.
+
+**Wall points of a BOON ensemble** (:func:`uninformative_at`): a BOON member sets its Dirichlet
+and Neumann wall values from its interior, so the BOON ensembles' prior is given an
+uninformative variance at those points before conditioning (``physguard run --uq``), and the
+wall rows then set them from the interior without shrinking the interior's variance (the limit
+of an infinite prior variance there). An FNO member predicts its walls, so the FNO ensembles
+keep their fitted variance there.
 """
 
 from __future__ import annotations
