@@ -81,6 +81,8 @@ class BenchConfig:
         n_train, n_val, n_test: training / validation functions and test functions per test
             parameter (paper: 10,000 / 100 / 50).
         epochs, batch_size, lr, patience, hidden, min_std, n_latent: the ANP and SoftC-ANP
+            (``min_std=None``: each case's floor, as ``physguard run``, see
+            :data:`~physguard.experiments.gpme.ANP_MIN_STD`)
             (paper: 500 epochs, batch 250, lr 1e-4, hidden 128). With 400 functions, batches
             of 16 give 25 steps per epoch: on Stefan, 30 epochs reached a validation loss of
             -3.13 where batches of 50 for 40 epochs reached -2.14 in about the same time.
@@ -101,7 +103,7 @@ class BenchConfig:
     lr: float = 1e-3
     patience: int = 40
     hidden: int = 64
-    min_std: float = 1e-3
+    min_std: float | None = None
     n_latent: int = 8
     softc_weight: float = 1.0
     softc_points: int = 16
@@ -150,6 +152,7 @@ class BenchConfig:
 def _train(config: BenchConfig, problem: str, device, progress: bool) -> dict:
     """Train the ANP, SoftC-ANP and the ensemble of one case; returns models and seconds."""
     cls = get_problem(problem)
+    floor = config.case_config(problem).min_std  # the case's own floor when None
     train = to_np_data(sample_functions(cls, config.n_train, seed=config.seed)).to(device)
     val = to_np_data(sample_functions(cls, config.n_val, seed=config.seed + 1)).to(device)
     train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
@@ -160,7 +163,7 @@ def _train(config: BenchConfig, problem: str, device, progress: bool) -> dict:
                           ("SoftC-ANP", softc_penalty(cls, config.softc_weight))):
         started = time.perf_counter()
         torch.manual_seed(config.seed)  # the same initial weights for both
-        model = ANP(x_dim=2, hidden=config.hidden, min_std=config.min_std).to(device)
+        model = ANP(x_dim=2, hidden=config.hidden, min_std=floor).to(device)
         train_anp(model, train, val, train_config, progress=progress, penalty=penalty,
                   penalty_points=config.softc_points, desc=f"{problem}: {name}")
         models[name] = model
@@ -168,7 +171,7 @@ def _train(config: BenchConfig, problem: str, device, progress: bool) -> dict:
     started = time.perf_counter()
     ensemble_config = dataclasses.replace(train_config, epochs=config.ensemble_epochs)
     models["Ensemble"] = train_ensemble(train, val, config.ensemble_members,
-                                        config.ensemble_hidden, config.min_std,
+                                        config.ensemble_hidden, floor,
                                         ensemble_config, progress=progress)
     seconds["Ensemble"] = time.perf_counter() - started
     return {"models": models, "seconds": seconds}
@@ -192,7 +195,9 @@ def run_case(config: BenchConfig, problem: str, out: Path, progress: bool = True
     predictors = [
         ANPPredictor(models["ANP"], config.n_latent),
         ANPPredictor(models["SoftC-ANP"], config.n_latent, name="SoftC-ANP", constrain=False),
-        GPPredictor(iterations=config.gp_iterations, min_noise=config.min_std ** 2),
+        # The GP's noise floor stays 1e-3 unless min_std is given (the ANP floors per case
+        # were chosen for the ANP).
+        GPPredictor(iterations=config.gp_iterations, min_noise=(config.min_std or 1e-3) ** 2),
         EnsemblePredictor(models["Ensemble"], n_latent=max(1, config.n_latent // 4)),
     ]
     predict_started = time.perf_counter()
