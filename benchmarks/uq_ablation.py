@@ -15,48 +15,27 @@ members' RMS spread over the RMS error of their mean (1 for a well-spread ensemb
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-
-import torch
 
 from physguard import metrics as M
 from physguard.constraints import boundary_constraint, mass_constraint, probconserv
 from physguard.datasets import make_operator_data
-from physguard.experiments.boon import BOONConfig, build_operator
 from physguard.experiments.uq import (
-    UQConfig,
     _condition,
     _data,
     _member_samples,
     conserved_total,
     constraints_for,
+    load_members,
+    load_uq_config,
 )
 from physguard.models.ensemble import ensemble_gaussian, fit_ensemble_noise
 
 
-def load_config(folder: Path) -> UQConfig:
-    raw = json.loads((folder / "config.json").read_text())
-    operator = BOONConfig(**raw.pop("operator"))
-    if raw.get("ood_range") is not None:
-        raw["ood_range"] = tuple(raw["ood_range"])
-    return UQConfig(operator=operator, **raw)
-
-
-def members(folder: Path, name: str, data, config: UQConfig):
-    saved = torch.load(folder / f"members_{name.lower()}.pt", weights_only=True)
-    out = []
-    for state in saved["state_dicts"]:
-        model = build_operator(data, config.operator)
-        model.load_state_dict(state)
-        out.append(model.eval())
-    return out
-
-
 def main() -> None:
     folder = Path(sys.argv[1])
-    config = load_config(folder)
+    config = load_uq_config(folder)
     train, cal, tests = _data(config, progress=False)
     op = config.operator
     tests = {"val-in": make_operator_data(op.problem, 40, op.n_points, op.setting, op.n_steps,
@@ -77,7 +56,7 @@ def main() -> None:
     print("| ensemble | variant | range | rel_l2 | MSE | LL | coverage90 | spread / error |")
     print("|---|---|---|---|---|---|---|---|")
     for name in ("FNO", "BOON"):
-        ms = members(folder, name, train, config)
+        ms = load_members(folder, name, train, config)
         cal_samples = _member_samples(ms, name, cal)
         plain = fit_ensemble_noise(cal_samples, cal.targets)
         fits = {rows_name: fit_ensemble_noise(cal_samples, cal.targets, rows["cal"][rows_name])

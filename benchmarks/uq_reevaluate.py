@@ -10,28 +10,15 @@ for a given configuration, so a fresh run would train the same members).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from physguard.experiments.boon import BOONConfig
-from physguard.experiments.boon2d import BOON2dConfig
-from physguard.experiments.uq import UQConfig, run_uq
-
-
-def load_config(folder: Path) -> UQConfig:
-    """The :class:`UQConfig` a run folder was made with."""
-    raw = json.loads((folder / "config.json").read_text())
-    operator = raw.pop("operator")
-    kind = BOON2dConfig if raw["problem"] in ("wave2d", "cavity") else BOONConfig
-    if raw.get("ood_range") is not None:
-        raw["ood_range"] = tuple(raw["ood_range"])
-    return UQConfig(operator=kind(**operator), **raw)
+from physguard.experiments.uq import load_uq_config, run_uq
 
 
 def main() -> None:
     source, out = Path(sys.argv[1]), Path(sys.argv[2])
-    run_uq(load_config(source), out, progress=True, members_from=source)
+    run_uq(load_uq_config(source), out, progress=True, members_from=source)
     print((out / "table.md").read_text())
 
 

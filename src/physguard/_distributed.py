@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-__all__ = ["init", "world", "is_main", "all_reduce_sum", "run_folder_on_main"]
+__all__ = ["init", "requested", "world", "is_main", "all_reduce_sum", "run_folder_on_main"]
 
 
 def world() -> tuple[int, int]:
@@ -36,9 +36,8 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
-def init(device: str = "auto") -> bool:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (once); returns whether
-    this is a multi-process run. Backend: NCCL when the run uses CUDA, else gloo.
+def requested() -> bool:
+    """Whether this process was started for a multi-process run (``WORLD_SIZE > 1``).
 
     Raises:
         ValueError: ``WORLD_SIZE`` is set but not a positive integer.
@@ -48,7 +47,17 @@ def init(device: str = "auto") -> bool:
         return False
     if not size.isdigit() or int(size) < 1:
         raise ValueError(f"WORLD_SIZE must be a positive integer, got {size!r}")
-    if int(size) == 1:
+    return int(size) > 1
+
+
+def init(device: str = "auto") -> bool:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (once); returns whether
+    this is a multi-process run. Backend: NCCL when the run uses CUDA, else gloo.
+
+    Raises:
+        ValueError: ``WORLD_SIZE`` is set but not a positive integer.
+    """
+    if not requested():
         return False
     if not dist.is_initialized():
         cuda = device in ("auto", "cuda") and torch.cuda.is_available()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -306,9 +305,10 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
     Methods: ANP, SoftC-ANP, GP and a deep ensemble, each with HardC, ProbConserv and
     ProbConserv + non-negativity. The default size takes about 30 minutes on 2 CPU cores.
     """
+    from . import _distributed
     from .experiments.bench import BenchConfig, run_bench
 
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if _distributed.requested():
         raise click.UsageError("bench probconserv trains neural processes and GPs in one "
                                "process; under torchrun, physguard trains the BOON problems "
                                "(physguard bench boon, physguard run)")

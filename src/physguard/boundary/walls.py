@@ -70,7 +70,12 @@ from ..models.fno_nd import lattice_matmul, lattice_mix
 from ._block import shifted, solve
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
-__all__ = ["WallCorrection", "enforce_walls", "periodic_walls"]
+__all__ = ["WALL_INDEX", "WallCorrection", "enforce_walls", "periodic_walls"]
+
+#: Each wall of a field ``(..., Nx, Ny)``: its tensor dim, its index along that dim and the
+#: inward sign (the direction of its Neumann stencil).
+WALL_INDEX = {"left": (-2, 0, 1), "right": (-2, -1, -1), "bottom": (-1, 0, 1),
+              "top": (-1, -1, -1)}
 
 def _self_conjugate(k: torch.Tensor, n: int) -> torch.Tensor:
     """Mask of the last-axis frequencies ``0`` and ``N / 2`` (their own conjugates)."""
@@ -319,8 +324,6 @@ def enforce_walls(out: torch.Tensor, conditions: dict, domain) -> torch.Tensor:
     """
     nx, ny = out.shape[-2], out.shape[-1]
     h = ((domain[0][1] - domain[0][0]) / (nx - 1), (domain[1][1] - domain[1][0]) / (ny - 1))
-    walls = {"left": (-2, 0, 1), "right": (-2, -1, -1), "bottom": (-1, 0, 1),
-             "top": (-1, -1, -1)}  # dim, index, inward sign
     periodic = [dim for dim, (lo, hi) in ((-2, ("left", "right")), (-1, ("bottom", "top")))
                 if isinstance(conditions[lo], Periodic)]
     out = periodic_walls(out, periodic) if periodic else out.clone()
@@ -328,7 +331,7 @@ def enforce_walls(out: torch.Tensor, conditions: dict, domain) -> torch.Tensor:
         bc = conditions[name]
         if not isinstance(bc, Neumann):
             continue
-        dim, index, sign = walls[name]
+        dim, index, sign = WALL_INDEX[name]
         n = out.shape[dim]
         coeffs = one_sided_stencil(bc.order)
         if n < len(coeffs) + 1:
@@ -342,7 +345,7 @@ def enforce_walls(out: torch.Tensor, conditions: dict, domain) -> torch.Tensor:
     for name in ("left", "right", "bottom", "top"):
         bc = conditions[name]
         if isinstance(bc, Dirichlet):
-            dim, index, _ = walls[name]
+            dim, index, _ = WALL_INDEX[name]
             wall = out.select(dim, index)
             wall.copy_(broadcast_to_boundary(bc.value, wall))
     return out

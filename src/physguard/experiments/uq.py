@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from .. import metrics as M
 from .._io import atomic_path, run_folder, write_json, write_npz, write_text
 from ..boundary import Dirichlet, Neumann
+from ..boundary.walls import WALL_INDEX
 from ..constraints import (
     LinearConstraint,
     block_constraints,
@@ -76,7 +77,8 @@ from .boon2d import (
     wall_errors,
 )
 
-__all__ = ["UQConfig", "run_uq", "UQ_MODELS", "UQ_PROBLEMS", "true_mass"]
+__all__ = ["UQConfig", "run_uq", "load_uq_config", "load_members", "UQ_MODELS", "UQ_PROBLEMS",
+           "true_mass"]
 
 UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-FNO-Ensemble",
              "ProbConserv-BOON-Ensemble")
@@ -330,9 +332,8 @@ def determined_points(data) -> torch.Tensor | None:
         mask = torch.zeros(data.x.shape[0], data.y.shape[0], dtype=torch.bool)
         for wall, kind in zip(WALLS, data.wall_types, strict=True):
             if kind in ("dirichlet", "neumann"):
-                dim, end = (0, 0 if wall == "left" else -1) if wall in ("left", "right") \
-                    else (1, 0 if wall == "bottom" else -1)
-                mask.select(dim, end).fill_(True)
+                dim, index, _ = WALL_INDEX[wall]
+                mask.select(dim, index).fill_(True)
         return mask.flatten() if bool(mask.any()) else None
     mask = torch.zeros(data.x.shape[0], dtype=torch.bool)
     for end, kind in ((0, data.left_type), (-1, data.right_type)):
@@ -352,14 +353,30 @@ def constraints_for(data, mass: torch.Tensor):
     return stack_constraints(_wall_rows_2d(data, slice(None), False), mass_row)
 
 
-def _load_members(folder: Path, name: str, train, config: UQConfig) -> list:
-    """The members of a finished run (see :func:`run_uq`), in eval mode."""
+def load_uq_config(folder: str | Path) -> UQConfig:
+    """The :class:`UQConfig` a ``--uq`` run folder was made with (its ``config.json``)."""
+    raw = json.loads((Path(folder) / "config.json").read_text())
+    operator = raw.pop("operator")
+    kind = BOON2dConfig if raw["problem"] in PROBLEMS_2D else BOONConfig
+    if raw.get("ood_range") is not None:
+        raw["ood_range"] = tuple(raw["ood_range"])
+    return UQConfig(operator=kind(**operator), **raw)
+
+
+def _member_config(config: UQConfig, k: int) -> BOONConfig | BOON2dConfig:
+    """Member ``k``'s training settings: the operator's, seeded ``seed + k``."""
+    return dataclasses.replace(config.operator, seed=config.operator.seed + k)
+
+
+def load_members(folder: str | Path, name: str, train, config: UQConfig) -> list:
+    """The saved ``name`` (``"FNO"`` / ``"BOON"``) members of a finished run of ``config``
+    (see :func:`run_uq`), loaded with ``weights_only``, in eval mode; ``train`` gives the
+    operators' grid."""
     saved = torch.load(Path(folder) / f"members_{name.lower()}.pt", weights_only=True)
     members = []
     for k, state in enumerate(saved["state_dicts"]):
-        member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
-        model = (_model(member_config, train) if config.problem in PROBLEMS_2D
-                 else build_operator(train, member_config))
+        model = (_model(_member_config(config, k), train) if config.problem in PROBLEMS_2D
+                 else build_operator(train, _member_config(config, k)))
         model.load_state_dict(state)
         members.append(model.eval())
     return members
@@ -383,14 +400,12 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
     train_one = train_operator_2d if two_d else train_operator
     for name in ("FNO", "BOON"):
         tick = time.perf_counter()
-        members = []
         if members_from is not None:
-            members = _load_members(members_from, name, train, config)
-        for k in tqdm(range(config.n_members if members_from is None else 0),
-                      desc=f"{name} ensemble", unit="member", disable=not progress):
-            member_config = dataclasses.replace(config.operator, seed=config.operator.seed + k)
-            model, _ = train_one(name, train, member_config, progress=False)
-            members.append(model)
+            members = load_members(members_from, name, train, config)
+        else:
+            members = [train_one(name, train, _member_config(config, k), progress=False)[0]
+                       for k in tqdm(range(config.n_members), desc=f"{name} ensemble",
+                                     unit="member", disable=not progress)]
         with atomic_path(out / f"members_{name.lower()}.pt") as tmp:
             torch.save({"model": name, "config": dataclasses.asdict(config.operator),
                         "state_dicts": [{k: v.detach().cpu() for k, v in m.state_dict().items()}
