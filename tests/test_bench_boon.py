@@ -15,6 +15,7 @@ from physguard.experiments.bench_boon import (
     BOONBenchConfig,
     _identical_walls,
     boundary_residual,
+    interior_rel_l2,
     run_bench_boon,
 )
 
@@ -31,7 +32,7 @@ def test_tiny_bench_writes_report_and_records(tmp_path):
     stored = json.loads((folder / "metrics.json").read_text())
     assert len(stored) == len(records) == 4 * len(BENCH_MODELS)
     for r in stored:
-        assert {"problem", "setting", "model", "rel_l2", "boundary_error",
+        assert {"problem", "setting", "model", "rel_l2", "interior_rel_l2", "boundary_error",
                 "train_seconds"} <= set(r)
         if r["model"] == "BOON":  # exact in float64 (Dirichlet value / Neumann stencil)
             assert r["boundary_error"] < 1e-10, r
@@ -98,3 +99,22 @@ def test_notes_explain_a_lost_row_only_with_what_was_measured():
     plain = _note([dict(fno, identical_walls=False), dict(boon, identical_walls=False,
                                                           final_train_loss=0.05)])
     assert "not explained" in plain
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_interior_rel_l2_ignores_the_walls_only(two_d):
+    """Errors on the wall points do not count; one interior error does, relative to the
+    interior's norm."""
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.randn(3, 2, 9, *((7,) if two_d else ()), generator=gen, dtype=torch.float64)
+    pred = truth.clone()
+    pred[:, :, 0] += 5.0
+    pred[:, :, -1] -= 5.0
+    if two_d:
+        pred[..., 0] += 5.0
+        pred[..., -1] += 5.0
+    assert interior_rel_l2(pred, truth, two_d) == 0.0
+    inner = (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
+    pred[(0, 0, 4) + ((3,) if two_d else ())] += 1.0
+    expected = 1.0 / float(truth[0][inner[1:]].norm()) / 3
+    assert abs(interior_rel_l2(pred, truth, two_d) - expected) < 1e-12
