@@ -14,6 +14,7 @@ from physguard.experiments.bench_boon import (
     BENCH_MODELS,
     BOONBenchConfig,
     _identical_walls,
+    _penalised_loss,
     boundary_residual,
     interior_rel_l2,
     run_bench_boon,
@@ -118,3 +119,18 @@ def test_interior_rel_l2_ignores_the_walls_only(two_d):
     pred[(0, 0, 4) + ((3,) if two_d else ())] += 1.0
     expected = 1.0 / float(truth[0][inner[1:]].norm()) / 3
     assert abs(interior_rel_l2(pred, truth, two_d) - expected) < 1e-12
+
+
+def test_penalty_gradient_is_finite_where_the_residual_is_exactly_zero():
+    """A periodic prediction whose two ends agree exactly: the penalty's gradient must be 0,
+    not NaN (sqrt(mean(r^2)) gave NaN and wiped out a bench row's training)."""
+    data = make_operator_data("burgers-periodic", 3, 17, "single", seed=0)
+    pred = data.targets.float().clone().requires_grad_(True)
+    loss = _penalised_loss(data, 1.0)(pred, data.targets.float(), torch.arange(3))
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    # the residual is 0 here, so the gradient is the relative L2's alone
+    plain = pred.detach().clone().requires_grad_(True)
+    from physguard.experiments.boon import relative_l2_loss
+    relative_l2_loss(plain, data.targets.float()).backward()
+    assert torch.equal(pred.grad, plain.grad)

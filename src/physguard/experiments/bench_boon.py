@@ -163,7 +163,10 @@ def _penalised_loss(data, weight: float):
     def loss(pred, truth, index):
         residual = boundary_residual(pred, data, index.to(pred.device))
         scale = truth.flatten(1).square().mean(1).sqrt()
-        penalty = residual.square().mean(1).sqrt() / scale
+        # RMS as a norm: its gradient is 0, not NaN, where the residual is exactly 0 (a
+        # periodic row whose two ends agree in float32: sqrt(mean(r^2)) gave NaN weights).
+        rms = torch.linalg.vector_norm(residual, dim=1) / residual.shape[1] ** 0.5
+        penalty = rms / scale
         return relative_l2_loss(pred, truth) + weight * penalty.mean()
     return loss
 
