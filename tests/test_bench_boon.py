@@ -100,6 +100,10 @@ def test_notes_explain_a_lost_row_only_with_what_was_measured():
     plain = _note([dict(fno, identical_walls=False), dict(boon, identical_walls=False,
                                                           final_train_loss=0.05)])
     assert "not explained" in plain
+    periodic = _note([dict(fno, identical_walls=False),
+                      dict(boon, identical_walls=False, kernel_correction=False)])
+    assert "averages the two ends" in periodic and "corrected kernel" not in periodic
+    assert "corrected kernel" in note
 
 
 @pytest.mark.parametrize("two_d", [False, True])
