@@ -12,6 +12,10 @@ training loss:
 * ``BOON-rows``: the other way to make a layer's wall rows depend on the wall inputs only:
   the wall rows of ``K`` are replaced by ``[A, 0]`` (the leak ``K[P, I] v_I`` is subtracted
   from the wall outputs) and the interior rows are the plain kernel's (no solve);
+* ``BOON-output-only``: BOON with the per-layer correction switched off (trained and tested
+  so): only the output's wall values are set; does setting them slow training?
+* ``BOON-ramp``: the correction scaled by ``lambda`` rising from 0 to 1 over the first 30 % of
+  the training steps (1 at test time): is it the corrected kernel's start that is slow?
 * ``FNO+lift`` / ``BOON+lift``: a second input channel carries the output's prescribed wall
   data, lifted into the domain (Dirichlet: the line through both wall values; Neumann: the
   quadratic with both fluxes), so the interior sees what the walls will be at the output time.
@@ -42,7 +46,8 @@ from physguard.datasets.operator import OperatorData
 from physguard.experiments import boon as experiment
 from physguard.models import fno as fno_module
 
-VARIANTS = ("FNO", "BOON", "BOON-rows", "FNO+lift", "BOON+lift")
+VARIANTS = ("FNO", "BOON", "BOON-rows", "FNO+lift", "BOON+lift", "BOON-output-only",
+            "BOON-ramp")
 
 
 def lifted_walls(data: OperatorData) -> torch.Tensor:
@@ -105,16 +110,48 @@ def with_channels(n_channels: int):
     """``build_operator`` with ``n_channels`` input channels."""
     plain = experiment.build_operator
 
-    def build(data, config):
-        model = plain(data, config)
-        return fno_module.FNO1d(n_channels, model.out_channels, config.modes, config.width,
-                                config.n_layers, domain=model.domain)
+    def build(data, config):  # built directly: no throwaway model drawing initial weights
+        return fno_module.FNO1d(n_channels, data.targets.shape[1], config.modes, config.width,
+                                config.n_layers, domain=(float(data.x[0]), float(data.x[-1])))
 
     experiment.build_operator = build
     try:
         yield
     finally:
         experiment.build_operator = plain
+
+
+@contextlib.contextmanager
+def scaled_correction(scale):
+    """BOON's correction with its change ``delta`` (and the spectrum's) scaled by ``scale()``
+    at every call."""
+    plain = boon_module._LayerCorrection.__call__
+
+    def scaled(self, layer, v, z):
+        z_new, points, delta = plain(self, layer, v, z)
+        lam = scale()
+        return z + lam * (z_new - z), points, lam * delta
+
+    boon_module._LayerCorrection.__call__ = scaled
+    try:
+        yield
+    finally:
+        boon_module._LayerCorrection.__call__ = plain
+
+
+def ramp(config, fraction: float = 0.3):
+    """``lambda`` for ``BOON-ramp``: counts the training forward passes (one correction call
+    per kernel layer with gradients on), 1 at test time (no gradients)."""
+    steps = fraction * config.epochs * -(-config.n_train // config.batch_size)
+    calls = [0]
+
+    def scale():
+        if not torch.is_grad_enabled():
+            return 1.0
+        calls[0] += 1
+        return min(1.0, calls[0] / config.n_layers / steps)
+
+    return scale
 
 
 def spike(model, data: OperatorData) -> float:
@@ -159,9 +196,15 @@ def main() -> None:
                     name = "FNO" if variant.startswith("FNO") else "BOON"
                     lift = variant.endswith("+lift")
                     data = (with_lift(train), with_lift(test)) if lift else (train, test)
-                    with (with_channels(2) if lift else contextlib.nullcontext()), \
-                            (rows_correction() if variant == "BOON-rows"
-                             else contextlib.nullcontext()):
+                    if variant == "BOON-rows":
+                        variation = rows_correction()
+                    elif variant == "BOON-output-only":
+                        variation = scaled_correction(lambda: 0.0)
+                    elif variant == "BOON-ramp":
+                        variation = scaled_correction(ramp(config))
+                    else:
+                        variation = contextlib.nullcontext()
+                    with (with_channels(2) if lift else contextlib.nullcontext()), variation:
                         model, losses, _, record = experiment.train_and_evaluate(
                             name, *data, config, False)
                     size = f"{spike(model, test):.1f}" if variant == "BOON" else ""
