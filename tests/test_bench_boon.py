@@ -1,6 +1,7 @@
 """``physguard bench boon`` at tiny sizes: files, records, exact BOON rows, the penalty's
 residual, and clean errors."""
 
+import dataclasses
 import json
 
 import pytest
@@ -104,6 +105,44 @@ def test_notes_explain_a_lost_row_only_with_what_was_measured():
                       dict(boon, identical_walls=False, kernel_correction=False)])
     assert "averages the two ends" in periodic and "corrected kernel" not in periodic
     assert "corrected kernel" in note
+    lost = dict(boon, identical_walls=False, final_train_loss=0.05, recheck_seed=1)
+    flips = _note([dict(fno, identical_walls=False),
+                   dict(lost, recheck_fno_rel_l2=0.3, recheck_boon_rel_l2=0.1)])
+    assert "changes sign with the seed" in flips and "3.00" in flips
+    stays = _note([dict(fno, identical_walls=False),
+                   dict(lost, recheck_fno_rel_l2=0.1, recheck_boon_rel_l2=0.3)])
+    assert "loses with both seeds" in stays and "not explained" in stays
+
+
+def test_recheck_trains_a_lost_row_again_with_the_next_seed(tmp_path, monkeypatch):
+    """A row BOON loses for no measured reason is trained again (FNO and BOON, same data,
+    seed + 1) and the BOON record carries both errors; --no-recheck skips it."""
+    import physguard.experiments.bench_boon as bench_module
+
+    calls = []
+    plain = bench_module.train_and_evaluate
+
+    def rigged(name, train, test, config, progress=True, loss=None):
+        calls.append((name, config.seed, loss is not None))
+        model, losses, prediction, record = plain(name, train, test, config, progress, loss)
+        # BOON "loses" at seed 0 with an equal training loss: nothing else explains it
+        if config.seed == 0 and name == "BOON":
+            record["rel_l2"] = 10.0
+        return model, [0.1], prediction, record
+
+    monkeypatch.setattr(bench_module, "train_and_evaluate", rigged)
+    config = BOONBenchConfig(cases=("heat-neumann",), settings=("single",), overrides=TINY,
+                             device="cpu")
+    records = run_bench_boon(config, tmp_path / "bench", progress=False)
+    assert calls[-2:] == [("FNO", 1, False), ("BOON", 1, False)]
+    boon = {r["model"]: r for r in records}["BOON"]
+    assert boon["recheck_seed"] == 1 and boon["recheck_boon_rel_l2"] < 10.0
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "seed 1" in report
+    calls.clear()
+    quiet = dataclasses.replace(config, recheck=False)
+    run_bench_boon(quiet, tmp_path / "quiet", progress=False)
+    assert len(calls) == len(BENCH_MODELS)
 
 
 @pytest.mark.parametrize("two_d", [False, True])

@@ -346,10 +346,14 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
               help="Training samples for every row (default: the bench's per-row size).")
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
               help="Test samples for every row.")
+@click.option("--recheck/--no-recheck", default=True, show_default=True,
+              help="Where BOON loses a row for no measured reason, train FNO and BOON again "
+                   "with the next seed's weights (same data) and report whether the gap keeps "
+                   "its sign.")
 @_run_options
 def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
-               penalty: float, functions: int | None, test_functions: int | None, seed: int,
-               device: str, overwrite: bool, quiet: bool) -> None:
+               penalty: float, functions: int | None, test_functions: int | None,
+               recheck: bool, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
     problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
 
@@ -366,7 +370,7 @@ def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | 
                  if v is not None}
         config = BOONBenchConfig(cases=split(cases), settings=split(settings), paper=paper,
                                  epochs=epochs, penalty=penalty, seed=seed, device=device,
-                                 overrides=sizes)
+                                 overrides=sizes, recheck=recheck)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     distributed = _distributed.init(device)  # torchrun: every row trains with DDP
