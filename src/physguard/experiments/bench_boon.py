@@ -26,8 +26,8 @@ The run folder (complete or absent, :func:`physguard._io.run_folder`)::
                     wall times, and a note on every row where BOON does not beat the FNO
     rel_l2.png      relative L2 of the three models per row (log scale)
 
-Defaults take about 30 minutes on 2 CPU cores; ``paper=True`` uses the notebooks' sizes
-(``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a GPU.
+Defaults take about 35 minutes on 2 CPU cores (32 measured without rechecks); ``paper=True``
+uses the notebooks' sizes (``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a GPU.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ BENCH_CASES = (*OPERATOR_PROBLEMS, *PROBLEMS_2D)
 BENCH_MODELS = ("FNO", "BOON", "FNO+penalty")
 
 #: Bench sizes at the CPU defaults (the 1-D single step as ``physguard run``, the others
-#: smaller, so that the twelve rows of three models fit in about 30 minutes on 2 cores). The
+#: smaller, so that the twelve rows of three models fit in about 32 minutes on 2 cores). The
 #: budgets leave BOON's initial plateau: at 50 epochs (1-D single) and 20 (2-D multi) BOON's
 #: training loss was still near 0.9 on Stokes and wave2d on the validation seeds 1 and 2,
 #: where the FNO's had left it (benchmarks/results/boon_interior.md).
