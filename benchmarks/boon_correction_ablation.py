@@ -72,18 +72,6 @@ def with_lift(data: OperatorData) -> OperatorData:
     return lifted
 
 
-def _leak(correction, layer, v, z):
-    """``K[P, I] v_I`` at the wall points ``(B, C, |P|)`` (as in ``_LayerCorrection``)."""
-    m, c, n_p = z.shape[-1], v.shape[1], len(correction.points)
-    pair, read, _, _ = correction._fourier_factors(m, v)
-    weight = layer.spectral.weight_as(v, m)
-    r_cat = torch.cat([weight.real, weight.imag], dim=-1).reshape(c * c, 2 * m)
-    a_spec = (r_cat @ pair).reshape(c, c, n_p, n_p).permute(2, 1, 3, 0)
-    v_p = v[:, :, correction.points]
-    return torch.cat([z.real, z.imag], dim=-1) @ read - torch.einsum("jopc,bcp->boj",
-                                                                        a_spec, v_p)
-
-
 def _rows_forward(layer, v, correction=None):
     """A kernel layer whose wall rows are ``[A, 0]`` (``BOON-rows``)."""
     n = v.shape[-1]
@@ -91,7 +79,8 @@ def _rows_forward(layer, v, correction=None):
     out = torch.fft.irfft(z, n=n) + layer.pointwise(v)
     if correction is not None:
         index = torch.tensor(correction.points)
-        out = out.index_add(2, index, -_leak(correction, layer, v, z))
+        a_spec = correction.spectral_block(layer, v, z.shape[-1])
+        out = out.index_add(2, index, -correction.leak(a_spec, v, z))
     return F.gelu(out) if layer.activation else out
 
 

@@ -110,22 +110,35 @@ class _LayerCorrection:
             self._factors[key] = pair, read, impulse, evaluate
         return self._factors[key]
 
+    def spectral_block(self, layer: FourierLayer1d, v: torch.Tensor, m: int) -> torch.Tensor:
+        """The spectral part of the boundary block, ``(j, C_out, p, C_in)`` for ``j, p`` in
+        ``P`` (``A`` is this plus ``W`` on ``j = p``)."""
+        c, n_p = v.shape[1], len(self.points)
+        pair = self._fourier_factors(m, v)[0]
+        R = layer.spectral.weight_as(v, m)  # (C_in, C_out, m) complex
+        r_cat = torch.cat([R.real, R.imag], dim=-1).reshape(c * c, 2 * m)
+        return (r_cat @ pair).reshape(c, c, n_p, n_p).permute(2, 1, 3, 0)  # (j, o, p, c)
+
+    def leak(self, a_spec: torch.Tensor, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``K[P, I] v_I (B, C_out, |P|)``: the interior's part of the boundary rows, read off
+        the layer's spectrum ``z`` (``a_spec`` from :meth:`spectral_block`)."""
+        read = self._fourier_factors(z.shape[-1], v)[1]
+        v_p = torch.stack([v[:, :, p] for p in self.points], dim=-1)  # (B, C, |P|)
+        z_cat = torch.cat([z.real, z.imag], dim=-1)  # (B, C, 2m)
+        spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
+        return spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)
+
     def __call__(self, layer: FourierLayer1d, v: torch.Tensor, z: torch.Tensor):
         P, m = self.points, z.shape[-1]
         batch, c = v.shape[0], v.shape[1]
         n_p = len(P)
-        pair, read, impulse, _ = self._fourier_factors(m, v)
-        R = layer.spectral.weight_as(v, m)  # (C_in, C_out, m) complex
-        r_cat = torch.cat([R.real, R.imag], dim=-1).reshape(c * c, 2 * m)
-        a_spec = (r_cat @ pair).reshape(c, c, n_p, n_p).permute(2, 1, 3, 0)  # (j, o, p, c)
+        impulse = self._fourier_factors(m, v)[2]
+        a_spec = self.spectral_block(layer, v, m)
         eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
         w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
         A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
         A = shifted(A, A.abs().amax())
-        v_p = torch.stack([v[:, :, p] for p in P], dim=-1)  # (B, C, |P|)
-        z_cat = torch.cat([z.real, z.imag], dim=-1)  # (B, C, 2m)
-        spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
-        leak = spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)  # K[P, I] v_I
+        leak = self.leak(a_spec, v, z)  # K[P, I] v_I
         rhs = -leak.transpose(1, 2).reshape(batch, n_p * c)
         delta = solve(A, rhs.T).T.reshape(batch, n_p, c)  # (B, |P|, C)
         spectrum = torch.einsum("bpc,pk->bck", delta.to(impulse.dtype), impulse)

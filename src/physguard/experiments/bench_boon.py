@@ -210,6 +210,8 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
     train, test = split_data_2d(config, progress) if two_d else split_data(config)
     data_seconds = time.perf_counter() - started
     evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
+    walls = dict(identical_walls=_identical_walls(train, test),
+                 kernel_correction=_kernel_correction(train))  # of the row's data, once
     records = []
     for label in BENCH_MODELS:
         name = "BOON" if label == "BOON" else "FNO"
@@ -221,9 +223,7 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
                       train_seconds=time.perf_counter() - tic, data_seconds=data_seconds,
                       final_train_loss=losses[-1], n_points=config.n_points,
                       n_train=config.n_train, n_test=config.n_test, epochs=config.epochs,
-                      width=config.width, modes=config.modes,
-                      identical_walls=_identical_walls(train, test),
-                      kernel_correction=_kernel_correction(train))
+                      width=config.width, modes=config.modes, **walls)
         if two_d:
             record["field"] = config.field
         records.append(record)
