@@ -173,3 +173,32 @@ def test_errors():
         pg.BOON(fno, left=pg.Dirichlet(0.0))(torch.randn(1, 1, 8, 8, dtype=D))
     with pytest.raises(ValueError, match="Neumann stencil"):
         pg.BOON(fno, left=pg.Neumann(0.0, order=3))(torch.randn(1, 1, 3, 8))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_exact_output_without_the_kernel_correction(name):
+    """kernel_correction=False is the operator's own output with the wall values set: the
+    conditions hold as with the correction, the interior is the plain operator's, and the
+    correction does change the interior where it applies."""
+    torch.manual_seed(3)
+    fno = pg.FNO2d(1, 2, (6, 5), 8, 3, domain=((0.0, 2.0), (-1.0, 1.0))).double()
+    u = torch.randn(3, 1, 20, 17, dtype=D)
+    plain = pg.BOON(fno, **CASES[name], kernel_correction=False)
+    out = plain(u)
+    _check(out, CASES[name], (2.0 / 19, 2.0 / 16), 1e-10)
+    assert torch.equal(out, plain.enforce(fno(u)))
+    corrected = pg.BOON(fno, **CASES[name])(u)
+    assert float((corrected - out)[..., 3:-3, 3:-3].abs().max()) > 1e-6
+
+
+def test_exact_output_without_the_kernel_correction_in_1d():
+    torch.manual_seed(4)
+    for op in (pg.FNO1d(1, 1, 6, 8, 3).double(), pg.SpaceTimeFNO1d(1, 4, 6, 3, 8, 2).double()):
+        u = torch.randn(2, 1, 24, dtype=D)
+        for left, right in ((pg.Dirichlet(1.0), pg.Neumann(-2.0)), (pg.Periodic(), pg.Periodic())):
+            plain = pg.BOON(op, left=left, right=right, kernel_correction=False)
+            out = plain(u)
+            assert torch.equal(out, plain.enforce(op(u)))
+            assert not torch.allclose(out, pg.BOON(op, left=left, right=right)(u))
+    with pytest.raises(TypeError, match="kernel_correction"):
+        pg.BOON(pg.FNO1d(1, 1, 4, 8, 2), left=pg.Dirichlet(0.0), kernel_correction="no")

@@ -8,7 +8,13 @@ from click.testing import CliRunner
 
 from physguard.cli import main
 from physguard.datasets.operator2d import OperatorData2d, make_operator_data_2d
-from physguard.experiments.boon2d import BOON2dConfig, run_boon_2d
+from physguard.experiments.boon2d import (
+    BOON2dConfig,
+    predict_2d,
+    run_boon_2d,
+    split_data_2d,
+    train_and_evaluate_2d,
+)
 
 
 @pytest.mark.parametrize("problem, setting, field", [
@@ -75,6 +81,21 @@ def test_multi_step_wave_run_with_animation(tmp_path):
     assert (tmp_path / "wave" / "error_over_time.png").is_file()
     boon = next(r for r in records if r["model"] == "BOON")
     assert boon["boundary_error"] < 1e-12 and len(boon["rel_l2_per_step"]) == 4
+
+
+def test_run_without_the_kernel_correction():
+    """kernel_correction=False trains and evaluates BOON as the plain operator with the exact
+    wall values: the interior is the operator's own prediction, the walls hold exactly."""
+    config = BOON2dConfig("cavity", "single", n_train=4, n_test=2, n_points=9, modes=3,
+                          width=4, n_layers=2, epochs=1, batch_size=2, projection_width=8,
+                          device="cpu", kernel_correction=False)
+    train, test = split_data_2d(config, progress=False)
+    model, _, pred, record = train_and_evaluate_2d("BOON", train, test, config, progress=False)
+    assert record["boundary_error"] < 1e-12
+    plain = predict_2d(model, "FNO", test)
+    assert torch.equal(pred[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1])
+    corrected = predict_2d(model, "BOON", test)
+    assert not torch.allclose(corrected[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1])
 
 
 def test_parallel_generation_from_a_plain_script(tmp_path):

@@ -208,6 +208,13 @@ class BOON(nn.Module):
             interval each grid axis spans, both ends included, ``((a, b),)`` or
             ``((ax, bx), (ay, by))``; default the unit interval. It sets the Neumann stencils'
             grid spacing ``h = (b - a) / (N - 1)``.
+        kernel_correction: correct every kernel layer (part 1 above; Saad et al. Sec. 3, the
+            default). ``False`` keeps only the exact output (part 2, and no periodic mean
+            between layers): the conditions still hold to round-off, and the operator's
+            layers are left as they are. Where the wall inputs are the same in every sample
+            (the velocity cavity: lid and no slip), the corrected layers' wall rows are the
+            same constants in every sample, and the exact output alone was measured more
+            accurate (``benchmarks/results/boon_2d.md``).
 
     Call it like the operator. 1-D: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
     space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
@@ -221,7 +228,8 @@ class BOON(nn.Module):
     equal. Corners and the 2-D kernel correction: :mod:`physguard.boundary.walls`.
 
     Raises:
-        TypeError: an operator of another type, or a condition of another type; an input
+        TypeError: an operator of another type, or a condition of another type; a
+            ``kernel_correction`` that is not a bool; an input
             whose dtype is not the operator's (float32 or float64).
         ValueError: periodic on one wall of an axis only; ``bottom`` / ``top`` for a 1-D
             operator; a neuraloperator configuration the correction cannot handle, or a
@@ -231,7 +239,7 @@ class BOON(nn.Module):
     """
 
     def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None,
-                 domain=None):
+                 domain=None, kernel_correction: bool = True):
         super().__init__()
         if is_neuralop_fno(operator):
             operator = NeuralopFNO(operator, domain)
@@ -255,6 +263,10 @@ class BOON(nn.Module):
         self.operator = operator
         self.left, self.right, self.bottom, self.top = left, right, bottom, top
         self.two_d = two_d
+        if not isinstance(kernel_correction, bool):
+            raise TypeError(f"kernel_correction must be True or False, got "
+                            f"{kernel_correction!r}")
+        self.kernel_correction = kernel_correction
 
     @property
     def periodic(self) -> bool:
@@ -272,14 +284,14 @@ class BOON(nn.Module):
         self.operator.check_input(u)
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
-                  if isinstance(bc, Dirichlet | Neumann)]
+                  if isinstance(bc, Dirichlet | Neumann) and self.kernel_correction]
         if isinstance(self.operator, NeuralopFNO):
             correction = WallCorrection([(0, points)]) if points else None
         else:
             kind = _SpaceTimeCorrection if isinstance(self.operator, SpaceTimeFNO1d) \
                 else _LayerCorrection
             correction = kind(points, n) if points else None
-        hook = _periodic_mean if self.periodic else None
+        hook = _periodic_mean if self.periodic and self.kernel_correction else None
         out = self.operator(u, correction=correction, layer_hook=hook)
         if output_dtype is not None:
             out = out.to(output_dtype)
@@ -324,11 +336,11 @@ class BOON(nn.Module):
         for axis_from_end, (lo, hi), n in ((2, ("left", "right"), nx),
                                            (1, ("bottom", "top"), ny)):
             points = [p for p, bc in ((0, getattr(self, lo)), (n - 1, getattr(self, hi)))
-                      if isinstance(bc, Dirichlet | Neumann)]
+                      if isinstance(bc, Dirichlet | Neumann) and self.kernel_correction]
             walls.append((operator.n_dims - axis_from_end, points))
         correction = WallCorrection(walls) if any(p for _, p in walls) else None
         periodic = [dim for dim, lo in ((-2, self.left), (-1, self.bottom))
-                    if isinstance(lo, Periodic)]
+                    if isinstance(lo, Periodic) and self.kernel_correction]
         hook = (lambda v: periodic_walls(v, periodic)) if periodic else None
         out = operator(u, correction=correction, layer_hook=hook)
         if output_dtype is not None:

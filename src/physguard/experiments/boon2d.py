@@ -43,6 +43,9 @@ MODELS = ("FNO", "BOON")
 class BOON2dConfig:
     """Sizes of a 2-D BOON run; :meth:`default` fits about 15 minutes on 2 CPU cores.
 
+    ``kernel_correction=False`` trains and evaluates BOON with its exact output only (see
+    :class:`~physguard.BOON`); the default is the full correction of every kernel layer.
+
     Raises:
         ValueError: an unknown problem, setting or field, or a size below 1.
     """
@@ -69,6 +72,7 @@ class BOON2dConfig:
     lr_gamma: float = 0.5
     seed: int = 0
     device: str = "auto"
+    kernel_correction: bool = True
 
     def __post_init__(self):
         if self.problem not in PROBLEMS_2D:
@@ -114,12 +118,14 @@ def _conditions(data: OperatorData2d, index, device, dtype) -> dict:
             for wall, kind in zip(WALLS, data.wall_types, strict=True)}
 
 
-def _apply(model, name: str, data: OperatorData2d, index, inputs, output_dtype=None):
+def _apply(model, name: str, data: OperatorData2d, index, inputs, output_dtype=None,
+           kernel_correction: bool = True):
     if name == "FNO":
         out = model(inputs)
         return out if output_dtype is None else out.to(output_dtype)
     conditions = _conditions(data, index, inputs.device, output_dtype or inputs.dtype)
-    return BOON(model, **conditions)(inputs, output_dtype=output_dtype)
+    return BOON(model, **conditions, kernel_correction=kernel_correction)(
+        inputs, output_dtype=output_dtype)
 
 
 def _model(config: BOON2dConfig, data: OperatorData2d):
@@ -142,8 +148,11 @@ def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
     device = config.torch_device()
     torch.manual_seed(config.seed)
     model = _model(config, train).to(device)
-    losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
-                          train.inputs, train.targets, config, name, progress, loss)
+    def apply(m, index, x):
+        return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction)
+
+    losses = fit_operator(model, apply, train.inputs, train.targets, config, name, progress,
+                          loss)
     return model.eval(), losses
 
 
@@ -161,19 +170,21 @@ def train_and_evaluate_2d(name: str, train: OperatorData2d, test: OperatorData2d
     """Train ``name`` (``"FNO"`` or ``"BOON"``) and evaluate it on ``test``: returns
     ``(model, losses per epoch, prediction, metrics record)``."""
     model, losses = train_operator_2d(name, train, config, progress, loss)
-    prediction = predict_2d(model, name, test)
+    prediction = predict_2d(model, name, test, kernel_correction=config.kernel_correction)
     return model, losses, prediction, metrics_2d(name, prediction, test)
 
 
 @torch.no_grad()
-def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20) -> torch.Tensor:
-    """Predictions ``(n, C_out, Nx, Ny)`` in float64 (BOON's wall values set in float64)."""
+def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20,
+               kernel_correction: bool = True) -> torch.Tensor:
+    """Predictions ``(n, C_out, Nx, Ny)`` in float64 (BOON's wall values set in float64;
+    ``kernel_correction``: see :class:`~physguard.BOON`)."""
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(data), batch):
         index = torch.arange(start, min(start + batch, len(data)))
         out.append(_apply(model, name, data, index, data.inputs[index].float().to(device),
-                          torch.float64).cpu())
+                          torch.float64, kernel_correction).cpu())
     return torch.cat(out)
 
 
