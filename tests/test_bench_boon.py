@@ -103,7 +103,10 @@ def test_notes_explain_a_lost_row_only_with_what_was_measured():
     assert "not explained" in plain
     periodic = _note([dict(fno, identical_walls=False),
                       dict(boon, identical_walls=False, kernel_correction=False)])
-    assert "averages the two ends" in periodic and "corrected kernel" not in periodic
+    assert "two ends averaged" in periodic and "corrected kernel" not in periodic
+    exact_only = _note([fno, dict(boon, kernel_correction=False)])  # identical walls, no
+    assert "exact output only" in exact_only  # correction: the walls' reason is not claimed
+    assert "corrected hidden wall rows" not in exact_only
     assert "corrected kernel" in note
     lost = dict(boon, identical_walls=False, final_train_loss=0.05, recheck_seed=1)
     flips = _note([dict(fno, identical_walls=False),

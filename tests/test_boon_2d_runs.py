@@ -70,6 +70,9 @@ def test_cli_single_step_cavity(tmp_path):
     assert records["BOON"]["boundary_error"] < 1e-12 < records["FNO"]["boundary_error"]
     state = torch.load(out / "boon.pt", weights_only=True)
     assert state["model"] == "BOON"
+    # The velocity cavity's BOON is the exact output only by default, and says so.
+    assert json.loads((out / "config.json").read_text())["kernel_correction"] is False
+    assert "without the per-layer kernel correction" in (out / "table.md").read_text()
 
 
 def test_multi_step_wave_run_with_animation(tmp_path):
@@ -81,6 +84,17 @@ def test_multi_step_wave_run_with_animation(tmp_path):
     assert (tmp_path / "wave" / "error_over_time.png").is_file()
     boon = next(r for r in records if r["model"] == "BOON")
     assert boon["boundary_error"] < 1e-12 and len(boon["rel_l2_per_step"]) == 4
+
+
+def test_kernel_correction_defaults_and_errors():
+    assert BOON2dConfig.default("cavity").kernel_correction is False  # velocity, single step
+    assert BOON2dConfig.default("cavity", kernel_correction=True).kernel_correction is True
+    assert BOON2dConfig.default("cavity", "multi").kernel_correction is True  # vorticity
+    assert BOON2dConfig.default("wave2d").kernel_correction is True
+    with pytest.raises(ValueError, match="kernel_correction"):
+        BOON2dConfig("wave2d", kernel_correction="yes")
+    result = CliRunner().invoke(main, ["run", "stokes", "--no-kernel-correction"])
+    assert result.exit_code == 2 and "2-D BOON runs" in result.output
 
 
 def test_run_without_the_kernel_correction():

@@ -72,6 +72,11 @@ def _clean_errors(work: Callable[[], None]) -> None:
                                  "(the authors' field; the multi-step default).")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
+@click.option("--kernel-correction/--no-kernel-correction", default=None,
+              help="cavity, wave2d: BOON with (or without: exact output only) its per-layer "
+                   "kernel correction. Default: with it, except on the single-step velocity "
+                   "cavity, whose walls are the same in every sample (measured: "
+                   "benchmarks/results/boon_2d.md).")
 @click.option("--uq", is_flag=True,
               help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "
                    "of FNOs and BOON-FNOs, with and without ProbConserv on the wall and "
@@ -92,8 +97,8 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
-        uq: bool, members: int, data_file: Path | None, seed: int, device: str,
-        overwrite: bool, quiet: bool) -> None:
+        kernel_correction: bool | None, uq: bool, members: int, data_file: Path | None,
+        seed: int, device: str, overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -112,6 +117,10 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     if field is not None and field not in FIELDS.get(problem, ()):
         raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
                                f"{', '.join(FIELDS['cavity'])})")
+    if kernel_correction is not None and (problem not in PROBLEMS_2D or uq):
+        raise click.UsageError(f"--kernel-correction / --no-kernel-correction apply to the 2-D "
+                               f"BOON runs ({', '.join(PROBLEMS_2D)}) without --uq, not to "
+                               f"{problem}{' --uq' if uq else ''}")
     if uq:
         from .experiments.uq import UQ_PROBLEMS
 
@@ -145,7 +154,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         elif problem in PROBLEMS_2D:
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
-            sizes = dict(overrides, field=field or "")
+            sizes = dict(overrides, field=field or "", kernel_correction=kernel_correction)
             data = None
             if data_file is not None:
                 from .datasets.well import read_well_2d

@@ -196,8 +196,9 @@ def _identical_walls(*datasets) -> bool:
 
 
 def _kernel_correction(data: OperatorData | OperatorData2d) -> bool:
-    """Whether BOON corrects the kernels (a Dirichlet or Neumann wall); with periodic walls
-    only, it averages the two ends after every layer and nothing else."""
+    """Whether BOON corrects the kernels on this data (a Dirichlet or Neumann wall); with
+    periodic walls only, it averages the two ends after every layer and nothing else. (A
+    row's config can also switch the correction off: ``BOON2dConfig.kernel_correction``.)"""
     kinds = ((data.left_type, data.right_type) if isinstance(data, OperatorData)
              else data.wall_types)
     return any(kind != "periodic" for kind in kinds)
@@ -210,8 +211,9 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
     train, test = split_data_2d(config, progress) if two_d else split_data(config)
     data_seconds = time.perf_counter() - started
     evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
-    walls = dict(identical_walls=_identical_walls(train, test),
-                 kernel_correction=_kernel_correction(train))  # of the row's data, once
+    walls = dict(identical_walls=_identical_walls(train, test),  # of the row's data, once
+                 kernel_correction=_kernel_correction(train)
+                 and getattr(config, "kernel_correction", True))
     records = []
     for label in BENCH_MODELS:
         name = "BOON" if label == "BOON" else "FNO"
@@ -254,13 +256,18 @@ def _note(rows: list[dict]) -> str | None:
     if boon["rel_l2"] < fno["rel_l2"]:
         return None
     reasons = []
-    if boon["identical_walls"]:
+    if boon["identical_walls"] and boon.get("kernel_correction", True):
         reasons.append("every sample's input has the same values on the walls (measured on "
                        "this row's data), so BOON's corrected hidden wall rows, functions of "
                        "the wall inputs only, are the same in every sample; on the single-step "
-                       "velocity cavity this cost accuracy on three seeds out of three "
-                       "(benchmarks/results/boon_2d.md), here it is a lead, not a measured "
-                       "cause")
+                       "velocity cavity this cost accuracy on every seed measured, and the "
+                       "exact output alone did better (benchmarks/results/boon_2d.md), here it "
+                       "is a lead, not a measured cause")
+    elif boon["identical_walls"]:
+        reasons.append("BOON ran with its exact output only (no kernel correction: the walls "
+                       "are the same in every sample), so it differs from the FNO only in "
+                       "its wall values and in how training lands; one seed cannot resolve "
+                       "that gap (benchmarks/results/boon_2d.md)")
     if _slower(fno, boon):
         slower = ("BOON also fits its training data worse at this budget (last-epoch "
                   f"training loss {boon['final_train_loss']:.3e} vs the FNO's "
@@ -270,9 +277,10 @@ def _note(rows: list[dict]) -> str | None:
                        "only) BOON trained as fast as the FNO, so the slower start is the "
                        "corrected kernel's (benchmarks/results/boon_interior.md)")
         else:
-            slower += ("; with periodic walls BOON only averages the two ends after every "
-                       "layer, so a gap this size is where training happened to land: one "
-                       "seed cannot resolve it (benchmarks/results/boon_interior.md)")
+            slower += ("; BOON's layers are the FNO's here (periodic walls: the two ends "
+                       "averaged after every layer; or the correction switched off), so a gap "
+                       "this size is where training happened to land: one seed cannot "
+                       "resolve it (benchmarks/results/boon_interior.md)")
         reasons.append(slower)
     if "recheck_boon_rel_l2" in boon:
         ratio = boon["recheck_fno_rel_l2"] / max(boon["recheck_boon_rel_l2"], 1e-300)
