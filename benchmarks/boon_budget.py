@@ -40,7 +40,8 @@ def main() -> None:
             config = BOONConfig.default(problem, args.setting, epochs=epochs,
                                         lr_step=max(1, epochs // 3), n_train=args.n_train,
                                         n_points=args.n_points, width=args.width,
-                                        seed=args.seed, device="cpu")
+                                        seed=args.seed, device="cpu",
+                                        kernel_correction=True, input_walls=False)
             data = data or split_data(config)  # the same samples for every budget
             errors, losses = {}, {}
             for name in ("FNO", "BOON"):

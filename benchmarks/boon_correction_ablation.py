@@ -2,7 +2,7 @@
 
 For each problem and seed (the seeds select both the data and the initial weights; use seeds
 other than the bench's 0, so that nothing is chosen on the bench's test samples), trains the
-same FNO1d five ways with the same budget and prints the test relative L2 and the last-epoch
+same FNO1d several ways with the same budget and prints the test relative L2 and the last-epoch
 training loss:
 
 * ``FNO``: the plain operator;
@@ -19,6 +19,12 @@ training loss:
 * ``FNO+lift`` / ``BOON+lift``: a second input channel carries the output's prescribed wall
   data, lifted into the domain (Dirichlet: the line through both wall values; Neumann: the
   quadratic with both fluxes), so the interior sees what the walls will be at the output time.
+* ``FNO+walls`` / ``BOON+walls`` / ``BOON-output-only+walls``: the output's Dirichlet wall
+  values written into the input's wall points instead (the FNO: in its data; BOON: its
+  ``input_walls=True``, with and without ``kernel_correction``).
+
+``BOON`` is the plain wrapper here (``kernel_correction=True``, ``input_walls=False``) on every
+problem, whatever the run's default for it.
 
 ``spike`` is the size of BOON's wall-input change against the hidden field, ``|delta| /
 rms(v)`` averaged over the kernel layers, on the trained model and the test inputs.
@@ -35,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import math
 import time
 
@@ -47,7 +54,7 @@ from physguard.experiments import boon as experiment
 from physguard.models import fno as fno_module
 
 VARIANTS = ("FNO", "BOON", "BOON-rows", "FNO+lift", "BOON+lift", "BOON-output-only",
-            "BOON-ramp")
+            "BOON-ramp", "FNO+walls", "BOON+walls", "BOON-output-only+walls")
 
 
 def lifted_walls(data: OperatorData) -> torch.Tensor:
@@ -70,6 +77,19 @@ def with_lift(data: OperatorData) -> OperatorData:
     lifted = copy.copy(data)
     object.__setattr__(lifted, "inputs", torch.cat([data.inputs, lifted_walls(data)], dim=1))
     return lifted
+
+
+def with_output_walls(data: OperatorData) -> OperatorData:
+    """A copy of ``data`` whose inputs carry the output's Dirichlet wall values at the wall
+    points (what BOON's ``input_walls=True`` gives its operator)."""
+    inputs = data.inputs.clone()
+    for end, kind, values in ((0, data.left_type, data.left_values),
+                              (-1, data.right_type, data.right_values)):
+        if kind == "dirichlet":
+            inputs[:, 0, end] = values[:, -1]
+    walled = copy.copy(data)
+    object.__setattr__(walled, "inputs", inputs)
+    return walled
 
 
 def _rows_forward(layer, v, correction=None):
@@ -178,13 +198,21 @@ def main() -> None:
             for seed in args.seeds:
                 config = experiment.BOONConfig.default(
                     problem, "single", epochs=epochs, seed=seed, device="cpu",
-                    lr_step=epochs if epochs == 50 else max(1, epochs // 3))
+                    lr_step=epochs if epochs == 50 else max(1, epochs // 3),
+                    kernel_correction=True, input_walls=False)
                 train, test = experiment.split_data(config)
                 for variant in args.variants:
                     started = time.perf_counter()
                     name = "FNO" if variant.startswith("FNO") else "BOON"
                     lift = variant.endswith("+lift")
                     data = (with_lift(train), with_lift(test)) if lift else (train, test)
+                    if variant == "FNO+walls":
+                        data = with_output_walls(train), with_output_walls(test)
+                    run_config = config
+                    if variant.startswith("BOON") and variant.endswith("+walls"):
+                        run_config = dataclasses.replace(
+                            config, input_walls=True,
+                            kernel_correction=not variant.startswith("BOON-output-only"))
                     if variant == "BOON-rows":
                         variation = rows_correction()
                     elif variant == "BOON-output-only":
@@ -195,7 +223,7 @@ def main() -> None:
                         variation = contextlib.nullcontext()
                     with (with_channels(2) if lift else contextlib.nullcontext()), variation:
                         model, losses, _, record = experiment.train_and_evaluate(
-                            name, *data, config, False)
+                            name, *data, run_config, False)
                     size = f"{spike(model, test):.1f}" if variant == "BOON" else ""
                     print(f"| {problem} | {epochs} | {seed} | {variant} | "
                           f"{record['rel_l2']:.3e} | {losses[-1]:.3e} | {size} | "

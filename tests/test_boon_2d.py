@@ -202,3 +202,31 @@ def test_exact_output_without_the_kernel_correction_in_1d():
             assert not torch.allclose(out, pg.BOON(op, left=left, right=right)(u))
     with pytest.raises(TypeError, match="kernel_correction"):
         pg.BOON(pg.FNO1d(1, 1, 4, 8, 2), left=pg.Dirichlet(0.0), kernel_correction="no")
+
+
+def test_input_walls_give_the_operator_the_output_wall_values():
+    """input_walls=True is BOON applied to the input with its Dirichlet walls set to the
+    output's values (Neumann and periodic walls untouched), in 1-D and 2-D."""
+    torch.manual_seed(5)
+    op = pg.FNO1d(1, 1, 6, 8, 2).double()
+    u, g = torch.randn(3, 1, 16, dtype=D), torch.randn(3, dtype=D)
+    manual = u.clone()
+    manual[:, 0, 0] = g
+    for correction in (True, False):
+        walls = dict(left=pg.Dirichlet(g), right=pg.Neumann(1.0), kernel_correction=correction)
+        out = pg.BOON(op, **walls, input_walls=True)(u)
+        assert torch.equal(out, pg.BOON(op, **walls)(manual))
+        assert torch.equal(out[:, 0, 0], g)
+    fno = pg.FNO2d(2, 2, 4, 8, 2).double()
+    u2 = torch.randn(2, 2, 9, 11, dtype=D)
+    top = torch.randn(2, 2, 9, dtype=D)  # per channel and wall point
+    walls = dict(left=pg.Dirichlet(0.5), right=pg.Neumann(0.0), top=pg.Dirichlet(top))
+    manual = u2.clone()
+    manual[..., 0, :] = 0.5
+    manual[..., :, -1] = top  # the y wall's value at the corner, as in the exact output
+    out = pg.BOON(fno, **walls, input_walls=True)(u2)
+    assert torch.equal(out, pg.BOON(fno, **walls)(manual))
+    with pytest.raises(ValueError, match="in_channels 1 != out_channels 4"):
+        pg.BOON(pg.SpaceTimeFNO1d(1, 4, 6, 3, 8, 2), left=pg.Dirichlet(0.0), input_walls=True)
+    with pytest.raises(TypeError, match="input_walls"):
+        pg.BOON(op, left=pg.Dirichlet(0.0), input_walls=1)

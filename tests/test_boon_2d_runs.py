@@ -93,8 +93,8 @@ def test_kernel_correction_defaults_and_errors():
     assert BOON2dConfig.default("wave2d").kernel_correction is True
     with pytest.raises(ValueError, match="kernel_correction"):
         BOON2dConfig("wave2d", kernel_correction="yes")
-    result = CliRunner().invoke(main, ["run", "stokes", "--no-kernel-correction"])
-    assert result.exit_code == 2 and "2-D BOON runs" in result.output
+    result = CliRunner().invoke(main, ["run", "stefan", "--no-kernel-correction"])
+    assert result.exit_code == 2 and "apply to the BOON runs" in result.output
 
 
 def test_run_without_the_kernel_correction():

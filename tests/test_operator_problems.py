@@ -114,6 +114,40 @@ def test_cli_boon_run(tmp_path):
     assert np.isfinite([r["rel_l2"] for r in records]).all()
 
 
+def test_single_step_stokes_run_gives_boon_the_output_wall_values(tmp_path):
+    """Single-step Stokes defaults to BOON's exact output with the output's wall values in
+    its input (measured: benchmarks/results/boon_interior.md); the table says so, the walls
+    hold exactly, and --kernel-correction --no-input-walls gives the plain wrapper."""
+    import json
+
+    from physguard.experiments.boon import BOONConfig
+
+    config = BOONConfig.default("stokes")
+    assert (config.kernel_correction, config.input_walls) == (False, True)
+    assert BOONConfig.default("stokes", "multi").input_walls is False
+    assert BOONConfig.default("heat-neumann").kernel_correction is True
+    with pytest.raises(ValueError, match="single-step"):
+        BOONConfig.default("stokes", "multi", input_walls=True)
+    with pytest.raises(ValueError, match="input_walls"):
+        BOONConfig(problem="stokes", input_walls="yes")
+    args = ["run", "stokes", "--epochs", "1", "--functions", "4", "--test-functions", "2",
+            "--quiet"]
+    out = tmp_path / "walls"
+    result = CliRunner().invoke(main, args + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["kernel_correction"], saved["input_walls"]) == (False, True)
+    assert "wall values written into the input" in (out / "table.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())[1]["boundary_error"] < 1e-12
+    plain = tmp_path / "plain"
+    result = CliRunner().invoke(main, args + ["--out", str(plain), "--kernel-correction",
+                                              "--no-input-walls"])
+    assert result.exit_code == 0, result.output
+    assert "BOON here" not in (plain / "table.md").read_text()
+    result = CliRunner().invoke(main, ["run", "cavity", "--input-walls"])
+    assert result.exit_code == 2 and "1-D BOON runs" in result.output
+
+
 @pytest.mark.parametrize("a", [0.5, 1.0, 2.0])
 def test_burgers_solver_matches_cole_hopf(a):
     from physguard.pdes import cole_hopf_sine, solve_burgers_dirichlet

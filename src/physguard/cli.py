@@ -73,10 +73,14 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
 @click.option("--kernel-correction/--no-kernel-correction", default=None,
-              help="cavity, wave2d: BOON with (or without: exact output only) its per-layer "
+              help="BOON problems: BOON with (or without: exact output only) its per-layer "
                    "kernel correction. Default: with it, except on the single-step velocity "
-                   "cavity, whose walls are the same in every sample (measured: "
-                   "benchmarks/results/boon_2d.md).")
+                   "cavity and single-step Stokes (measured: benchmarks/results/boon_2d.md, "
+                   "boon_interior.md).")
+@click.option("--input-walls/--no-input-walls", default=None,
+              help="1-D BOON problems, single step: write the output's Dirichlet wall values "
+                   "into BOON's input. Default: on for Stokes only (its wall value at the "
+                   "output time differs between samples).")
 @click.option("--uq", is_flag=True,
               help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "
                    "of FNOs and BOON-FNOs, with and without ProbConserv on the wall and "
@@ -97,8 +101,9 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
-        kernel_correction: bool | None, uq: bool, members: int, data_file: Path | None,
-        seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+        kernel_correction: bool | None, input_walls: bool | None, uq: bool, members: int,
+        data_file: Path | None, seed: int, device: str, overwrite: bool,
+        quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -117,9 +122,13 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     if field is not None and field not in FIELDS.get(problem, ()):
         raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
                                f"{', '.join(FIELDS['cavity'])})")
-    if kernel_correction is not None and (problem not in PROBLEMS_2D or uq):
-        raise click.UsageError(f"--kernel-correction / --no-kernel-correction apply to the 2-D "
-                               f"BOON runs ({', '.join(PROBLEMS_2D)}) without --uq, not to "
+    if kernel_correction is not None and (problem not in _BOON_PROBLEMS or uq):
+        raise click.UsageError(f"--kernel-correction / --no-kernel-correction apply to the BOON "
+                               f"runs ({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
+                               f"{problem}{' --uq' if uq else ''}")
+    if input_walls is not None and (problem not in OPERATOR_PROBLEMS or uq):
+        raise click.UsageError(f"--input-walls / --no-input-walls apply to the 1-D BOON runs "
+                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
     if uq:
         from .experiments.uq import UQ_PROBLEMS
@@ -174,8 +183,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         elif problem in OPERATOR_PROBLEMS:
             from .experiments.boon import BOONConfig, run_boon
 
-            config = (BOONConfig.paper(problem, setting, **overrides) if paper
-                      else BOONConfig.default(problem, setting, **overrides))
+            variant = dict(kernel_correction=kernel_correction, input_walls=input_walls)
+            config = (BOONConfig.paper(problem, setting, **overrides, **variant) if paper
+                      else BOONConfig.default(problem, setting, **overrides, **variant))
             data = None
             if data_file is not None:
                 from .datasets.well import read_well

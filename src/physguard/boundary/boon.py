@@ -215,6 +215,15 @@ class BOON(nn.Module):
             (the velocity cavity: lid and no slip), the corrected layers' wall rows are the
             same constants in every sample, and the exact output alone was measured more
             accurate (``benchmarks/results/boon_2d.md``).
+        input_walls: write every Dirichlet wall's value into the input's wall points before
+            the operator runs (default ``False``), so that the operator sees the output's wall
+            values, not the input's. For an operator whose input is the same field as its
+            output at an earlier time (``in_channels == out_channels``), as in the
+            single-step runs. On Stokes' second problem, where the wall value at the output
+            time differs between samples and the input's does not, this with
+            ``kernel_correction=False`` was 1.4x and 2.6x more accurate than the FNO
+            (``benchmarks/results/boon_interior.md``, section 6); with the corrected kernels
+            it was worse than the FNO.
 
     Call it like the operator. 1-D: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
     space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
@@ -229,9 +238,10 @@ class BOON(nn.Module):
 
     Raises:
         TypeError: an operator of another type, or a condition of another type; a
-            ``kernel_correction`` that is not a bool; an input
+            ``kernel_correction`` or ``input_walls`` that is not a bool; an input
             whose dtype is not the operator's (float32 or float64).
-        ValueError: periodic on one wall of an axis only; ``bottom`` / ``top`` for a 1-D
+        ValueError: periodic on one wall of an axis only; ``input_walls`` for an operator
+            whose input and output channels differ; ``bottom`` / ``top`` for a 1-D
             operator; a neuraloperator configuration the correction cannot handle, or a
             ``domain`` for a physguard operator; a grid too small for the Neumann stencil;
             an input that is empty, has fewer than 2 points or the wrong channel count; a
@@ -239,7 +249,7 @@ class BOON(nn.Module):
     """
 
     def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None,
-                 domain=None, kernel_correction: bool = True):
+                 domain=None, kernel_correction: bool = True, input_walls: bool = False):
         super().__init__()
         if is_neuralop_fno(operator):
             operator = NeuralopFNO(operator, domain)
@@ -267,6 +277,13 @@ class BOON(nn.Module):
             raise TypeError(f"kernel_correction must be True or False, got "
                             f"{kernel_correction!r}")
         self.kernel_correction = kernel_correction
+        if not isinstance(input_walls, bool):
+            raise TypeError(f"input_walls must be True or False, got {input_walls!r}")
+        if input_walls and operator.in_channels != operator.out_channels:
+            raise ValueError(f"input_walls writes the output's wall values into the input, so "
+                             f"the input must be the same field: in_channels "
+                             f"{operator.in_channels} != out_channels {operator.out_channels}")
+        self.input_walls = input_walls
 
     @property
     def periodic(self) -> bool:
@@ -282,6 +299,8 @@ class BOON(nn.Module):
         if self.two_d:
             return self._forward_walls(u, output_dtype)
         self.operator.check_input(u)
+        if self.input_walls:
+            u = self._with_input_walls(u)
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
                   if isinstance(bc, Dirichlet | Neumann) and self.kernel_correction]
@@ -324,6 +343,19 @@ class BOON(nn.Module):
         return out
 
 
+    def _with_input_walls(self, u: torch.Tensor) -> torch.Tensor:
+        """``u`` with every Dirichlet wall's value written into its wall points (the
+        ``input_walls`` option; the corner rule of the exact output)."""
+        if self.two_d:
+            dirichlet = {name: bc if isinstance(bc, Dirichlet) else None
+                         for name, bc in self._walls().items()}
+            return enforce_walls(u, dirichlet, self.operator.domain[-2:])
+        u = u.clone()
+        for bc, end in ((self.left, 0), (self.right, u.shape[-1] - 1)):
+            if isinstance(bc, Dirichlet):
+                u[..., end] = broadcast_to_boundary(bc.value, u[..., end])
+        return u
+
     def _walls(self) -> dict:
         return {"left": self.left, "right": self.right, "bottom": self.bottom, "top": self.top}
 
@@ -331,6 +363,8 @@ class BOON(nn.Module):
         """The 2-D path: per-layer wall correction, then the exact wall values."""
         operator = self.operator
         operator.check_input(u, n_grid_dims=2)
+        if self.input_walls:
+            u = self._with_input_walls(u)
         nx, ny = u.shape[-2:]
         walls = []
         for axis_from_end, (lo, hi), n in ((2, ("left", "right"), nx),

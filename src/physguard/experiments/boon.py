@@ -29,7 +29,7 @@ from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
 from ..models.fno import FNO1d, SpaceTimeFNO1d, time_pad_split
 
-__all__ = ["BOONConfig", "run_boon", "MODELS"]
+__all__ = ["BOONConfig", "run_boon", "MODELS", "WALL_INPUT_RUNS"]
 
 MODELS = ("FNO", "BOON")
 
@@ -39,6 +39,15 @@ MODELS = ("FNO", "BOON")
 #: Burgers-Dirichlet 2.0x; periodic Burgers about level) and doubled both errors on Stokes'
 #: second problem, whose wall forcing is periodic in time.
 TIME_PADDING = {"heat-neumann": 6, "burgers-dirichlet": 6, "burgers-periodic": 6, "stokes": 0}
+
+#: ``(problem, setting)`` whose BOON is, by default, the exact output only
+#: (``kernel_correction=False``) with the output's Dirichlet wall values written into the
+#: input (``input_walls=True``). Stokes' wall value at the output time, ``cos(omega t)``,
+#: differs between samples while the input's is 1 in all of them. Measured on seeds 1 and 2
+#: (the runs use 0), 150 epochs, relative L2: FNO 5.09e-2 / 4.80e-2, BOON 4.49e-2 / 6.48e-2,
+#: this 3.55e-2 / 1.82e-2; with the corrected kernels the wall values in the input made it
+#: worse (8.36e-2 / 6.37e-2) (``benchmarks/results/boon_interior.md``, section 6).
+WALL_INPUT_RUNS = {("stokes", "single")}
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,10 @@ class BOONConfig:
             (notebooks: 500 epochs, batch 20, 1e-3, 1e-4, halve every 50).
         seed: seeds the data, the (shared) initial weights and the batch order.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        kernel_correction, input_walls: the options of :class:`~physguard.BOON` for the
+            BOON model. Default (``None``): the per-layer correction and the input as given,
+            except for the runs in :data:`WALL_INPUT_RUNS` (exact output only, the output's
+            Dirichlet wall values written into the input).
     """
 
     problem: str = "heat-neumann"
@@ -82,6 +95,8 @@ class BOONConfig:
     lr_gamma: float = 0.5
     seed: int = 0
     device: str = "auto"
+    kernel_correction: bool | None = None
+    input_walls: bool | None = None
 
     def __post_init__(self):
         if self.problem not in OPERATOR_PROBLEMS:
@@ -91,6 +106,16 @@ class BOONConfig:
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
         check_counts(self, exempt=("seed", "time_padding"))
         time_pad_split(self.time_padding, self.time_padding_side)
+        walls_in = (self.problem, self.setting) in WALL_INPUT_RUNS
+        for name, default in (("kernel_correction", not walls_in), ("input_walls", walls_in)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, default)
+            elif not isinstance(value, bool):
+                raise ValueError(f"{name} must be True, False or None, got {value!r}")
+        if self.input_walls and self.setting != "single":
+            raise ValueError("input_walls needs the single-step setting (the multi-step "
+                             "operator maps one field to T steps)")
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
@@ -128,15 +153,18 @@ def _condition(kind: str, values: torch.Tensor):
 
 
 def _apply(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData, index,
-           inputs: torch.Tensor, output_dtype: torch.dtype | None = None):
-    """Run ``model`` (wrapped in BOON with the samples' boundary values for ``"BOON"``)."""
+           inputs: torch.Tensor, output_dtype: torch.dtype | None = None,
+           kernel_correction: bool = True, input_walls: bool = False):
+    """Run ``model`` (wrapped in BOON with the samples' boundary values for ``"BOON"``, with
+    BOON's options ``kernel_correction`` and ``input_walls``)."""
     if name == "FNO":
         out = model(inputs)
         return out if output_dtype is None else out.to(output_dtype)
     device, dtype = inputs.device, output_dtype or inputs.dtype
     left = _condition(data.left_type, data.left_values[index].to(device, dtype))
     right = _condition(data.right_type, data.right_values[index].to(device, dtype))
-    return BOON(model, left=left, right=right)(inputs, output_dtype=output_dtype)
+    return BOON(model, left=left, right=right, kernel_correction=kernel_correction,
+                input_walls=input_walls)(inputs, output_dtype=output_dtype)
 
 
 def relative_l2_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -167,8 +195,12 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
     (``loss``: see :func:`fit_operator`)."""
     torch.manual_seed(config.seed)
     model = build_operator(train, config)
-    losses = fit_operator(model, lambda m, index, x: _apply(m, name, train, index, x),
-                          train.inputs, train.targets, config, name, progress, loss)
+    def apply(m, index, x):
+        return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction,
+                      input_walls=config.input_walls)
+
+    losses = fit_operator(model, apply, train.inputs, train.targets, config, name, progress,
+                          loss)
     return model.eval(), losses
 
 
@@ -244,12 +276,14 @@ def fit_operator(model, apply, inputs: torch.Tensor, targets: torch.Tensor, conf
 
 
 @torch.no_grad()
-def predict(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData) -> torch.Tensor:
+def predict(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData,
+            kernel_correction: bool = True, input_walls: bool = False) -> torch.Tensor:
     """Predictions ``(n, T, N)`` in float64: the network runs in float32, BOON's boundary
-    values are set in float64."""
+    values are set in float64 (BOON's options: see :class:`~physguard.BOON`)."""
     device = next(model.parameters()).device
     index = torch.arange(len(data))
-    out = _apply(model, name, data, index, data.inputs.float().to(device), torch.float64)
+    out = _apply(model, name, data, index, data.inputs.float().to(device), torch.float64,
+                 kernel_correction, input_walls)
     return out.cpu()
 
 
@@ -291,11 +325,24 @@ def markdown_table(records: list[dict], config: BOONConfig, test: OperatorData |
              f"{len(test) if test is not None else config.n_test} test samples, N = "
              f"{test.x.shape[0] if test is not None else config.n_points}. boundary_error: mean "
              "|value error| (Dirichlet) or |flux error| with the 2nd-order one-sided stencil "
-             "(Neumann), both ends.", "",
+             "(Neumann), both ends.", "", *boon_variant_note(config),
              "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for r in records:
         lines.append(f"| {r['model']} | " + " | ".join(f"{r[k]:.3e}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
+
+
+def boon_variant_note(config) -> list[str]:
+    """The table's sentence on a BOON that is not the default wrapper (no lines if it is)."""
+    if config.kernel_correction and not getattr(config, "input_walls", False):
+        return []
+    parts = [] if config.kernel_correction else ["without the per-layer kernel correction "
+                                                 "(exact output only)"]
+    if getattr(config, "input_walls", False):
+        parts.append("with the output's Dirichlet wall values written into the input")
+    return [f"BOON here runs {' and '.join(parts)}, the measured default for this data "
+            "(benchmarks/results/boon_interior.md and boon_2d.md; --kernel-correction / "
+            "--no-input-walls give the plain wrapper).", ""]
 
 
 def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
@@ -334,7 +381,7 @@ def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, confi
     """Train ``name`` (``"FNO"`` or ``"BOON"``) and evaluate it on ``test``: returns
     ``(model, losses per epoch, prediction, metrics record)``."""
     model, losses = train_operator(name, train, config, progress, loss)
-    prediction = predict(model, name, test)
+    prediction = predict(model, name, test, config.kernel_correction, config.input_walls)
     return model, losses, prediction, operator_metrics(name, prediction, test)
 
 

@@ -32,7 +32,7 @@ from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
 from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
-from .boon import fit_operator
+from .boon import boon_variant_note, fit_operator
 
 __all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d", "EXACT_OUTPUT_ONLY"]
 
@@ -274,11 +274,7 @@ def markdown_table_2d(records: list[dict], config: BOON2dConfig, seconds: dict) 
              f"{config.epochs} epochs, width {config.width}, {config.modes} modes. "
              "boundary_error: mean |value error| (Dirichlet) or |flux error| of the 2nd-order "
              "one-sided stencil (Neumann) over the four walls, corners excluded.", "",
-             *([] if config.kernel_correction else [
-                 "BOON here is its exact output without the per-layer kernel correction "
-                 "(kernel_correction false): the walls are the same in every sample, and the "
-                 "exact output alone measured more accurate than the corrected kernels "
-                 "(benchmarks/results/boon_2d.md; --kernel-correction turns it on).", ""]),
+             *boon_variant_note(config),
              "| model | " + " | ".join(keys) + " | train (s) |", "|---|" + "---|" * (len(keys) + 1)]
     for r in records:
         lines.append(f"| {r['model']} | " + " | ".join(f"{r[k]:.3e}" for k in keys)
