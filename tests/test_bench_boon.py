@@ -42,6 +42,11 @@ def test_tiny_bench_writes_report_and_records(tmp_path):
     for problem, setting in config.rows():
         assert f"| {problem} | {setting} |" in report
     assert "BOON 0.0123" in report  # the Stokes multi-step notebook number beside ours
+    options = {(r["problem"], r["setting"]): r["boon_options"] for r in stored
+               if r["model"] == "BOON"}
+    assert "wall values written into the input" in options["stokes", "single"]
+    assert options["stokes", "multi"] == options["wave2d", "single"] == ""
+    assert "- stokes single: BOON runs without the per-layer kernel correction" in report
 
 
 @pytest.mark.parametrize("problem", ["stokes", "burgers-dirichlet", "burgers-periodic"])

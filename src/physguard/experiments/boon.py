@@ -195,6 +195,7 @@ def train_operator(name: str, train: OperatorData, config: BOONConfig,
     (``loss``: see :func:`fit_operator`)."""
     torch.manual_seed(config.seed)
     model = build_operator(train, config)
+
     def apply(m, index, x):
         return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction,
                       input_walls=config.input_walls)
@@ -332,17 +333,24 @@ def markdown_table(records: list[dict], config: BOONConfig, test: OperatorData |
     return "\n".join(lines) + "\n"
 
 
-def boon_variant_note(config) -> list[str]:
-    """The table's sentence on a BOON that is not the default wrapper (no lines if it is)."""
-    if config.kernel_correction and not getattr(config, "input_walls", False):
-        return []
+def boon_options(config) -> list[str]:
+    """How a run's BOON differs from the plain wrapper (``[]``: it does not)."""
     parts = [] if config.kernel_correction else ["without the per-layer kernel correction "
                                                  "(exact output only)"]
     if getattr(config, "input_walls", False):
         parts.append("with the output's Dirichlet wall values written into the input")
-    return [f"BOON here runs {' and '.join(parts)}, the measured default for this data "
-            "(benchmarks/results/boon_interior.md and boon_2d.md; --kernel-correction / "
-            "--no-input-walls give the plain wrapper).", ""]
+    return parts
+
+
+def boon_variant_note(config) -> list[str]:
+    """The table's sentence on a BOON that is not the plain wrapper (no lines if it is)."""
+    parts = boon_options(config)
+    if not parts:
+        return []
+    return [f"BOON here runs {' and '.join(parts)}. These are the defaults of the velocity "
+            "cavity and of single-step Stokes, chosen on validation seeds "
+            "(benchmarks/results/boon_2d.md, boon_interior.md); --kernel-correction and "
+            "--no-input-walls give the plain wrapper.", ""]
 
 
 def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
