@@ -27,7 +27,7 @@ The run folder (complete or absent, :func:`physguard._io.run_folder`)::
                     wall times, and a note on every row where BOON does not beat the FNO
     rel_l2.png      relative L2 of the three models per row (log scale)
 
-Defaults take about 35 minutes on 2 CPU cores (32 measured without rechecks); ``paper=True``
+Defaults take about 38 minutes on 2 CPU cores (37.6 measured, rechecks included); ``paper=True``
 uses the notebooks' sizes (``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a GPU.
 """
 
