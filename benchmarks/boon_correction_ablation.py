@@ -12,8 +12,9 @@ training loss:
 * ``BOON-rows``: the other way to make a layer's wall rows depend on the wall inputs only:
   the wall rows of ``K`` are replaced by ``[A, 0]`` (the leak ``K[P, I] v_I`` is subtracted
   from the wall outputs) and the interior rows are the plain kernel's (no solve);
-* ``BOON-output-only``: BOON with the per-layer correction switched off (trained and tested
-  so): only the output's wall values are set; does setting them slow training?
+* ``BOON-output-only``: BOON with the per-layer correction switched off
+  (``kernel_correction=False``, trained and tested so): only the output's wall values are
+  set; does setting them slow training?
 * ``BOON-ramp``: the correction scaled by ``lambda`` rising from 0 to 1 over the first 30 % of
   the training steps (1 at test time): is it the corrected kernel's start that is slow?
 * ``FNO+lift`` / ``BOON+lift``: a second input channel carries the output's prescribed wall
@@ -208,15 +209,11 @@ def main() -> None:
                     data = (with_lift(train), with_lift(test)) if lift else (train, test)
                     if variant == "FNO+walls":
                         data = with_output_walls(train), with_output_walls(test)
-                    run_config = config
-                    if variant.startswith("BOON") and variant.endswith("+walls"):
-                        run_config = dataclasses.replace(
-                            config, input_walls=True,
-                            kernel_correction=not variant.startswith("BOON-output-only"))
+                    run_config = dataclasses.replace(
+                        config, input_walls=name == "BOON" and variant.endswith("+walls"),
+                        kernel_correction=not variant.startswith("BOON-output-only"))
                     if variant == "BOON-rows":
                         variation = rows_correction()
-                    elif variant == "BOON-output-only":
-                        variation = scaled_correction(lambda: 0.0)
                     elif variant == "BOON-ramp":
                         variation = scaled_correction(ramp(config))
                     else:

@@ -299,18 +299,26 @@ class BOON(nn.Module):
         if self.two_d:
             return self._forward_walls(u, output_dtype)
         self.operator.check_input(u)
-        if self.input_walls:
-            u = self._with_input_walls(u)
         n = u.shape[-1]
         points = [p for p, bc in ((0, self.left), (n - 1, self.right))
-                  if isinstance(bc, Dirichlet | Neumann) and self.kernel_correction]
+                  if isinstance(bc, Dirichlet | Neumann)]
         if isinstance(self.operator, NeuralopFNO):
             correction = WallCorrection([(0, points)]) if points else None
         else:
             kind = _SpaceTimeCorrection if isinstance(self.operator, SpaceTimeFNO1d) \
                 else _LayerCorrection
             correction = kind(points, n) if points else None
-        hook = _periodic_mean if self.periodic and self.kernel_correction else None
+        hook = _periodic_mean if self.periodic else None
+        return self._exact_output(u, correction, hook, output_dtype)
+
+    def _exact_output(self, u: torch.Tensor, correction, hook, output_dtype) -> torch.Tensor:
+        """The operator on ``u`` (its Dirichlet walls set first with ``input_walls``), its
+        layers corrected by ``correction`` and ``hook`` unless ``kernel_correction`` is off,
+        cast to ``output_dtype``, with the conditions set exactly."""
+        if self.input_walls:
+            u = self._with_input_walls(u)
+        if not self.kernel_correction:
+            correction = hook = None
         out = self.operator(u, correction=correction, layer_hook=hook)
         if output_dtype is not None:
             out = out.to(output_dtype)
@@ -326,10 +334,7 @@ class BOON(nn.Module):
         n = out.shape[-1]
         a, b = self.operator.domain
         h = (b - a) / (n - 1)
-        out = out.clone()
-        for bc, end in ((self.left, 0), (self.right, n - 1)):
-            if isinstance(bc, Dirichlet):
-                out[..., end] = broadcast_to_boundary(bc.value, out[..., end])
+        out = self._dirichlet_ends(out)
         for bc, sign in ((self.left, 1), (self.right, -1)):
             if isinstance(bc, Neumann):
                 coeffs = one_sided_stencil(bc.order)
@@ -342,19 +347,22 @@ class BOON(nn.Module):
                 out[..., idx[0]] = (sign * flux * h - rest) / coeffs[0]
         return out
 
+    def _dirichlet_ends(self, out: torch.Tensor) -> torch.Tensor:
+        """A copy of the 1-D field ``out`` with each Dirichlet end set to its value."""
+        out = out.clone()
+        for bc, end in ((self.left, 0), (self.right, out.shape[-1] - 1)):
+            if isinstance(bc, Dirichlet):
+                out[..., end] = broadcast_to_boundary(bc.value, out[..., end])
+        return out
 
     def _with_input_walls(self, u: torch.Tensor) -> torch.Tensor:
         """``u`` with every Dirichlet wall's value written into its wall points (the
         ``input_walls`` option; the corner rule of the exact output)."""
-        if self.two_d:
-            dirichlet = {name: bc if isinstance(bc, Dirichlet) else None
-                         for name, bc in self._walls().items()}
-            return enforce_walls(u, dirichlet, self.operator.domain[-2:])
-        u = u.clone()
-        for bc, end in ((self.left, 0), (self.right, u.shape[-1] - 1)):
-            if isinstance(bc, Dirichlet):
-                u[..., end] = broadcast_to_boundary(bc.value, u[..., end])
-        return u
+        if not self.two_d:
+            return self._dirichlet_ends(u)
+        dirichlet = {name: bc if isinstance(bc, Dirichlet) else None
+                     for name, bc in self._walls().items()}
+        return enforce_walls(u, dirichlet, self.operator.domain[-2:])
 
     def _walls(self) -> dict:
         return {"left": self.left, "right": self.right, "bottom": self.bottom, "top": self.top}
@@ -363,23 +371,18 @@ class BOON(nn.Module):
         """The 2-D path: per-layer wall correction, then the exact wall values."""
         operator = self.operator
         operator.check_input(u, n_grid_dims=2)
-        if self.input_walls:
-            u = self._with_input_walls(u)
         nx, ny = u.shape[-2:]
         walls = []
         for axis_from_end, (lo, hi), n in ((2, ("left", "right"), nx),
                                            (1, ("bottom", "top"), ny)):
             points = [p for p, bc in ((0, getattr(self, lo)), (n - 1, getattr(self, hi)))
-                      if isinstance(bc, Dirichlet | Neumann) and self.kernel_correction]
+                      if isinstance(bc, Dirichlet | Neumann)]
             walls.append((operator.n_dims - axis_from_end, points))
         correction = WallCorrection(walls) if any(p for _, p in walls) else None
         periodic = [dim for dim, lo in ((-2, self.left), (-1, self.bottom))
-                    if isinstance(lo, Periodic) and self.kernel_correction]
+                    if isinstance(lo, Periodic)]
         hook = (lambda v: periodic_walls(v, periodic)) if periodic else None
-        out = operator(u, correction=correction, layer_hook=hook)
-        if output_dtype is not None:
-            out = out.to(output_dtype)
-        return self.enforce(out)
+        return self._exact_output(u, correction, hook, output_dtype)
 
     def enforce_2d(self, out: torch.Tensor) -> torch.Tensor:
         """Set the wall values of a 2-D output ``(B, C, Nx, Ny)`` (see the corner rules in

@@ -213,8 +213,7 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
     data_seconds = time.perf_counter() - started
     evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
     walls = dict(identical_walls=_identical_walls(train, test),  # of the row's data, once
-                 kernel_correction=_kernel_correction(train)
-                 and getattr(config, "kernel_correction", True),
+                 kernel_correction=_kernel_correction(train) and config.kernel_correction,
                  boon_options=" and ".join(boon_options(config)))
     records = []
     for label in BENCH_MODELS:

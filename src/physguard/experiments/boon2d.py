@@ -163,6 +163,7 @@ def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
     device = config.torch_device()
     torch.manual_seed(config.seed)
     model = _model(config, train).to(device)
+
     def apply(m, index, x):
         return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction)
 
