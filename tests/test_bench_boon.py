@@ -19,6 +19,7 @@ from physguard.experiments.bench_boon import (
     boundary_residual,
     interior_rel_l2,
     run_bench_boon,
+    wall_error_share,
 )
 
 TINY = dict(n_train=4, n_test=2, n_points=17, width=4, modes=3, epochs=1, n_steps=4)
@@ -35,13 +36,19 @@ def test_tiny_bench_writes_report_and_records(tmp_path):
     assert len(stored) == len(records) == 4 * len(BENCH_MODELS)
     for r in stored:
         assert {"problem", "setting", "model", "rel_l2", "interior_rel_l2", "boundary_error",
-                "train_seconds"} <= set(r)
+                "train_seconds", "wall_error_share"} <= set(r)
+        assert 0.0 <= r["wall_error_share"] <= 1.0
         if r["model"] == "BOON":  # exact in float64 (Dirichlet value / Neumann stencil)
             assert r["boundary_error"] < 1e-10, r
     report = (folder / "report.md").read_text()
     for problem, setting in config.rows():
         assert f"| {problem} | {setting} |" in report
     assert "BOON 0.0123" in report  # the Stokes multi-step notebook number beside ours
+    by = {(r["problem"], r["setting"], r["model"]): r["rel_l2"] for r in stored}
+    below_2x = [row for row in config.rows()
+                if by[(*row, "FNO")] < 2 * by[(*row, "BOON")]]
+    for problem, setting in below_2x:  # each says what the exact walls alone could give
+        assert f"- {problem} {setting}: FNO / BOON" in report
     options = {(r["problem"], r["setting"]): r["boon_options"] for r in stored
                if r["model"] == "BOON"}
     assert "wall values written into the input" in options["stokes", "single"]
@@ -170,6 +177,37 @@ def test_interior_rel_l2_ignores_the_walls_only(two_d):
     pred[(0, 0, 4) + ((3,) if two_d else ())] += 1.0
     expected = 1.0 / float(truth[0][inner[1:]].norm()) / 3
     assert abs(interior_rel_l2(pred, truth, two_d) - expected) < 1e-12
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_wall_error_share_counts_the_wall_points_once(two_d):
+    """An error of 3 on every wall point and 4 on one interior point: the share is the walls'
+    squared error over the total; all on the walls gives 1, none gives 0."""
+    truth = torch.zeros(2, 1, 9, *((7,) if two_d else ()), dtype=torch.float64)
+    pred = truth.clone()
+    inner = (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
+    pred += 3.0
+    pred[inner] = 0.0
+    assert wall_error_share(pred, truth, two_d) == 1.0
+    n_wall = 2 * (9 + 7 - 2) if two_d else 2
+    pred[(0, 0, 4) + ((3,) if two_d else ())] = 4.0
+    expected = 2 * n_wall * 9.0 / (2 * n_wall * 9.0 + 16.0)
+    assert abs(wall_error_share(pred, truth, two_d) - expected) < 1e-12
+    assert wall_error_share(truth, truth, two_d) == 0.0
+
+
+def test_gain_note_bounds_what_the_exact_walls_can_give():
+    from physguard.experiments.bench_boon import _gain_note
+
+    fno = dict(problem="p", setting="single", rel_l2=0.1, interior_rel_l2=0.09,
+               wall_error_share=0.36)
+    boon = dict(rel_l2=0.08, interior_rel_l2=0.09)
+    note = _gain_note([fno, boon])
+    assert "36.0 %" in note and "at most 1.25x" in note and "interior to gain" in note
+    assert "off the walls FNO / BOON is 1.00" in note
+    walls_enough = _gain_note([dict(fno, wall_error_share=0.8), boon])
+    assert "at most 2.24x" in walls_enough and "did not keep" in walls_enough
+    assert _gain_note([fno, dict(boon, rel_l2=0.05)]) is None  # 2x reached: no note
 
 
 def test_penalty_gradient_is_finite_where_the_residual_is_exactly_zero():
