@@ -4,7 +4,7 @@ Same data, seed and budget for the three models; "enforce-only" keeps BOON's exa
 but skips the per-layer kernel correction. Prints one row per model (a diagnostic, not a test).
 
     python benchmarks/boon_2d_ablation.py [--problem cavity] [--setting single] [--epochs 40]
-        [--seeds 0 1] [--models FNO BOON enforce-only] [--time-padding 6]
+        [--seeds 0 1] [--models FNO BOON enforce-only] [--time-padding 6] [--lr-step 33]
 
 With several seeds, each seed draws its own data and initial weights; the last rows give the
 mean and spread of every model over the seeds (one seed's gap can be noise).
@@ -31,8 +31,13 @@ def main() -> None:
     parser.add_argument("--time-padding", type=int, default=None,
                         help="zero steps appended to the time axis (multi step; default: the "
                              "config's)")
+    parser.add_argument("--lr-step", type=int, default=None,
+                        help="epochs between halvings of the learning rate (default: the "
+                             "config's, 100: none within the 100-epoch default)")
     args = parser.parse_args()
     padding = {} if args.time_padding is None else {"time_padding": args.time_padding}
+    if args.lr_step is not None:
+        padding["lr_step"] = args.lr_step
     results = {label: [] for label in args.models}
     for seed in args.seeds:
         config = BOON2dConfig.default(args.problem, args.setting, epochs=args.epochs,
@@ -40,7 +45,8 @@ def main() -> None:
         train, test = split_data_2d(config, progress=False)
         print(f"{config.problem} {config.setting}-step ({config.field}), {config.n_train} / "
               f"{config.n_test} samples, {config.epochs} epochs, seed {config.seed}"
-              + (f", time padding {config.time_padding}" if config.setting == "multi" else ""))
+              + (f", time padding {config.time_padding}" if config.setting == "multi" else "")
+              + f", learning rate halved every {config.lr_step} epochs")
         print(f"{'model':>18} | {'rel_l2':>10} | {'boundary_error':>14} | {'train (s)':>9}")
         for label in args.models:
             name = "FNO" if label == "FNO" else "BOON"
