@@ -204,6 +204,44 @@ def test_exact_output_without_the_kernel_correction_in_1d():
         pg.BOON(pg.FNO1d(1, 1, 4, 8, 2), left=pg.Dirichlet(0.0), kernel_correction="no")
 
 
+@pytest.mark.parametrize("two_d", [False, True])
+def test_space_time_input_walls_give_each_time_its_wall_values(two_d):
+    """For a space-time operator, input_walls writes step k's Dirichlet values into the input
+    repeated at time k (a hand-written input_hook gives the same output), the conditions still
+    hold, and the interior then depends on the walls' time series."""
+    torch.manual_seed(6)
+    n_steps = 5
+    if two_d:
+        op = pg.SpaceTimeFNO2d(1, n_steps, (3, 3, 2), 6, 2, time_padding=2).double()
+        u = torch.randn(2, 1, 9, 8, dtype=D)
+        g = torch.randn(2, n_steps, 8, dtype=D)  # per time and wall point (left wall)
+        walls = dict(left=pg.Dirichlet(g), right=pg.Dirichlet(0.0), bottom=pg.Neumann(0.0))
+    else:
+        op = pg.SpaceTimeFNO1d(1, n_steps, 6, 3, 8, 2, time_padding=2).double()
+        u = torch.randn(2, 1, 16, dtype=D)
+        g = torch.randn(2, n_steps, dtype=D)  # per time
+        walls = dict(left=pg.Dirichlet(g), right=pg.Neumann(0.0))
+
+    def by_hand(rep):
+        rep = rep.clone()
+        rep[:, 0, :, 0] = g
+        if two_d:
+            rep[:, 0, :, -1] = 0.0
+        return rep
+
+    boon = pg.BOON(op, **walls, kernel_correction=False, input_walls=True)
+    out = boon(u)
+    assert torch.equal(out, boon.enforce(op(u, input_hook=by_hand)))
+    assert torch.equal(out[:, :, 0], g)
+    assert torch.equal(op(u, input_hook=lambda rep: rep), op(u))
+    corrected = pg.BOON(op, **walls, input_walls=True)
+    first = corrected(u)
+    assert torch.equal(first[:, :, 0], g)
+    g[:, -1] += 1.0  # the last step's wall value, seen by every step through the operator
+    second = corrected(u)
+    assert not torch.allclose(first[:, 0, 1:-1], second[:, 0, 1:-1])
+
+
 def test_input_walls_give_the_operator_the_output_wall_values():
     """input_walls=True is BOON applied to the input with its Dirichlet walls set to the
     output's values (Neumann and periodic walls untouched), in 1-D and 2-D."""
@@ -226,7 +264,9 @@ def test_input_walls_give_the_operator_the_output_wall_values():
     manual[..., :, -1] = top  # the y wall's value at the corner, as in the exact output
     out = pg.BOON(fno, **walls, input_walls=True)(u2)
     assert torch.equal(out, pg.BOON(fno, **walls)(manual))
-    with pytest.raises(ValueError, match="in_channels 1 != out_channels 4"):
-        pg.BOON(pg.SpaceTimeFNO1d(1, 4, 6, 3, 8, 2), left=pg.Dirichlet(0.0), input_walls=True)
+    with pytest.raises(ValueError, match="in_channels 2 != out_channels 1"):
+        pg.BOON(pg.FNO1d(2, 1, 6, 8, 2), left=pg.Dirichlet(0.0), input_walls=True)
+    with pytest.raises(ValueError, match="in_channels 2 != 1"):
+        pg.BOON(pg.SpaceTimeFNO1d(2, 4, 6, 3, 8, 2), left=pg.Dirichlet(0.0), input_walls=True)
     with pytest.raises(TypeError, match="input_walls"):
         pg.BOON(op, left=pg.Dirichlet(0.0), input_walls=1)

@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
-from ..models.fno_nd import FNO
+from ..models.fno_nd import FNO, SpaceTimeFNO2d
 from ._block import shifted, solve
 from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from .neuralop_fno import NeuralopFNO, is_neuralop_fno
@@ -219,8 +219,12 @@ class BOON(nn.Module):
             the operator runs (default ``False``), so that the operator sees the output's wall
             values, not the input's. For an operator whose input is the same field as its
             output at an earlier time (``in_channels == out_channels``), as in the
-            single-step runs. On Stokes' second problem, where the wall value at the output
-            time differs between samples and the input's does not, this with
+            single-step runs. For a space-time operator (``SpaceTimeFNO1d`` /
+            ``SpaceTimeFNO2d``, one input field, ``in_channels == 1``), the input repeated
+            over the ``T`` output times gets each time's wall values, so the operator sees
+            the walls' whole time series. On single-step Stokes (second problem), where the
+            wall value at the output time differs between samples and the input's does not,
+            this with
             ``kernel_correction=False`` was 1.4x and 2.6x more accurate than the FNO
             (``benchmarks/results/boon_interior.md``, section 6); with the corrected kernels
             it was worse than the FNO.
@@ -241,7 +245,8 @@ class BOON(nn.Module):
             ``kernel_correction`` or ``input_walls`` that is not a bool; an input
             whose dtype is not the operator's (float32 or float64).
         ValueError: periodic on one wall of an axis only; ``input_walls`` for an operator
-            whose input and output channels differ; ``bottom`` / ``top`` for a 1-D
+            whose input and output channels differ (a space-time operator: more than one
+            input channel); ``bottom`` / ``top`` for a 1-D
             operator; a neuraloperator configuration the correction cannot handle, or a
             ``domain`` for a physguard operator; a grid too small for the Neumann stencil;
             an input that is empty, has fewer than 2 points or the wrong channel count; a
@@ -279,7 +284,13 @@ class BOON(nn.Module):
         self.kernel_correction = kernel_correction
         if not isinstance(input_walls, bool):
             raise TypeError(f"input_walls must be True or False, got {input_walls!r}")
-        if input_walls and operator.in_channels != operator.out_channels:
+        self.space_time = isinstance(operator, SpaceTimeFNO1d | SpaceTimeFNO2d)
+        if input_walls and self.space_time and operator.in_channels != 1:
+            raise ValueError(f"input_walls writes each output time's wall values into the "
+                             f"input repeated over the times, so the input must be the one "
+                             f"field at the start: in_channels {operator.in_channels} != 1")
+        if input_walls and not self.space_time and \
+                operator.in_channels != operator.out_channels:
             raise ValueError(f"input_walls writes the output's wall values into the input, so "
                              f"the input must be the same field: in_channels "
                              f"{operator.in_channels} != out_channels {operator.out_channels}")
@@ -315,11 +326,14 @@ class BOON(nn.Module):
         """The operator on ``u`` (its Dirichlet walls set first with ``input_walls``), its
         layers corrected by ``correction`` and ``hook`` unless ``kernel_correction`` is off,
         cast to ``output_dtype``, with the conditions set exactly."""
-        if self.input_walls:
+        options = {}
+        if self.input_walls and self.space_time:  # the input repeated over the T times
+            options["input_hook"] = lambda rep: self._with_input_walls(rep[:, 0])[:, None]
+        elif self.input_walls:
             u = self._with_input_walls(u)
         if not self.kernel_correction:
             correction = hook = None
-        out = self.operator(u, correction=correction, layer_hook=hook)
+        out = self.operator(u, correction=correction, layer_hook=hook, **options)
         if output_dtype is not None:
             out = out.to(output_dtype)
         return self.enforce(out)

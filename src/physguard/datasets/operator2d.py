@@ -41,6 +41,8 @@ __all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS"]
 
 PROBLEMS_2D = ("cavity", "wave2d")
 FIELDS = {"cavity": ("velocity", "vorticity"), "wave2d": ("u",)}
+#: Each problem's condition on the walls left, right, bottom, top.
+WALL_TYPES_2D = {"cavity": ("dirichlet",) * 4, "wave2d": ("neumann",) * 4}
 WALLS = ("left", "right", "bottom", "top")
 _ARRAYS = ("x", "y", "t", "inputs", "targets", *WALLS)
 _FORMAT_VERSION = 1
@@ -234,7 +236,6 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         inputs = torch.from_numpy(np.stack([s["inputs"] for s in samples]))
         targets = torch.from_numpy(np.stack([s["targets"] for s in samples]))
         walls = {k: v.clone() for k, v in _walls(targets).items()}
-        wall_types = ("dirichlet",) * 4
     else:
         inputs, targets = [], []
         t = torch.as_tensor(times, dtype=torch.float64)
@@ -245,6 +246,5 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
             targets.append(wave.solution(t[:, None, None], x[None, :, None], x[None, None, :]))
         inputs, targets = torch.stack(inputs), torch.stack(targets)
         walls = {k: torch.zeros_like(v) for k, v in _walls(targets).items()}
-        wall_types = ("neumann",) * 4
-    return OperatorData2d(problem, setting, field, wall_types, x, x.clone(),
+    return OperatorData2d(problem, setting, field, WALL_TYPES_2D[problem], x, x.clone(),
                           torch.as_tensor(times, dtype=torch.float64), inputs, targets, **walls)

@@ -113,9 +113,11 @@ class BOONConfig:
                 object.__setattr__(self, name, default)
             elif not isinstance(value, bool):
                 raise ValueError(f"{name} must be True, False or None, got {value!r}")
-        if self.input_walls and self.setting != "single":
-            raise ValueError("input_walls needs the single-step setting (the multi-step "
-                             "operator maps one field to T steps)")
+        problem = OPERATOR_PROBLEMS[self.problem]
+        if self.input_walls and "dirichlet" not in (problem.left_type, problem.right_type):
+            raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
+                             f"{self.problem} has none ({problem.left_type} / "
+                             f"{problem.right_type})")
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:

@@ -30,7 +30,14 @@ from .._distributed import run_folder_on_main, world
 from .._io import resolve_device, write_json, write_text
 from .._validation import check_counts
 from ..boundary import BOON, Dirichlet, Neumann
-from ..datasets.operator2d import FIELDS, PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
+from ..datasets.operator2d import (
+    FIELDS,
+    PROBLEMS_2D,
+    WALL_TYPES_2D,
+    WALLS,
+    OperatorData2d,
+    make_operator_data_2d,
+)
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
 from .boon import boon_variant_note, fit_operator
 
@@ -54,9 +61,13 @@ class BOON2dConfig:
     ``kernel_correction``: BOON's per-layer correction (see :class:`~physguard.BOON`); ``False``
     trains and evaluates BOON with its exact output only. Default (``None``): the correction,
     except for the data in :data:`EXACT_OUTPUT_ONLY` (the single-step velocity cavity).
+    ``input_walls``: write the output's Dirichlet wall values into BOON's input (see
+    :class:`~physguard.BOON`; multi-step: each step's, one input field only).
 
     Raises:
-        ValueError: an unknown problem, setting or field, or a size below 1.
+        ValueError: an unknown problem, setting or field, or a size below 1;
+            ``input_walls`` on a problem without Dirichlet walls or on the multi-step
+            velocity.
     """
 
     problem: str
@@ -82,6 +93,7 @@ class BOON2dConfig:
     seed: int = 0
     device: str = "auto"
     kernel_correction: bool | None = None
+    input_walls: bool = False
 
     def __post_init__(self):
         if self.problem not in PROBLEMS_2D:
@@ -100,6 +112,15 @@ class BOON2dConfig:
         elif not isinstance(self.kernel_correction, bool):
             raise ValueError(f"kernel_correction must be True, False or None, got "
                              f"{self.kernel_correction!r}")
+        if not isinstance(self.input_walls, bool):
+            raise ValueError(f"input_walls must be True or False, got {self.input_walls!r}")
+        if self.input_walls and "dirichlet" not in WALL_TYPES_2D[self.problem]:
+            raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
+                             f"{self.problem} has none "
+                             f"({' / '.join(WALL_TYPES_2D[self.problem])})")
+        if self.input_walls and self.setting == "multi" and field == "velocity":
+            raise ValueError("input_walls in the multi-step setting writes each step's wall "
+                             "values into the one input field; the velocity has two")
         check_counts(self, exempt=("seed", "time_padding"))
 
     @classmethod
@@ -134,13 +155,13 @@ def _conditions(data: OperatorData2d, index, device, dtype) -> dict:
 
 
 def _apply(model, name: str, data: OperatorData2d, index, inputs, output_dtype=None,
-           kernel_correction: bool = True):
+           kernel_correction: bool = True, input_walls: bool = False):
     if name == "FNO":
         out = model(inputs)
         return out if output_dtype is None else out.to(output_dtype)
     conditions = _conditions(data, index, inputs.device, output_dtype or inputs.dtype)
-    return BOON(model, **conditions, kernel_correction=kernel_correction)(
-        inputs, output_dtype=output_dtype)
+    return BOON(model, **conditions, kernel_correction=kernel_correction,
+                input_walls=input_walls)(inputs, output_dtype=output_dtype)
 
 
 def _model(config: BOON2dConfig, data: OperatorData2d):
@@ -165,7 +186,8 @@ def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
     model = _model(config, train).to(device)
 
     def apply(m, index, x):
-        return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction)
+        return _apply(m, name, train, index, x, kernel_correction=config.kernel_correction,
+                      input_walls=config.input_walls)
 
     losses = fit_operator(model, apply, train.inputs, train.targets, config, name, progress,
                           loss)
@@ -186,21 +208,22 @@ def train_and_evaluate_2d(name: str, train: OperatorData2d, test: OperatorData2d
     """Train ``name`` (``"FNO"`` or ``"BOON"``) and evaluate it on ``test``: returns
     ``(model, losses per epoch, prediction, metrics record)``."""
     model, losses = train_operator_2d(name, train, config, progress, loss)
-    prediction = predict_2d(model, name, test, kernel_correction=config.kernel_correction)
+    prediction = predict_2d(model, name, test, kernel_correction=config.kernel_correction,
+                            input_walls=config.input_walls)
     return model, losses, prediction, metrics_2d(name, prediction, test)
 
 
 @torch.no_grad()
 def predict_2d(model, name: str, data: OperatorData2d, batch: int = 20,
-               kernel_correction: bool = True) -> torch.Tensor:
+               kernel_correction: bool = True, input_walls: bool = False) -> torch.Tensor:
     """Predictions ``(n, C_out, Nx, Ny)`` in float64 (BOON's wall values set in float64;
-    ``kernel_correction``: see :class:`~physguard.BOON`)."""
+    ``kernel_correction``, ``input_walls``: see :class:`~physguard.BOON`)."""
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(data), batch):
         index = torch.arange(start, min(start + batch, len(data)))
         out.append(_apply(model, name, data, index, data.inputs[index].float().to(device),
-                          torch.float64, kernel_correction).cpu())
+                          torch.float64, kernel_correction, input_walls).cpu())
     return torch.cat(out)
 
 

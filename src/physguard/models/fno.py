@@ -320,13 +320,18 @@ class SpaceTimeFNO1d(nn.Module):
 
     check_input = FNO1d.check_input
 
-    def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, correction=None, layer_hook=None,
+                input_hook=None) -> torch.Tensor:
+        """``(B, in_channels, N) -> (B, n_steps, N)``; ``input_hook`` maps the input repeated
+        over the output times, ``(B, in_channels, T, N)``, to the same shape before the lift
+        (BOON's ``input_walls`` writes each time's wall values there)."""
         self.check_input(u)
         b, _, n = u.shape
         x = torch.linspace(*self.domain, n, dtype=u.dtype, device=u.device)
         t = torch.linspace(*self.t_range, self.n_steps, dtype=u.dtype, device=u.device)
+        repeated = u.unsqueeze(2).expand(b, self.in_channels, self.n_steps, n)
         features = torch.cat([
-            u.unsqueeze(2).expand(b, self.in_channels, self.n_steps, n),
+            repeated if input_hook is None else input_hook(repeated),
             x.expand(b, 1, self.n_steps, n),
             t[:, None].expand(b, 1, self.n_steps, n)], dim=1)
         v = self.lift(features)

@@ -349,12 +349,19 @@ class SpaceTimeFNO2d(FNO):
         self.time_padding_side = time_padding_side
         self.out_channels = self.n_steps
 
-    def forward(self, u: torch.Tensor, correction=None, layer_hook=None) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, correction=None, layer_hook=None,
+                input_hook=None) -> torch.Tensor:
+        """``(B, in_channels, Nx, Ny) -> (B, n_steps, Nx, Ny)``; ``input_hook`` maps the input
+        repeated over the output times, ``(B, in_channels, T, Nx, Ny)``, to the same shape
+        before the lift (BOON's ``input_walls`` writes each time's wall values there)."""
         self.check_input(u, n_grid_dims=2)
         b, c, nx, ny = u.shape
         grid = (self.n_steps, nx, ny)
         coords = self.coordinates(grid, u).expand(b, 3, *grid)
-        features = torch.cat([u.unsqueeze(2).expand(b, c, *grid), coords], dim=1)
+        repeated = u.unsqueeze(2).expand(b, c, *grid)
+        if input_hook is not None:
+            repeated = input_hook(repeated)
+        features = torch.cat([repeated, coords], dim=1)
         start, end = time_pad_split(self.time_padding, self.time_padding_side)
         v = F.pad(self.lift(features), (0, 0, 0, 0, start, end))
         v = self.kernel_layers(v, correction, layer_hook)
