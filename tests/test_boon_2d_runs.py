@@ -97,6 +97,28 @@ def test_kernel_correction_defaults_and_errors():
     assert result.exit_code == 2 and "apply to the BOON runs" in result.output
 
 
+def test_input_walls_config_defaults_and_errors():
+    assert BOON2dConfig.default("cavity", "multi").input_walls is False
+    assert BOON2dConfig.default("cavity", "multi", input_walls=True).input_walls is True
+    with pytest.raises(ValueError, match="wave2d has none"):
+        BOON2dConfig.default("wave2d", input_walls=True)
+    with pytest.raises(ValueError, match="the velocity has two"):
+        BOON2dConfig.default("cavity", "multi", field="velocity", input_walls=True)
+    with pytest.raises(ValueError, match="input_walls"):
+        BOON2dConfig("cavity", input_walls="yes")
+
+
+def test_multi_step_run_with_input_walls():
+    """The multi-step vorticity cavity with each step's wall values in BOON's input: trains,
+    and the walls hold exactly."""
+    config = BOON2dConfig("cavity", "multi", n_train=4, n_test=2, n_points=9, n_steps=3,
+                          modes=3, modes_t=2, width=4, n_layers=2, epochs=1, batch_size=2,
+                          projection_width=8, device="cpu", input_walls=True)
+    train, test = split_data_2d(config, progress=False)
+    record = train_and_evaluate_2d("BOON", train, test, config, progress=False)[3]
+    assert record["boundary_error"] < 1e-12
+
+
 def test_run_without_the_kernel_correction():
     """kernel_correction=False trains and evaluates BOON as the plain operator with the exact
     wall values: the interior is the operator's own prediction, the walls hold exactly."""

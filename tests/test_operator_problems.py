@@ -145,8 +145,12 @@ def test_single_step_stokes_run_gives_boon_the_output_wall_values(tmp_path):
                                               "--no-input-walls"])
     assert result.exit_code == 0, result.output
     assert "BOON here" not in (plain / "table.md").read_text()
-    result = CliRunner().invoke(main, ["run", "cavity", "--input-walls"])
-    assert result.exit_code == 2 and "1-D BOON runs" in result.output
+    result = CliRunner().invoke(main, ["run", "stefan", "--input-walls"])
+    assert result.exit_code == 2 and "apply to the BOON runs" in result.output
+    result = CliRunner().invoke(main, ["run", "wave2d", "--input-walls", "--out",
+                                       str(tmp_path / "wave")])
+    assert result.exit_code == 1 and "wave2d has none" in result.output
+    assert not (tmp_path / "wave").exists()
 
 
 @pytest.mark.parametrize("a", [0.5, 1.0, 2.0])

@@ -78,9 +78,10 @@ def _clean_errors(work: Callable[[], None]) -> None:
                    "cavity and single-step Stokes (measured: benchmarks/results/boon_2d.md, "
                    "boon_interior.md).")
 @click.option("--input-walls/--no-input-walls", default=None,
-              help="1-D BOON problems, single step: write the output's Dirichlet wall values "
-                   "into BOON's input. Default: on for Stokes only (its wall value at the "
-                   "output time differs between samples).")
+              help="BOON problems with Dirichlet walls: write the output's Dirichlet wall "
+                   "values into BOON's input (multi step: each output time's). Default: on "
+                   "for single-step Stokes only (its wall value at the output time differs "
+                   "between samples).")
 @click.option("--uq", is_flag=True,
               help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "
                    "of FNOs and BOON-FNOs, with and without ProbConserv on the wall and "
@@ -126,9 +127,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         raise click.UsageError(f"--kernel-correction / --no-kernel-correction apply to the BOON "
                                f"runs ({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
-    if input_walls is not None and (problem not in OPERATOR_PROBLEMS or uq):
-        raise click.UsageError(f"--input-walls / --no-input-walls apply to the 1-D BOON runs "
-                               f"({', '.join(sorted(OPERATOR_PROBLEMS))}) without --uq, not to "
+    if input_walls is not None and (problem not in _BOON_PROBLEMS or uq):
+        raise click.UsageError(f"--input-walls / --no-input-walls apply to the BOON runs "
+                               f"({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
     if uq:
         from .experiments.uq import UQ_PROBLEMS
@@ -163,7 +164,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         elif problem in PROBLEMS_2D:
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
-            sizes = dict(overrides, field=field or "", kernel_correction=kernel_correction)
+            sizes = dict(overrides, field=field or "", kernel_correction=kernel_correction,
+                         input_walls=input_walls)
             data = None
             if data_file is not None:
                 from .datasets.well import read_well_2d

@@ -53,6 +53,10 @@ MODELS = ("FNO", "BOON")
 #: (``benchmarks/results/boon_2d.md``).
 EXACT_OUTPUT_ONLY = {("cavity", "velocity")}
 
+#: ``(problem, setting, field)`` whose BOON writes the output's Dirichlet wall values into its
+#: input by default (``input_walls``; see :class:`~physguard.BOON`).
+WALL_INPUT_RUNS_2D: set[tuple[str, str, str]] = set()
+
 
 @dataclasses.dataclass(frozen=True)
 class BOON2dConfig:
@@ -62,7 +66,8 @@ class BOON2dConfig:
     trains and evaluates BOON with its exact output only. Default (``None``): the correction,
     except for the data in :data:`EXACT_OUTPUT_ONLY` (the single-step velocity cavity).
     ``input_walls``: write the output's Dirichlet wall values into BOON's input (see
-    :class:`~physguard.BOON`; multi-step: each step's, one input field only).
+    :class:`~physguard.BOON`; multi-step: each step's, one input field only). Default
+    (``None``): only for the data in :data:`WALL_INPUT_RUNS_2D`.
 
     Raises:
         ValueError: an unknown problem, setting or field, or a size below 1;
@@ -93,7 +98,7 @@ class BOON2dConfig:
     seed: int = 0
     device: str = "auto"
     kernel_correction: bool | None = None
-    input_walls: bool = False
+    input_walls: bool | None = None
 
     def __post_init__(self):
         if self.problem not in PROBLEMS_2D:
@@ -112,8 +117,12 @@ class BOON2dConfig:
         elif not isinstance(self.kernel_correction, bool):
             raise ValueError(f"kernel_correction must be True, False or None, got "
                              f"{self.kernel_correction!r}")
-        if not isinstance(self.input_walls, bool):
-            raise ValueError(f"input_walls must be True or False, got {self.input_walls!r}")
+        if self.input_walls is None:
+            object.__setattr__(self, "input_walls", (self.problem, self.setting, field)
+                               in WALL_INPUT_RUNS_2D)
+        elif not isinstance(self.input_walls, bool):
+            raise ValueError(f"input_walls must be True, False or None, got "
+                             f"{self.input_walls!r}")
         if self.input_walls and "dirichlet" not in WALL_TYPES_2D[self.problem]:
             raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
                              f"{self.problem} has none "
