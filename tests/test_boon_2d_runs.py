@@ -89,7 +89,7 @@ def test_multi_step_wave_run_with_animation(tmp_path):
 def test_kernel_correction_defaults_and_errors():
     assert BOON2dConfig.default("cavity").kernel_correction is False  # velocity, single step
     assert BOON2dConfig.default("cavity", kernel_correction=True).kernel_correction is True
-    assert BOON2dConfig.default("cavity", "multi").kernel_correction is True  # vorticity
+    assert BOON2dConfig.default("cavity", "multi").kernel_correction is False  # walls in
     assert BOON2dConfig.default("wave2d").kernel_correction is True
     with pytest.raises(ValueError, match="kernel_correction"):
         BOON2dConfig("wave2d", kernel_correction="yes")
@@ -98,7 +98,10 @@ def test_kernel_correction_defaults_and_errors():
 
 
 def test_input_walls_config_defaults_and_errors():
-    assert BOON2dConfig.default("cavity", "multi").input_walls is False
+    multi = BOON2dConfig.default("cavity", "multi")  # vorticity: exact output + walls in
+    assert (multi.kernel_correction, multi.input_walls) == (False, True)
+    assert BOON2dConfig.default("cavity", "multi", field="velocity").input_walls is False
+    assert BOON2dConfig.default("cavity").input_walls is False
     assert BOON2dConfig.default("cavity", "multi", input_walls=True).input_walls is True
     with pytest.raises(ValueError, match="wave2d has none"):
         BOON2dConfig.default("wave2d", input_walls=True)

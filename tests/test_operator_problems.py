@@ -124,7 +124,9 @@ def test_single_step_stokes_run_gives_boon_the_output_wall_values(tmp_path):
 
     config = BOONConfig.default("stokes")
     assert (config.kernel_correction, config.input_walls) == (False, True)
-    assert BOONConfig.default("stokes", "multi").input_walls is False
+    multi = BOONConfig.default("stokes", "multi")  # each output time's walls (section 8)
+    assert (multi.kernel_correction, multi.input_walls) == (False, True)
+    assert BOONConfig.default("burgers-dirichlet", "multi").input_walls is False
     assert BOONConfig.default("heat-neumann").kernel_correction is True
     assert BOONConfig.default("stokes", "multi", input_walls=True).input_walls is True
     with pytest.raises(ValueError, match="heat-neumann has none"):

@@ -75,12 +75,12 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--kernel-correction/--no-kernel-correction", default=None,
               help="BOON problems: BOON with (or without: exact output only) its per-layer "
                    "kernel correction. Default: with it, except on the single-step velocity "
-                   "cavity and single-step Stokes (measured: benchmarks/results/boon_2d.md, "
+                   "cavity and Stokes (measured: benchmarks/results/boon_2d.md, "
                    "boon_interior.md).")
 @click.option("--input-walls/--no-input-walls", default=None,
               help="BOON problems with Dirichlet walls: write the output's Dirichlet wall "
                    "values into BOON's input (multi step: each output time's). Default: on "
-                   "for single-step Stokes only (its wall value at the output time differs "
+                   "for Stokes only, both settings (its wall value at the output times differs "
                    "between samples).")
 @click.option("--uq", is_flag=True,
               help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "

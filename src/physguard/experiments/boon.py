@@ -46,8 +46,11 @@ TIME_PADDING = {"heat-neumann": 6, "burgers-dirichlet": 6, "burgers-periodic": 6
 #: differs between samples while the input's is 1 in all of them. Measured on seeds 1 and 2
 #: (the runs use 0), 150 epochs, relative L2: FNO 5.09e-2 / 4.80e-2, BOON 4.49e-2 / 6.48e-2,
 #: this 3.55e-2 / 1.82e-2; with the corrected kernels the wall values in the input made it
-#: worse (8.36e-2 / 6.37e-2) (``benchmarks/results/boon_interior.md``, section 6).
-WALL_INPUT_RUNS = {("stokes", "single")}
+#: worse (8.36e-2 / 6.37e-2) (``benchmarks/results/boon_interior.md``, section 6). In the
+#: multi-step setting each output time's wall values go into the input repeated over the times;
+#: at the bench's sizes, seeds 1 and 2: FNO 0.757 / 0.781, BOON 0.697 / 0.731, this 0.168 /
+#: 0.125, with the corrected kernels 0.235 / 0.692 (section 8).
+WALL_INPUT_RUNS = {("stokes", "single"), ("stokes", "multi")}
 
 
 @dataclass(frozen=True)
@@ -350,7 +353,7 @@ def boon_variant_note(config) -> list[str]:
     if not parts:
         return []
     return [f"BOON here runs {' and '.join(parts)}. These are the defaults of the velocity "
-            "cavity and of single-step Stokes, chosen on validation seeds "
+            "cavity and of Stokes, chosen on validation seeds "
             "(benchmarks/results/boon_2d.md, boon_interior.md); --kernel-correction and "
             "--no-input-walls give the plain wrapper.", ""]
 
