@@ -113,7 +113,8 @@ def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig |
         if problem == "cavity":
             # The UQ members keep BOON's per-layer correction (the ensembles of
             # benchmarks/results/uq_cavity.md were measured with it).
-            sizes.update(n_points=32, field="velocity", kernel_correction=True)
+            sizes.update(n_points=32, field="velocity", kernel_correction=True,
+                         input_walls=False)
         elif setting == "multi":  # the (t, x, y) operator: the bench's sizes (about 1 min a
             # member on 2 cores; 33 x 33 and 100 samples took over 4)
             sizes.update(n_points=25, n_train=60, n_test=20, epochs=20)
