@@ -378,7 +378,7 @@ def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | 
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
     problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
 
-    The default sizes take about 38 minutes on 2 CPU cores (37.6 measured, rechecks included).
+    The default sizes take about 35 minutes on 2 CPU cores (34.0 measured, rechecks included).
     """
     from . import _distributed
     from .experiments.bench_boon import BOONBenchConfig, run_bench_boon
