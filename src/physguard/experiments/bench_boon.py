@@ -163,11 +163,16 @@ def boundary_residual(pred: torch.Tensor, data: OperatorData | OperatorData2d,
                       for k, r in parts.items()], dim=1)
 
 
+def _interior(two_d: bool) -> tuple:
+    """The index of the points off the walls of ``(n, C, N)`` or ``(n, C, Nx, Ny)``."""
+    return (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
+
+
 def interior_rel_l2(pred: torch.Tensor, truth: torch.Tensor, two_d: bool) -> float:
     """Mean relative L2 over the points off the walls (1-D ``(n, T, N)``: ``1..N-2``; 2-D
     ``(n, C, Nx, Ny)``: ``1..Nx-2`` x ``1..Ny-2``): BOON's interior gain, without the wall
     values that its output sets exactly."""
-    inner = (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
+    inner = _interior(two_d)
     return float(relative_l2_loss(pred[inner].double(), truth[inner].to(pred.device).double()))
 
 
@@ -182,7 +187,7 @@ def wall_error_share(pred: torch.Tensor, truth: torch.Tensor, two_d: bool) -> fl
     come from the interior.
     """
     err = (pred.double() - truth.to(pred.device).double()).square()
-    inner = (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
+    inner = _interior(two_d)
     total = float(err.sum())
     if total == 0:
         return 0.0

@@ -53,6 +53,27 @@ TIME_PADDING = {"heat-neumann": 6, "burgers-dirichlet": 6, "burgers-periodic": 6
 WALL_INPUT_RUNS = {("stokes", "single"), ("stokes", "multi")}
 
 
+def resolve_boon_options(config, kernel_correction: bool, input_walls: bool,
+                         wall_types) -> None:
+    """Set a frozen run config's ``kernel_correction`` / ``input_walls`` left at ``None`` to
+    the given defaults, and check the values given (shared by the 1-D and 2-D configs).
+
+    Raises:
+        ValueError: a value other than True, False or None; ``input_walls`` where none of
+            ``wall_types`` is ``"dirichlet"``.
+    """
+    for name, default in (("kernel_correction", kernel_correction),
+                          ("input_walls", input_walls)):
+        value = getattr(config, name)
+        if value is None:
+            object.__setattr__(config, name, default)
+        elif not isinstance(value, bool):
+            raise ValueError(f"{name} must be True, False or None, got {value!r}")
+    if config.input_walls and "dirichlet" not in wall_types:
+        raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
+                         f"{config.problem} has none ({' / '.join(wall_types)})")
+
+
 @dataclass(frozen=True)
 class BOONConfig:
     """Settings of a BOON experiment; defaults fit 2 CPU cores in a few minutes.
@@ -110,17 +131,9 @@ class BOONConfig:
         check_counts(self, exempt=("seed", "time_padding"))
         time_pad_split(self.time_padding, self.time_padding_side)
         walls_in = (self.problem, self.setting) in WALL_INPUT_RUNS
-        for name, default in (("kernel_correction", not walls_in), ("input_walls", walls_in)):
-            value = getattr(self, name)
-            if value is None:
-                object.__setattr__(self, name, default)
-            elif not isinstance(value, bool):
-                raise ValueError(f"{name} must be True, False or None, got {value!r}")
         problem = OPERATOR_PROBLEMS[self.problem]
-        if self.input_walls and "dirichlet" not in (problem.left_type, problem.right_type):
-            raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
-                             f"{self.problem} has none ({problem.left_type} / "
-                             f"{problem.right_type})")
+        resolve_boon_options(self, not walls_in, walls_in,
+                             (problem.left_type, problem.right_type))
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:

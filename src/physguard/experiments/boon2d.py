@@ -39,7 +39,7 @@ from ..datasets.operator2d import (
     make_operator_data_2d,
 )
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
-from .boon import boon_variant_note, fit_operator
+from .boon import boon_variant_note, fit_operator, resolve_boon_options
 
 __all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d", "EXACT_OUTPUT_ONLY"]
 
@@ -118,21 +118,8 @@ class BOON2dConfig:
             raise ValueError(f"field of {self.problem} must be one of {FIELDS[self.problem]}, "
                              f"got {field!r}")
         walls_in = (self.problem, self.setting, field) in WALL_INPUT_RUNS_2D
-        if self.kernel_correction is None:
-            object.__setattr__(self, "kernel_correction", not walls_in and (self.problem, field)
-                               not in EXACT_OUTPUT_ONLY)
-        elif not isinstance(self.kernel_correction, bool):
-            raise ValueError(f"kernel_correction must be True, False or None, got "
-                             f"{self.kernel_correction!r}")
-        if self.input_walls is None:
-            object.__setattr__(self, "input_walls", walls_in)
-        elif not isinstance(self.input_walls, bool):
-            raise ValueError(f"input_walls must be True, False or None, got "
-                             f"{self.input_walls!r}")
-        if self.input_walls and "dirichlet" not in WALL_TYPES_2D[self.problem]:
-            raise ValueError(f"input_walls writes Dirichlet wall values into the input; "
-                             f"{self.problem} has none "
-                             f"({' / '.join(WALL_TYPES_2D[self.problem])})")
+        resolve_boon_options(self, not walls_in and (self.problem, field)
+                             not in EXACT_OUTPUT_ONLY, walls_in, WALL_TYPES_2D[self.problem])
         if self.input_walls and self.setting == "multi" and field == "velocity":
             raise ValueError("input_walls in the multi-step setting writes each step's wall "
                              "values into the one input field; the velocity has two")
