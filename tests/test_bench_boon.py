@@ -17,6 +17,7 @@ from physguard.experiments.bench_boon import (
     _identical_walls,
     _penalised_loss,
     boundary_residual,
+    conditions_spread,
     interior_rel_l2,
     run_bench_boon,
     wall_error_share,
@@ -55,6 +56,9 @@ def test_tiny_bench_writes_report_and_records(tmp_path):
     assert "wall values written into the input" in options["stokes", "multi"]
     assert options["wave2d", "single"] == options["wave2d", "multi"] == ""
     assert "- stokes single: BOON runs without the per-layer kernel correction" in report
+    spreads = {(r["problem"], r["setting"]): r["conditions_spread"] for r in stored}
+    assert spreads["wave2d", "single"] == 0 and spreads["stokes", "multi"] > 0
+    assert "conditions that differ between samples (2 rows): stokes single" in report
 
 
 @pytest.mark.parametrize("problem", ["stokes", "burgers-dirichlet", "burgers-periodic"])
@@ -115,8 +119,14 @@ def test_notes_explain_a_lost_row_only_with_what_was_measured():
                                                           final_train_loss=0.05)])
     assert "not explained" in plain
     periodic = _note([dict(fno, identical_walls=False),
-                      dict(boon, identical_walls=False, kernel_correction=False)])
-    assert "two ends averaged" in periodic and "corrected kernel" not in periodic
+                      dict(boon, identical_walls=False, kernel_correction=False,
+                           conditions_spread=None)])
+    assert "end values averaged after every layer" in periodic and "section 9" in periodic
+    assert "corrected kernel" not in periodic and "switched off" not in periodic
+    switched_off = _note([dict(fno, identical_walls=False),
+                          dict(boon, identical_walls=False, kernel_correction=False,
+                               conditions_spread=0.5)])
+    assert "correction switched off" in switched_off and "averaged" not in switched_off
     exact_only = _note([fno, dict(boon, kernel_correction=False)])  # identical walls, no
     assert "exact output only" in exact_only  # correction: the walls' reason is not claimed
     assert "corrected hidden wall rows" not in exact_only
@@ -209,6 +219,30 @@ def test_gain_note_bounds_what_the_exact_walls_can_give():
     walls_enough = _gain_note([dict(fno, wall_error_share=0.8), boon])
     assert "at most 2.24x" in walls_enough and "did not keep" in walls_enough
     assert _gain_note([fno, dict(boon, rel_l2=0.05)]) is None  # 2x reached: no note
+    assert "same conditions" in _gain_note([fno, dict(boon, conditions_spread=0.0)])
+    assert "no condition data" in _gain_note([fno, dict(boon, conditions_spread=None)])
+    assert "largest spread 0.25" in _gain_note([fno, dict(boon, conditions_spread=0.25)])
+
+
+def test_conditions_spread_says_which_rows_give_boon_sample_data():
+    """Stokes' wall velocity cos(omega t) differs between samples; the heat flux (0 and
+    5 sin(pi t)), the velocity cavity's lid and no slip, and the wave's zero flux do not;
+    periodic Burgers has no condition data. The spread is the largest range over samples."""
+    stokes = make_operator_data("stokes", 3, 17, "multi", 4, seed=1)
+    assert conditions_spread(stokes) > 0.1
+    heat = make_operator_data("heat-neumann", 3, 17, "multi", 4, seed=1)
+    assert conditions_spread(heat) == 0.0
+    assert conditions_spread(make_operator_data("burgers-periodic", 2, 17, seed=1)) is None
+    cavity = make_operator_data_2d("cavity", 2, n_points=9, progress=False)
+    wave = make_operator_data_2d("wave2d", 2, n_points=9, progress=False)
+    assert conditions_spread(cavity) == conditions_spread(wave) == 0.0
+    moved = dataclasses.replace(heat, right_values=heat.right_values.clone())
+    moved.right_values[1, 2] += 0.75  # one sample's flux at one time
+    assert conditions_spread(moved) == pytest.approx(0.75)
+    assert conditions_spread(heat, moved) == pytest.approx(0.75)  # pooled over both
+    top = cavity.top.clone()
+    top[0, 0, 3] -= 2.0
+    assert conditions_spread(dataclasses.replace(cavity, top=top)) == pytest.approx(2.0)
 
 
 def test_penalty_gradient_is_finite_where_the_residual_is_exactly_zero():

@@ -21,13 +21,16 @@ The run folder (complete or absent, :func:`physguard._io.run_folder`)::
                       "final_train_loss", "interior_rel_l2", "wall_error_share" (the share
                       of the squared error on the walls), "kernel_correction",
                       "boon_options" (how BOON differs from the plain wrapper, "" if not),
+                      "conditions_spread" (the largest range of the condition data
+                      across samples; null: periodic walls only),
                       "recheck_seed", "recheck_fno_rel_l2", "recheck_boon_rel_l2" (BOON's
                       record, on a row trained again: ``recheck``), "n_points",
                       "n_train", "n_test", "epochs", "width", "modes"}, ...]
     report.md       one table with our numbers, the published ones beside them, sizes and
                     wall times, a note on every row where BOON does not beat the FNO, and
                     on every row where it does by less than 2x, how much of that gap the
-                    exact walls alone could close (the FNO's wall-error share)
+                    exact walls alone could close (the FNO's wall-error share) and whether
+                    the row's conditions differ between samples
     rel_l2.png      relative L2 of the three models per row (log scale)
 
 Defaults take about 35 minutes on 2 CPU cores (34.0 measured, rechecks included); ``paper=True``
@@ -223,6 +226,31 @@ def _identical_walls(*datasets) -> bool:
     return bool(walls) and all(bool((v - v[:1]).abs().max() == 0) for v in walls)
 
 
+def conditions_spread(*datasets) -> float | None:
+    """The largest range across samples (of all ``datasets`` together) of any wall's
+    condition data: a Dirichlet value or a Neumann flux, per time step and wall point (1-D
+    ``left_values`` / ``right_values (n, T)``; 2-D ``left`` ... ``top (n, C, N_wall)``).
+
+    ``0`` means every sample is given the same conditions: BOON then knows nothing about a
+    sample that the FNO could not learn from the training targets, and its gain can come only
+    from the exact wall values (at most the :func:`wall_error_share` bound) and from how the
+    corrected layers train. ``None``: every wall is periodic (no condition data).
+    """
+    spreads = []
+    for data in datasets:
+        if isinstance(data, OperatorData):
+            walls = [(kind, getattr(data, f"{side}_values")) for side, kind in
+                     (("left", data.left_type), ("right", data.right_type))]
+        else:
+            walls = [(kind, getattr(data, wall))
+                     for wall, kind in zip(WALLS, data.wall_types, strict=True)]
+        spreads.append([values for kind, values in walls if kind != "periodic"])
+    if not spreads[0]:
+        return None
+    return max(float((values.amax(0) - values.amin(0)).max())
+               for values in (torch.cat(parts) for parts in zip(*spreads, strict=True)))
+
+
 def _kernel_correction(data: OperatorData | OperatorData2d) -> bool:
     """Whether BOON corrects the kernels on this data (a Dirichlet or Neumann wall); with
     periodic walls only, it averages the two ends after every layer and nothing else. (A
@@ -240,6 +268,7 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
     data_seconds = time.perf_counter() - started
     evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
     walls = dict(identical_walls=_identical_walls(train, test),  # of the row's data, once
+                 conditions_spread=conditions_spread(train, test),
                  kernel_correction=_kernel_correction(train) and config.kernel_correction,
                  boon_options=" and ".join(boon_options(config)))
     records = []
@@ -271,6 +300,24 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
 def _slower(fno: dict, boon: dict) -> bool:
     """BOON's last-epoch training loss is more than 1.5x the FNO's."""
     return boon.get("final_train_loss", 0.0) > 1.5 * fno.get("final_train_loss", float("inf"))
+
+
+def _periodic_only(record: dict) -> bool:
+    """The row's walls are all periodic (no condition data; :func:`conditions_spread`)."""
+    return "conditions_spread" in record and record["conditions_spread"] is None
+
+
+def _conditions_clause(record: dict) -> str:
+    """What the row's condition data tell BOON about a sample (:func:`conditions_spread`)."""
+    spread = record.get("conditions_spread", float("nan"))
+    if spread is None:
+        return "periodic walls: BOON is given no condition data"
+    if spread == 0:
+        return ("every sample is given the same conditions (their spread across samples is "
+                "0), so BOON knows nothing about a sample that the FNO lacks")
+    if spread > 0:
+        return f"the conditions differ between samples (largest spread {spread:.3g})"
+    return ""
 
 
 def _unexplained(fno: dict, boon: dict) -> bool:
@@ -305,12 +352,17 @@ def _note(rows: list[dict]) -> str | None:
             slower += ("; on Stokes, with the per-layer correction switched off (exact output "
                        "only) BOON trained as fast as the FNO, so the slower start is the "
                        "corrected kernel's (benchmarks/results/boon_interior.md)")
-        else:
-            slower += ("; BOON's layers are the FNO's here (periodic walls: the two ends "
-                       "averaged after every layer; or the correction switched off), so a gap "
-                       "this size is where training happened to land: one seed cannot "
+        elif not _periodic_only(boon):
+            slower += ("; BOON's layers are the FNO's here (the correction switched off), so "
+                       "a gap this size is where training happened to land: one seed cannot "
                        "resolve it (benchmarks/results/boon_interior.md)")
         reasons.append(slower)
+    if _periodic_only(boon):
+        reasons.append("with periodic walls BOON is given no condition data and is the FNO "
+                       "with the two end values averaged after every layer (the paper's "
+                       "periodic correction); on each of the validation seeds 1 to 4 that "
+                       "per-layer mean cost accuracy (benchmarks/results/boon_interior.md, "
+                       "section 9), so this loss is the method's, not the seed's")
     if "recheck_boon_rel_l2" in boon:
         ratio = boon["recheck_fno_rel_l2"] / max(boon["recheck_boon_rel_l2"], 1e-300)
         again = (f"trained again on the same data with the initial weights and batch order of "
@@ -340,10 +392,12 @@ def _gain_note(rows: list[dict]) -> str | None:
     interior = fno["interior_rel_l2"] / max(boon["interior_rel_l2"], 1e-300)
     needed = "2x needs the interior to gain too" if bound < 2 else \
         "the walls alone could give 2x, but BOON's interior did not keep the FNO's"
-    return (f"{fno['problem']} {fno['setting']}: FNO / BOON {ratio:.2f}; the walls hold "
-            f"{100 * share:.1f} % of the FNO's squared error, so exact wall values alone lower "
-            f"it at most {bound:.2f}x ({needed}); off the walls FNO / BOON is "
-            f"{interior:.2f}.")
+    given = _conditions_clause(boon)
+    return (f"{fno['problem']} {fno['setting']}: FNO / BOON {ratio:.2f}; "
+            + (f"{given}; " if given else "")
+            + f"the walls hold {100 * share:.1f} % of the FNO's squared error, so exact wall "
+            f"values alone lower it at most {bound:.2f}x ({needed}); off the walls FNO / BOON "
+            f"is {interior:.2f}.")
 
 
 def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
@@ -366,6 +420,7 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
              "FNO+penalty | train s FNO / BOON / FNO+penalty | published |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes, gains, options, wins, big = [], [], [], 0, 0
+    given: dict[bool, list[str]] = {True: [], False: []}  # conditions differ between samples?
     for (problem, setting), group in rows.items():
         by = {r["model"]: r for r in group}
         fno, boon, soft = by["FNO"], by["BOON"], by["FNO+penalty"]
@@ -389,6 +444,10 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
         gain = _gain_note([fno, boon])
         if gain:
             gains.append(gain)
+        if "conditions_spread" in boon:
+            spread = boon["conditions_spread"]
+            given[spread is not None and spread > 0].append(
+                f"{problem} {setting} ({ratio:.2f}x)")
         if boon.get("boon_options"):
             options.append(f"{problem} {setting}: BOON runs {boon['boon_options']}")
     lines += ["", f"BOON beats the FNO in {wins} of {len(rows)} rows, by 2x or more in {big}.",
@@ -407,6 +466,18 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                   "operator. The FNO's error on the wall points bounds what that alone can "
                   "gain (pooled over the test samples): a 2x gain from the walls needs 75 % "
                   "of the FNO's squared error on them.", ""] + [f"- {g}" for g in gains]
+    if given[True] or given[False]:
+        lines += ["", "## Which rows give BOON information the FNO lacks", "",
+                  "A row's condition data (Dirichlet values, Neumann fluxes, per sample, time "
+                  "step and wall point) either differ between samples, and then tell BOON "
+                  "something about each sample, or are the same in every sample (or absent: "
+                  "periodic walls), and then tell it nothing that the FNO could not learn "
+                  "from the training targets (measured on each row's data: "
+                  "`conditions_spread` in metrics.json).", "",
+                  f"- conditions that differ between samples ({len(given[True])} rows): "
+                  + (", ".join(given[True]) or "none"),
+                  f"- the same conditions in every sample, or none ({len(given[False])} "
+                  "rows): " + (", ".join(given[False]) or "none")]
     lines += ["", "Why the gain is smaller than the paper's (measured on other seeds than "
               "this bench's: correction variants, budgets, the seed-to-seed spread of the "
               "FNO / BOON ratio): benchmarks/results/boon_interior.md in the repository."]
