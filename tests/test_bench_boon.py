@@ -93,6 +93,25 @@ def test_penalty_residual_2d_and_identical_wall_inputs():
     assert not _identical_walls(heat)
 
 
+def test_extra_seeds_give_the_ratio_per_seed_and_its_median(tmp_path):
+    config = BOONBenchConfig(cases=("heat-neumann",), settings=("single",), overrides=TINY,
+                             device="cpu", extra_seeds=(3, 5), recheck=False)
+    records = run_bench_boon(config, tmp_path / "b", progress=False)
+    boon = next(r for r in records if r["model"] == "BOON")
+    fno = next(r for r in records if r["model"] == "FNO")
+    assert set(boon["seed_rel_l2"]) == {"3", "5"}
+    ratios = [fno["rel_l2"] / boon["rel_l2"]] + [v["FNO"] / v["BOON"]
+                                                 for v in boon["seed_rel_l2"].values()]
+    assert len(set(ratios)) == 3  # new data and weights per seed
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "| seed 0 | seed 3 | seed 5 | median |" in report
+    assert f"| {sorted(ratios)[1]:.2f} |\n" in report  # the median closes the row
+    with pytest.raises(ValueError, match="extra_seeds"):
+        BOONBenchConfig(extra_seeds=(0,))
+    with pytest.raises(ValueError, match="extra_seeds"):
+        BOONBenchConfig(extra_seeds=(2, 2))
+
+
 def test_bench_boon_cli_errors(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["bench", "boon", "--cases", "nope", "--out",
@@ -101,6 +120,9 @@ def test_bench_boon_cli_errors(tmp_path):
     result = runner.invoke(main, ["bench", "boon", "--settings", "both", "--out",
                                   str(tmp_path / "b")])
     assert result.exit_code == 2 and "settings must be" in result.output
+    result = runner.invoke(main, ["bench", "boon", "--extra-seeds", "1,x", "--out",
+                                  str(tmp_path / "b")])
+    assert result.exit_code == 2 and "extra seeds must be integers" in result.output
     assert not (tmp_path / "b").exists()
     with pytest.raises(ValueError, match="penalty"):
         BOONBenchConfig(penalty=-1.0)

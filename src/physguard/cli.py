@@ -350,6 +350,13 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
     click.echo(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.0f} s")
 
 
+def _seeds(texts: tuple[str, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(int(k) for k in texts)
+    except ValueError:
+        raise ValueError(f"extra seeds must be integers, got {', '.join(texts)}") from None
+
+
 @bench.command("boon")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs") / "bench-boon", show_default=True,
@@ -371,10 +378,15 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
               help="Where BOON loses a row for no measured reason, train FNO and BOON again "
                    "with the next seed's weights (same data) and report whether the gap keeps "
                    "its sign.")
+@click.option("--extra-seeds", default="", show_default=False,
+              help="Comma-separated further seeds (new data and weights; FNO and BOON only): "
+                   "the report adds FNO / BOON per seed and its median. Each costs about "
+                   "two thirds of the bench again.")
 @_run_options
 def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
                penalty: float, functions: int | None, test_functions: int | None,
-               recheck: bool, seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+               recheck: bool, extra_seeds: str, seed: int, device: str, overwrite: bool,
+               quiet: bool) -> None:
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
     problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
 
@@ -391,7 +403,8 @@ def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | 
                  if v is not None}
         config = BOONBenchConfig(cases=split(cases), settings=split(settings), paper=paper,
                                  epochs=epochs, penalty=penalty, seed=seed, device=device,
-                                 overrides=sizes, recheck=recheck)
+                                 overrides=sizes, recheck=recheck,
+                                 extra_seeds=_seeds(split(extra_seeds)))
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     distributed = _distributed.init(device)  # torchrun: every row trains with DDP

@@ -24,13 +24,16 @@ The run folder (complete or absent, :func:`physguard._io.run_folder`)::
                       "conditions_spread" (the largest range of the condition data
                       across samples; null: periodic walls only),
                       "recheck_seed", "recheck_fno_rel_l2", "recheck_boon_rel_l2" (BOON's
-                      record, on a row trained again: ``recheck``), "n_points",
+                      record, on a row trained again: ``recheck``), "seed_rel_l2" (BOON's
+                      record with ``extra_seeds``: {"seed": {"FNO": rel_l2, "BOON":
+                      rel_l2}}), "n_points",
                       "n_train", "n_test", "epochs", "width", "modes"}, ...]
     report.md       one table with our numbers, the published ones beside them, sizes and
                     wall times, a note on every row where BOON does not beat the FNO, and
                     on every row where it does by less than 2x, how much of that gap the
                     exact walls alone could close (the FNO's wall-error share) and whether
-                    the row's conditions differ between samples
+                    the row's conditions differ between samples; with extra seeds, FNO / BOON
+                    per seed and its median
     rel_l2.png      relative L2 of the three models per row (log scale)
 
 Defaults take about 35 minutes on 2 CPU cores (34.0 measured, rechecks included); ``paper=True``
@@ -40,6 +43,7 @@ uses the notebooks' sizes (``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from pathlib import Path
 
@@ -98,9 +102,15 @@ class BOONBenchConfig:
             initial weights and batch order of ``seed + 1``, and say in the note whether the
             gap keeps its sign (a measured seed spread, at the cost of two more trainings
             on such rows only).
+        extra_seeds: further seeds for every row: new data and initial weights, the FNO and
+            BOON trained on each (two more trainings per row and seed). The report then
+            gives FNO / BOON per seed and its median over all seeds: one seed's ratio
+            swings between about 0.5 and 2 at the CPU sizes
+            (``benchmarks/results/boon_interior.md``, section 3).
 
     Raises:
-        ValueError: an unknown case or setting, an empty selection, a negative penalty.
+        ValueError: an unknown case or setting, an empty selection, a negative penalty,
+            extra seeds that repeat or include ``seed``.
     """
 
     cases: tuple[str, ...] = BENCH_CASES
@@ -112,8 +122,14 @@ class BOONBenchConfig:
     seed: int = 0
     device: str = "auto"
     recheck: bool = True
+    extra_seeds: tuple[int, ...] = ()
 
     def __post_init__(self):
+        extra = tuple(int(k) for k in self.extra_seeds)
+        if len(set(extra)) != len(extra) or self.seed in extra:
+            raise ValueError(f"extra_seeds must be distinct and differ from seed {self.seed}, "
+                             f"got {list(extra)}")
+        object.__setattr__(self, "extra_seeds", extra)
         unknown = [c for c in self.cases if c not in BENCH_CASES]
         if unknown or not self.cases:
             raise ValueError(f"cases must be a non-empty selection of {', '.join(BENCH_CASES)}; "
@@ -294,6 +310,11 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
                  for name in ("FNO", "BOON")}
         boon.update(recheck_seed=other.seed, recheck_fno_rel_l2=again["FNO"],
                     recheck_boon_rel_l2=again["BOON"])
+    for seed in bench.extra_seeds:  # new data and initial weights
+        other = dataclasses.replace(config, seed=seed)
+        data = split_data_2d(other, progress) if two_d else split_data(other)
+        boon.setdefault("seed_rel_l2", {})[str(seed)] = {
+            name: evaluate(name, *data, other, progress)[3]["rel_l2"] for name in ("FNO", "BOON")}
     return records
 
 
@@ -478,11 +499,42 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                   + (", ".join(given[True]) or "none"),
                   f"- the same conditions in every sample, or none ({len(given[False])} "
                   "rows): " + (", ".join(given[False]) or "none")]
+    lines += _seed_section(rows, bench.seed)
     lines += ["", "Why the gain is smaller than the paper's (measured on other seeds than "
               "this bench's: correction variants, budgets, the seed-to-seed spread of the "
               "FNO / BOON ratio): benchmarks/results/boon_interior.md in the repository."]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     _figure(rows, out / "rel_l2.png")
+
+
+def _seed_section(rows: dict, seed: int) -> list[str]:
+    """FNO / BOON per seed and its median over seeds, for the rows run with extra seeds."""
+    ratios = {}
+    for key, group in rows.items():
+        by = {r["model"]: r for r in group}
+        extra = by["BOON"].get("seed_rel_l2")
+        if extra:
+            pairs = {seed: (by["FNO"]["rel_l2"], by["BOON"]["rel_l2"]),
+                     **{int(k): (v["FNO"], v["BOON"]) for k, v in extra.items()}}
+            ratios[key] = {k: f / max(b, 1e-300) for k, (f, b) in pairs.items()}
+    if not ratios:
+        return []
+    seeds = sorted({k for r in ratios.values() for k in r})
+    lines = ["", "## FNO / BOON over seeds", "",
+             "Each seed draws new data and initial weights; the same seed is used for both "
+             "models. Median over the seeds of the row.", "",
+             "| problem | setting | " + " | ".join(f"seed {k}" for k in seeds) + " | median |",
+             "|---|---|" + "---|" * (len(seeds) + 1)]
+    medians = {}
+    for (problem, setting), r in ratios.items():
+        medians[problem, setting] = statistics.median(r.values())
+        cells = " | ".join(f"{r[k]:.2f}" if k in r else "" for k in seeds)
+        lines.append(f"| {problem} | {setting} | {cells} | {medians[problem, setting]:.2f} |")
+    values = list(medians.values())
+    lines += ["", f"On the median over seeds, BOON beats the FNO in "
+              f"{sum(v > 1 for v in values)} of {len(values)} rows, by 2x or more in "
+              f"{sum(v >= 2 for v in values)}."]
+    return lines
 
 
 def _figure(rows, path: Path) -> None:
