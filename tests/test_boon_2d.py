@@ -85,6 +85,29 @@ def test_space_time_operator_with_values_per_step_and_wall_point():
     assert float((flux - conditions["right"].flux[:, None, None]).abs().max()) < 1e-9
 
 
+def test_space_time_operator_with_several_fields_per_step():
+    """fields=2 (a velocity): channel 2k + f is field f at step k, and BOON holds each
+    channel's own wall values (u: the lid speed on top, v: 0) with the kernel correction on."""
+    torch.manual_seed(2)
+    fno = pg.SpaceTimeFNO2d(2, 4, (4, 4, 2), 6, 2, time_padding=2, fields=2).double()
+    assert fno.out_channels == 8
+    with torch.no_grad():  # the second field's projection made a copy of the first's
+        fno.project_out.weight[1] = fno.project_out.weight[0]
+        fno.project_out.bias[1] = fno.project_out.bias[0]
+    u = torch.randn(3, 2, 9, 10, dtype=D)
+    out = fno(u)
+    assert out.shape == (3, 8, 9, 10) and torch.equal(out[:, 0::2], out[:, 1::2])
+    top = torch.tensor([1.0, 0.0], dtype=D).repeat(4)[None, :, None].expand(3, 8, 9)
+    boon = pg.BOON(fno, left=pg.Dirichlet(0.0), right=pg.Dirichlet(0.0),
+                   bottom=pg.Dirichlet(0.0), top=pg.Dirichlet(top.contiguous()))
+    walled = boon(u)
+    assert torch.equal(walled[:, 0::2, 1:-1, -1], torch.ones(3, 4, 7, dtype=D))
+    assert float(walled[:, 1::2, :, -1].abs().max()) == 0.0
+    assert float(walled[..., 0, 1:-1].abs().max()) == float(walled[..., :, 0].abs().max()) == 0
+    with pytest.raises(ValueError, match="fields"):
+        pg.SpaceTimeFNO2d(1, 4, 3, 4, 2, fields=0)
+
+
 def test_values_per_channel():
     fno = pg.FNO2d(1, 2, 4, 8, 2).double()
     value = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=D)[..., None].expand(2, 2, 9)

@@ -68,7 +68,8 @@ def _clean_errors(work: Callable[[], None]) -> None:
               help="BOON problems only: u(x,0) -> u(x,t_final) (single, the default), or -> "
                    "the next 25 snapshots (multi).")
 @click.option("--field", type=click.Choice(sorted({f for fs in FIELDS.values() for f in fs})),
-              default=None, help="cavity only: velocity (default, single step) or vorticity "
+              default=None, help="cavity only: velocity (u, v; the single-step default, "
+                                 "two fields per step in the multi-step setting) or vorticity "
                                  "(the authors' field; the multi-step default).")
 @click.option("--paper", is_flag=True,
               help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")

@@ -195,15 +195,17 @@ def boon_2d_figures(out: Path, data, predictions: dict, records: list[dict]) -> 
     error over time and an animation of truth / FNO / BOON)."""
     written = []
     truth = data.targets[0]
-    steps = [0] if data.setting == "single" else sorted({0, truth.shape[0] // 2,
-                                                          truth.shape[0] - 1})
+    n_steps = len(data.t)
+    steps = [0] if data.setting == "single" else sorted({0, n_steps // 2, n_steps - 1})
+    first = " (u)" if data.fields > 1 else ""  # a vector field: its first component
     fig, axes = plt.subplots(len(steps), 5, figsize=(20, 3.6 * len(steps)), squeeze=False)
     label = "channel" if data.setting == "single" else "t index"
     for row, k in zip(axes, steps, strict=True):
-        fno, boon = predictions["FNO"][0, k], predictions["BOON"][0, k]
-        _field_row(row[:3], [truth[k], fno, boon],
-                   [f"truth ({label} {k})", "FNO", "BOON"])
-        err = [(fno - truth[k]).abs(), (boon - truth[k]).abs()]
+        c = k * data.fields
+        fno, boon = predictions["FNO"][0, c], predictions["BOON"][0, c]
+        _field_row(row[:3], [truth[c], fno, boon],
+                   [f"truth ({label} {k}{first})", "FNO", "BOON"])
+        err = [(fno - truth[c]).abs(), (boon - truth[c]).abs()]
         lim = max(float(e.max()) for e in err)
         for ax, e, title in zip(row[3:], err, ("|FNO - truth|", "|BOON - truth|"), strict=True):
             image = ax.imshow(e.T.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="magma",
@@ -243,10 +245,12 @@ def boon_2d_figures(out: Path, data, predictions: dict, records: list[dict]) -> 
 
 
 def _animation(path: Path, data, predictions: dict) -> Path:
-    """GIF of truth / FNO / BOON over the output times of the first test sample."""
+    """GIF of truth / FNO / BOON over the output times of the first test sample (a vector
+    field's first component)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    frames = [data.targets[0], predictions["FNO"][0], predictions["BOON"][0]]
+    frames = [f[0, ::data.fields] for f in (data.targets, predictions["FNO"],
+                                            predictions["BOON"])]
     lim = max(float(f.abs().max()) for f in frames)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     images = []
@@ -261,7 +265,8 @@ def _animation(path: Path, data, predictions: dict) -> Path:
     def update(k):
         for image, f in zip(images, frames, strict=True):
             image.set_data(f[k].T.numpy())
-        label.set_text(f"{data.problem} ({data.field}), t = {float(data.t[k]):.2f}")
+        component = ", u" if data.fields > 1 else ""
+        label.set_text(f"{data.problem} ({data.field}{component}), t = {float(data.t[k]):.2f}")
         return images
 
     animation = FuncAnimation(fig, update, frames=frames[0].shape[0], blit=False)

@@ -4,7 +4,7 @@ One sample maps an initial field on an ``Nx x Ny`` node grid to the field at a f
 (``setting="single"``) or at ``T`` times (``"multi"``), with each wall's condition type and
 values per sample (and per output channel or time step), the contract BOON needs::
 
-    inputs   (n, C_in, Nx, Ny)        targets (n, C_out, Nx, Ny)   C_out: channels or T steps
+    inputs   (n, C_in, Nx, Ny)        targets (n, C_out, Nx, Ny)   C_out = T x fields per step
     left, right (n, C_out, Ny)        bottom, top (n, C_out, Nx)   wall values (Dirichlet:
                                                                    u; Neumann: du/dx or du/dy)
 
@@ -14,7 +14,8 @@ values per sample (and per output channel or time step), the contract BOON needs
   nodes per side and learned on every second node (the authors: 100 -> 50). Field
   ``"velocity"`` (default): ``(u, v)``, whose wall values are known before any solve (the lid
   and no slip); ``"vorticity"``: the authors' field, whose wall values are read from the
-  solution.
+  solution. Multi-step velocity targets are step-major: channel ``2 k`` is ``u`` and
+  ``2 k + 1`` is ``v`` at step ``k``.
 * ``wave2d`` (:class:`~physguard.Wave2d`, unit square, speed 1): random cosine series
   (6 x 6 modes, ``a_mn ~ N(0, (1 + m^2 + n^2)^-2.5)``), insulated walls (Neumann 0).
 
@@ -91,6 +92,9 @@ class OperatorData2d:
             if tuple(getattr(self, name).shape) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got "
                                  f"{tuple(getattr(self, name).shape)}")
+        if c % len(self.t):
+            raise ValueError(f"targets must have T x fields channels (T = {len(self.t)} "
+                             f"times), got {c}")
         if len(self.inputs.shape) != 4 or self.inputs.shape[0] != n \
                 or tuple(self.inputs.shape[2:]) != (nx, ny):
             raise ValueError(f"inputs must have shape ({n}, C_in, {nx}, {ny}), got "
@@ -102,6 +106,11 @@ class OperatorData2d:
 
     def __len__(self) -> int:
         return self.targets.shape[0]
+
+    @property
+    def fields(self) -> int:
+        """Fields per output time (the velocity: 2; channel ``k * fields + f``)."""
+        return self.targets.shape[1] // len(self.t)
 
     @property
     def domain(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -190,9 +199,7 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
             sample (default: 100 for all; a range beyond it gives out-of-distribution data).
 
     Raises:
-        ValueError: unknown problem, setting or field; sizes below their minimum; a
-            multi-step velocity field (two fields per step would need two output channels
-            per time step: use ``field="vorticity"``).
+        ValueError: unknown problem, setting or field; sizes below their minimum.
     """
     if problem not in PROBLEMS_2D:
         raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
@@ -201,9 +208,6 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         raise ValueError(f"field of {problem} must be one of {FIELDS[problem]}, got {field!r}")
     if setting not in ("single", "multi"):
         raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
-    if setting == "multi" and field == "velocity":
-        raise ValueError("multi-step velocity is not offered (two fields per step); use "
-                         "field='vorticity' for the multi-step cavity")
     if n_samples < 1 or n_points < 5 or n_steps < 1:
         raise ValueError(f"need n_samples >= 1, n_points >= 5, n_steps >= 1, got {n_samples}, "
                          f"{n_points}, {n_steps}")

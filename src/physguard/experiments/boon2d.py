@@ -14,7 +14,8 @@ absent, :func:`physguard._io.run_folder`)::
 of each wall's condition (Dirichlet value; Neumann: the 2nd-order one-sided stencil along the
 normal against the flux); bRMSE over the wall points; cRMSE of the spatial mean; fRMSE in the
 low (|k| <= 4), mid (5..12) and high (>= 13) radial wave-number bands (PDEBench's metrics,
-Takamoto et al. 2022, in 2-D).
+Takamoto et al. 2022, in 2-D). Multi step: ``"rel_l2_per_step"``, the relative L2 of each
+output time over all of its fields (the velocity's ``u`` and ``v`` together).
 """
 
 from __future__ import annotations
@@ -171,12 +172,12 @@ def _model(config: BOON2dConfig, data: OperatorData2d):
     if config.setting == "single":
         return FNO2d(c_in, c_out, config.modes, config.width, config.n_layers,
                      domain=data.domain, projection_width=config.projection_width)
-    return SpaceTimeFNO2d(c_in, c_out, (config.modes, config.modes, config.modes_t),
+    return SpaceTimeFNO2d(c_in, len(data.t), (config.modes, config.modes, config.modes_t),
                           config.width, config.n_layers, domain=data.domain,
                           t_range=(float(data.t[0]), float(data.t[-1])),
                           time_padding=config.time_padding,
                           time_padding_side=config.time_padding_side,
-                          projection_width=config.projection_width)
+                          projection_width=config.projection_width, fields=data.fields)
 
 
 def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
@@ -287,7 +288,8 @@ def metrics_2d(name: str, pred: torch.Tensor, data: OperatorData2d) -> dict:
     record.update({f"boundary_error_{w}": float(v.mean()) for w, v in walls.items()})
     record.update({f"fRMSE_{band}": float(v.mean()) for band, v in _band_rmse(err).items()})
     if data.setting == "multi":
-        per_step = err.flatten(2).norm(dim=2) / truth.flatten(2).norm(dim=2)  # (n, T)
+        steps = (err.shape[0], len(data.t), -1)  # a step's fields together
+        per_step = err.reshape(steps).norm(dim=2) / truth.reshape(steps).norm(dim=2)  # (n, T)
         record["rel_l2_per_step"] = per_step.mean(0).tolist()
     return record
 

@@ -315,7 +315,8 @@ class FNO2d(FNO):
 
 
 class SpaceTimeFNO2d(FNO):
-    """``u(x, y, 0) (B, in_channels, Nx, Ny) -> (B, n_steps, Nx, Ny)``, the next ``T`` steps.
+    """``u(x, y, 0) (B, in_channels, Nx, Ny) -> (B, n_steps, Nx, Ny)``, the next ``T`` steps
+    (``(B, n_steps * fields, Nx, Ny)`` for ``fields`` per step).
 
     A 3-D operator over ``(t, x, y)``: the input is repeated over the ``T`` output times, the
     coordinates ``(t, x, y)`` are appended, and the hidden field ``(B, width, T + pad, Nx, Ny)``
@@ -332,28 +333,38 @@ class SpaceTimeFNO2d(FNO):
             the end); see :func:`physguard.models.fno.time_pad_split`.
         projection_width: hidden channels of the projection (the 3-D field makes 128 costly
             on a CPU; the CPU defaults of ``physguard run`` use 4 x width).
+        fields: fields per output step (the cavity's velocity: 2, ``u`` and ``v``). The
+            projection gives ``fields`` channels at every ``(t, x, y)``; output channel
+            ``k * fields + f`` is field ``f`` at step ``k`` (step-major: a step's fields are
+            neighbours).
+
+    Raises:
+        ValueError: ``n_steps`` or ``fields`` below 1, and as :class:`FNO`.
     """
 
     def __init__(self, in_channels: int, n_steps: int, modes, width: int, n_layers: int,
                  domain=((0.0, 1.0), (0.0, 1.0)), t_range=(0.0, 1.0), time_padding: int = 6,
-                 projection_width: int = 128, time_padding_side: str = "end"):
-        if int(n_steps) < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+                 projection_width: int = 128, time_padding_side: str = "end",
+                 fields: int = 1):
+        if int(n_steps) < 1 or int(fields) < 1:
+            raise ValueError(f"n_steps and fields must be >= 1, got {n_steps} and {fields}")
         time_pad_split(time_padding, time_padding_side)  # checks both
         mx, my, mt = _modes(modes, 3)
         (t0, t1), = _intervals("t_range", [t_range], 1)
         space = _intervals("domain", domain, 2)
-        super().__init__(in_channels, 1, (mt, mx, my), width, n_layers, ((t0, t1), *space),
-                         projection_width)
+        super().__init__(in_channels, int(fields), (mt, mx, my), width, n_layers,
+                         ((t0, t1), *space), projection_width)
         self.n_steps, self.time_padding = int(n_steps), int(time_padding)
         self.time_padding_side = time_padding_side
-        self.out_channels = self.n_steps
+        self.fields = int(fields)
+        self.out_channels = self.n_steps * self.fields
 
     def forward(self, u: torch.Tensor, correction=None, layer_hook=None,
                 input_hook=None) -> torch.Tensor:
-        """``(B, in_channels, Nx, Ny) -> (B, n_steps, Nx, Ny)``; ``input_hook`` maps the input
-        repeated over the output times, ``(B, in_channels, T, Nx, Ny)``, to the same shape
-        before the lift (BOON's ``input_walls`` writes each time's wall values there)."""
+        """``(B, in_channels, Nx, Ny) -> (B, n_steps * fields, Nx, Ny)``; ``input_hook`` maps
+        the input repeated over the output times, ``(B, in_channels, T, Nx, Ny)``, to the
+        same shape before the lift (BOON's ``input_walls`` writes each time's wall values
+        there)."""
         self.check_input(u, n_grid_dims=2)
         b, c, nx, ny = u.shape
         grid = (self.n_steps, nx, ny)
@@ -365,4 +376,5 @@ class SpaceTimeFNO2d(FNO):
         start, end = time_pad_split(self.time_padding, self.time_padding_side)
         v = F.pad(self.lift(features), (0, 0, 0, 0, start, end))
         v = self.kernel_layers(v, correction, layer_hook)
-        return self.project(v[:, :, start:start + self.n_steps])[:, 0]
+        out = self.project(v[:, :, start:start + self.n_steps])  # (B, fields, T, Nx, Ny)
+        return out.transpose(1, 2).reshape(b, self.out_channels, nx, ny)
