@@ -152,7 +152,8 @@ def test_2d_export_layout(tmp_path, problem, field):
 
 
 @pytest.mark.parametrize("problem, field, setting", [("wave2d", None, "multi"),
-                                                     ("cavity", "velocity", "single")])
+                                                     ("cavity", "velocity", "single"),
+                                                     ("cavity", "velocity", "multi")])
 def test_2d_round_trip_and_training(tmp_path, problem, field, setting):
     from physguard.datasets.well import read_well_2d
 

@@ -61,8 +61,11 @@ def _h5py():
 def _trajectories(data) -> np.ndarray:
     """``(B, T + 1, *spatial[, D])``: the input as step 0, then the targets."""
     if isinstance(data, OperatorData2d) and data.field == "velocity":
-        # (n, 2, Nx, Ny) input and target -> (n, 2 steps, Nx, Ny, 2 components)
-        steps = torch.stack([data.inputs, data.targets], dim=1)
+        # (n, 2, Nx, Ny) input, (n, 2 T, Nx, Ny) step-major targets
+        # -> (n, T + 1 steps, Nx, Ny, 2 components)
+        n, _, nx, ny = data.targets.shape
+        targets = data.targets.reshape(n, -1, data.fields, nx, ny)
+        steps = torch.cat([data.inputs[:, None], targets], dim=1)
         return steps.permute(0, 1, 3, 4, 2).numpy()
     return torch.cat([data.inputs, data.targets], dim=1).numpy()
 
@@ -166,10 +169,11 @@ def _exact_values(data, side: str) -> np.ndarray:
         zero = {w: torch.zeros_like(getattr(data, w)[:, :data.inputs.shape[1]])
                 for w in WALLS}
         probe = OperatorData2d(data.problem, data.setting, data.field, data.wall_types, data.x,
-                               data.y, data.t, data.inputs, data.inputs, **zero)
+                               data.y, data.t[:1], data.inputs, data.inputs, **zero)
         initial = wall_residuals(data.inputs, probe)[side].numpy()
         if data.field == "velocity":  # (n, 2 comps, N_wall) per step -> (n, steps, N_wall, 2)
-            return np.stack([initial, targets], axis=1).transpose(0, 1, 3, 2)
+            targets = targets.reshape(len(data), -1, data.fields, targets.shape[-1])
+            return np.concatenate([initial[:, None], targets], axis=1).transpose(0, 1, 3, 2)
         return np.concatenate([initial, targets], axis=1)
     from ..metrics import boundary_residual
 
@@ -199,10 +203,9 @@ class LazyField:
         with _h5py().File(self.path, "r") as f:
             shape = f[dataset].shape
         self.samples = np.arange(shape[0]) if samples is None else np.asarray(samples)
-        if components:  # a vector field (B, T, *spatial, D) at one step: channels = D
-            if len(self.steps) != 1:
-                raise ValueError("a vector field's channels are its components: one step")
-            self.shape = torch.Size((len(self.samples), shape[-1], *shape[2:-1]))
+        if components:  # a vector field (B, T, *spatial, D): channels step-major, S x D
+            self.shape = torch.Size((len(self.samples), len(self.steps) * shape[-1],
+                                     *shape[2:-1]))
             return
         spatial = list(shape[2:])
         if append_periodic:
@@ -218,8 +221,9 @@ class LazyField:
         with _h5py().File(self.path, "r") as f:
             block = f[self.dataset][np.sort(chosen)]  # h5py needs increasing indices
         block = block[:, self.steps]
-        if self.components:
-            block = np.moveaxis(block[:, 0], -1, 1)
+        if self.components:  # (B, S, *spatial, D) -> (B, S * D, *spatial), step-major
+            block = np.moveaxis(block, -1, 2)
+            block = block.reshape(block.shape[0], -1, *block.shape[3:])
         if self.append_periodic:
             block = np.concatenate([block, block[:, :, :1]], axis=2)
         out = np.empty_like(block)
@@ -377,8 +381,9 @@ def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
     """Read a 2-D HDF5 file in The Well's layout as :class:`OperatorData2d` (lazy fields).
 
     One field: a scalar field in ``t0_fields`` (channels: time steps; ``setting`` as in
-    :func:`read_well`), or a 2-component vector field in ``t1_fields`` (single step; the
-    channels are its components, as the cavity's velocity). Each of the four walls
+    :func:`read_well`), or a 2-component vector field in ``t1_fields`` (the cavity's
+    velocity; channels step-major, ``2k + f`` component ``f`` at step ``k``; a file of two
+    steps is read as single step whatever ``setting``). Each of the four walls
     (``x_left``, ``x_right``, ``y_bottom``, ``y_top``, or any group whose mask marks one end
     of one axis) must be a ``wall`` with physguard's condition attribute.
 
@@ -435,18 +440,20 @@ def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
     if missing:
         raise ValueError(f"{path}: no condition for the wall(s) {missing}")
     if vector:
-        field, target_steps = "velocity", [1]
+        field = "velocity"
+        setting = "single" if steps == 2 else setting
+        target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
         inputs = LazyField(path, dataset, [0], components=True)
-        targets = LazyField(path, dataset, [1], components=True)
-        wall_values = {w: torch.from_numpy(np.moveaxis(v[:, 1], -1, 1)) for w, v in
-                       walls.items()}  # (n, N_wall, 2) -> (n, 2, N_wall)
+        targets = LazyField(path, dataset, target_steps, components=True)
+        wall_values = {w: torch.from_numpy(np.moveaxis(v[:, target_steps], -1, 2).reshape(
+            n, -1, v.shape[2])) for w, v in walls.items()}  # (n, S, N_wall, 2) -> (n, 2S, N)
     else:
         field = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
         target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
         inputs = LazyField(path, dataset, [0])
         targets = LazyField(path, dataset, target_steps)
         wall_values = {w: torch.from_numpy(v[:, target_steps]) for w, v in walls.items()}
-    return OperatorData2d(problem, "single" if vector else setting, field,
+    return OperatorData2d(problem, setting, field,
                           tuple(kinds[w] for w in WALLS), torch.from_numpy(grid["x"]),
                           torch.from_numpy(grid["y"]),
                           torch.from_numpy(grid["time"][target_steps]), inputs, targets,
