@@ -439,17 +439,17 @@ def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
     missing = [w for w in WALLS if w not in walls]
     if missing:
         raise ValueError(f"{path}: no condition for the wall(s) {missing}")
+    if vector and steps == 2:  # one output step: single, whatever was asked
+        setting = "single"
+    target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
     if vector:
         field = "velocity"
-        setting = "single" if steps == 2 else setting
-        target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
         inputs = LazyField(path, dataset, [0], components=True)
         targets = LazyField(path, dataset, target_steps, components=True)
         wall_values = {w: torch.from_numpy(np.moveaxis(v[:, target_steps], -1, 2).reshape(
             n, -1, v.shape[2])) for w, v in walls.items()}  # (n, S, N_wall, 2) -> (n, 2S, N)
     else:
         field = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
-        target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
         inputs = LazyField(path, dataset, [0])
         targets = LazyField(path, dataset, target_steps)
         wall_values = {w: torch.from_numpy(v[:, target_steps]) for w, v in walls.items()}

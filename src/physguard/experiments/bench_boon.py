@@ -252,35 +252,37 @@ def conditions_spread(*datasets) -> float | None:
     from the exact wall values (at most the :func:`wall_error_share` bound) and from how the
     corrected layers train. ``None``: every wall is periodic (no condition data).
     """
-    spreads = []
-    for data in datasets:
-        if isinstance(data, OperatorData):
-            walls = [(kind, getattr(data, f"{side}_values")) for side, kind in
-                     (("left", data.left_type), ("right", data.right_type))]
-        else:
-            walls = [(kind, getattr(data, wall))
-                     for wall, kind in zip(WALLS, data.wall_types, strict=True)]
-        spreads.append([values for kind, values in walls if kind != "periodic"])
-    if not spreads[0]:
+    walls = [[values for kind, values in _condition_walls(data) if kind != "periodic"]
+             for data in datasets]
+    if not walls[0]:
         return None
     return max(float((values.amax(0) - values.amin(0)).max())
-               for values in (torch.cat(parts) for parts in zip(*spreads, strict=True)))
+               for values in (torch.cat(parts) for parts in zip(*walls, strict=True)))
+
+
+def _condition_walls(data: OperatorData | OperatorData2d) -> list[tuple[str, torch.Tensor]]:
+    """``(kind, values)`` of every wall: 1-D ``left_values`` / ``right_values (n, T)``; 2-D
+    ``left`` ... ``top (n, C, N_wall)``."""
+    if isinstance(data, OperatorData):
+        return [(kind, getattr(data, f"{side}_values")) for side, kind in
+                (("left", data.left_type), ("right", data.right_type))]
+    return [(kind, getattr(data, wall)) for wall, kind in zip(WALLS, data.wall_types,
+                                                             strict=True)]
 
 
 def _kernel_correction(data: OperatorData | OperatorData2d) -> bool:
     """Whether BOON corrects the kernels on this data (a Dirichlet or Neumann wall); with
     periodic walls only, it averages the two ends after every layer and nothing else. (A
     row's config can also switch the correction off: ``BOON2dConfig.kernel_correction``.)"""
-    kinds = ((data.left_type, data.right_type) if isinstance(data, OperatorData)
-             else data.wall_types)
-    return any(kind != "periodic" for kind in kinds)
+    return any(kind != "periodic" for kind, _ in _condition_walls(data))
 
 
 def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
              progress: bool) -> list[dict]:
     two_d = problem in PROBLEMS_2D
+    split = (lambda c: split_data_2d(c, progress)) if two_d else split_data
     started = time.perf_counter()
-    train, test = split_data_2d(config, progress) if two_d else split_data(config)
+    train, test = split(config)
     data_seconds = time.perf_counter() - started
     evaluate = train_and_evaluate_2d if two_d else train_and_evaluate
     walls = dict(identical_walls=_identical_walls(train, test),  # of the row's data, once
@@ -312,7 +314,7 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
                     recheck_boon_rel_l2=again["BOON"])
     for seed in bench.extra_seeds:  # new data and initial weights
         other = dataclasses.replace(config, seed=seed)
-        data = split_data_2d(other, progress) if two_d else split_data(other)
+        data = split(other)
         boon.setdefault("seed_rel_l2", {})[str(seed)] = {
             name: evaluate(name, *data, other, progress)[3]["rel_l2"] for name in ("FNO", "BOON")}
     return records
