@@ -280,3 +280,12 @@ def test_penalty_gradient_is_finite_where_the_residual_is_exactly_zero():
     from physguard.experiments.boon import relative_l2_loss
     relative_l2_loss(plain, data.targets.float()).backward()
     assert torch.equal(pred.grad, plain.grad)
+
+
+def test_cavity_multi_row_learns_the_authors_vorticity():
+    """The bench's multi-step cavity row compares with the authors' (vorticity) figure, in
+    both presets, while ``physguard run cavity`` defaults to the velocity."""
+    for paper in (False, True):
+        config = BOONBenchConfig(cases=("cavity",), paper=paper)
+        assert config.case_config("cavity", "multi").field == "vorticity"
+        assert config.case_config("cavity", "single").field == "velocity"

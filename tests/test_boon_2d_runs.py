@@ -73,8 +73,9 @@ def test_multi_step_velocity_is_step_major():
 
 def test_cli_single_step_cavity(tmp_path):
     out = tmp_path / "cavity"
-    result = CliRunner().invoke(main, ["run", "cavity", "--epochs", "2", "--functions", "6",
-                                       "--test-functions", "3", "--quiet", "--out", str(out)])
+    result = CliRunner().invoke(main, ["run", "cavity", "--setting", "single", "--epochs", "2",
+                                       "--functions", "6", "--test-functions", "3", "--quiet",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     for name in ("config.json", "metrics.json", "table.md", "fno.pt", "boon.pt", "fields.png",
                  "boundary.png", "training.json", "timing.json"):
@@ -90,6 +91,35 @@ def test_cli_single_step_cavity(tmp_path):
     assert "without the per-layer kernel correction" in (out / "table.md").read_text()
 
 
+def test_cli_defaults_are_the_multi_step_map(monkeypatch, tmp_path):
+    """``physguard run cavity`` / ``wave2d`` without options: the authors' multi-step map
+    (the run's error over time and animation need several times), the cavity's velocity with
+    BOON's exact output; ``--paper`` learns the authors' vorticity; 1-D stays single step."""
+    from physguard.experiments import boon, boon2d
+
+    seen = []
+
+    def fake_run(config, out, **kwargs):
+        seen.append(config)
+        out.mkdir(exist_ok=True)
+        (out / "table.md").write_text("")
+
+    monkeypatch.setattr(boon2d, "run_boon_2d", fake_run)
+    monkeypatch.setattr(boon, "run_boon", fake_run)
+    for args in (["cavity"], ["wave2d"], ["cavity", "--paper"],
+                 ["cavity", "--setting", "single"], ["heat-neumann"]):
+        result = CliRunner().invoke(main, ["run", *args, "--out", str(tmp_path / "r")])
+        assert result.exit_code == 0, result.output
+    cavity, wave, paper, single, heat = seen
+    assert (cavity.setting, cavity.field, cavity.kernel_correction, cavity.input_walls) == (
+        "multi", "velocity", False, False)
+    assert (wave.setting, wave.kernel_correction) == ("multi", True)
+    assert (paper.setting, paper.field, paper.n_train, paper.input_walls) == (
+        "multi", "vorticity", 1000, True)
+    assert (single.setting, single.field) == ("single", "velocity")
+    assert heat.setting == "single"
+
+
 def test_multi_step_wave_run_with_animation(tmp_path):
     config = BOON2dConfig("wave2d", "multi", n_train=4, n_test=2, n_points=9, n_steps=4,
                           modes=3, modes_t=2, width=4, n_layers=2, epochs=1, batch_size=2,
@@ -102,9 +132,10 @@ def test_multi_step_wave_run_with_animation(tmp_path):
 
 
 def test_kernel_correction_defaults_and_errors():
-    assert BOON2dConfig.default("cavity").kernel_correction is False  # velocity, single step
+    assert BOON2dConfig.default("cavity", "single").kernel_correction is False  # velocity
+    assert BOON2dConfig.default("cavity").kernel_correction is False  # multi-step velocity
     assert BOON2dConfig.default("cavity", kernel_correction=True).kernel_correction is True
-    assert BOON2dConfig.default("cavity", "multi").kernel_correction is False  # walls in
+    assert BOON2dConfig.default("cavity", "multi", field="vorticity").kernel_correction is False
     assert BOON2dConfig.default("wave2d").kernel_correction is True
     with pytest.raises(ValueError, match="kernel_correction"):
         BOON2dConfig("wave2d", kernel_correction="yes")
@@ -113,11 +144,12 @@ def test_kernel_correction_defaults_and_errors():
 
 
 def test_input_walls_config_defaults_and_errors():
-    multi = BOON2dConfig.default("cavity", "multi")  # vorticity: exact output + walls in
+    multi = BOON2dConfig.default("cavity", "multi", field="vorticity")  # exact + walls in
     assert (multi.kernel_correction, multi.input_walls) == (False, True)
     assert BOON2dConfig.default("cavity", "multi", field="velocity").input_walls is False
     assert BOON2dConfig.default("cavity").input_walls is False
-    assert BOON2dConfig.default("cavity", "multi", input_walls=True).input_walls is True
+    assert BOON2dConfig.default("cavity", "multi", field="vorticity",
+                                input_walls=True).input_walls is True
     with pytest.raises(ValueError, match="wave2d has none"):
         BOON2dConfig.default("wave2d", input_walls=True)
     with pytest.raises(ValueError, match="the velocity has two"):
@@ -141,9 +173,9 @@ def test_multi_step_velocity_run(tmp_path):
 def test_multi_step_run_with_input_walls():
     """The multi-step vorticity cavity with each step's wall values in BOON's input: trains,
     and the walls hold exactly."""
-    config = BOON2dConfig("cavity", "multi", n_train=4, n_test=2, n_points=9, n_steps=3,
-                          modes=3, modes_t=2, width=4, n_layers=2, epochs=1, batch_size=2,
-                          projection_width=8, device="cpu", input_walls=True)
+    config = BOON2dConfig("cavity", "multi", "vorticity", n_train=4, n_test=2, n_points=9,
+                          n_steps=3, modes=3, modes_t=2, width=4, n_layers=2, epochs=1,
+                          batch_size=2, projection_width=8, device="cpu", input_walls=True)
     train, test = split_data_2d(config, progress=False)
     record = train_and_evaluate_2d("BOON", train, test, config, progress=False)[3]
     assert record["boundary_error"] < 1e-12

@@ -65,14 +65,17 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--test-functions", type=click.IntRange(min=1), default=None,
               help="Test functions per test parameter (test samples for BOON problems).")
 @click.option("--setting", type=click.Choice(["single", "multi"]), default=None,
-              help="BOON problems only: u(x,0) -> u(x,t_final) (single, the default), or -> "
-                   "the next 25 snapshots (multi).")
+              help="BOON problems only: u(x,0) -> u(x,t_final) (single), or -> the next 25 "
+                   "snapshots (multi). Default: single in 1-D; multi in 2-D (cavity, wave2d: "
+                   "the authors' cavity map, with the error over time and the animation).")
 @click.option("--field", type=click.Choice(sorted({f for fs in FIELDS.values() for f in fs})),
-              default=None, help="cavity only: velocity (u, v; the single-step default, "
-                                 "two fields per step in the multi-step setting) or vorticity "
-                                 "(the authors' field; the multi-step default).")
+              default=None, help="cavity only: velocity (u, v; the default, two fields "
+                                 "per step in the multi-step setting) or vorticity (the "
+                                 "authors' field; the default of --paper --setting multi).")
 @click.option("--paper", is_flag=True,
-              help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
+              help="The paper's sizes, for a GPU (ANP: 10,000 functions, 500 epochs, 50 test "
+                   "functions; BOON: the authors' notebooks, the cavity 1000 / 200 samples of "
+                   "50 x 50, T = 25, 500 epochs).")
 @click.option("--kernel-correction/--no-kernel-correction", default=None,
               help="BOON problems: BOON with (or without: exact output only) its per-layer "
                    "kernel correction. Default: with it, except on the single-step velocity "
@@ -143,7 +146,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         raise click.UsageError(f"--data applies to the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq / --paper")
     if not uq:
-        setting = setting or "single"
+        setting = setting or ("multi" if problem in PROBLEMS_2D else "single")
     from . import _distributed
 
     distributed = _distributed.init(device)
@@ -312,7 +315,9 @@ def _leave_process_group(distributed: bool) -> bool:
 @click.option("--cases", default=",".join(CONSERVATION_PROBLEMS), show_default=True,
               help="Comma-separated subset of the cases.")
 @click.option("--paper", is_flag=True,
-              help="The paper's sizes (10,000 functions, 500 epochs, 50 test functions): GPU.")
+              help="The paper's sizes, for a GPU (ANP: 10,000 functions, 500 epochs, 50 test "
+                   "functions; BOON: the authors' notebooks, the cavity 1000 / 200 samples of "
+                   "50 x 50, T = 25, 500 epochs).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="ANP / SoftC epochs.")
 @click.option("--functions", type=click.IntRange(min=1), default=None,
               help="Training functions per case.")
