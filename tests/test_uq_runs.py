@@ -160,6 +160,8 @@ def test_cavity_uq_every_cell_divergence_free_with_exact_walls(tmp_path):
 def test_cavity_uq_refuses_an_odd_grid():
     with pytest.raises(ValueError, match="even n_points"):
         UQConfig.default("cavity", "single", n_points=33)
+    with pytest.raises(ValueError, match="use --setting single"):
+        UQConfig.default("cavity", "multi")
 
 
 def test_saved_members_reevaluate_to_the_same_records(heat_run, tmp_path):

@@ -101,12 +101,13 @@ def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig |
     each on 2 cores (``--setting multi`` still runs them).
 
     Raises:
-        ValueError: the multi-step cavity (its multi-step field is the vorticity, which has
-            no per-cell balance here).
+        ValueError: the multi-step cavity (the zero-divergence rows are built for one
+            velocity snapshot; the multi-step velocity's two fields per step are not).
     """
     if problem == "cavity" and setting == "multi":
-        raise ValueError("the cavity's --uq run is single-step (velocity: zero divergence in "
-                         "every cell); its multi-step field, the vorticity, has no such rows")
+        raise ValueError("the cavity's --uq run is single step: its constraint rows are zero "
+                         "divergence in every cell of one velocity snapshot, not of the "
+                         "multi-step velocity's two fields per step (use --setting single)")
     setting = setting or ("single" if problem in PROBLEMS_2D else "multi")
     if problem in PROBLEMS_2D:
         sizes = dict(n_train=100, n_test=24, epochs=30)
