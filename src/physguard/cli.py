@@ -78,14 +78,13 @@ def _clean_errors(work: Callable[[], None]) -> None:
                    "50 x 50, T = 25, 500 epochs).")
 @click.option("--kernel-correction/--no-kernel-correction", default=None,
               help="BOON problems: BOON with (or without: exact output only) its per-layer "
-                   "kernel correction. Default: with it, except on the single-step velocity "
-                   "cavity and Stokes (measured: benchmarks/results/boon_2d.md, "
-                   "boon_interior.md).")
+                   "kernel correction. Default: with it, except on the cavity (both fields) "
+                   "and Stokes (measured: benchmarks/results/boon_2d.md, boon_interior.md).")
 @click.option("--input-walls/--no-input-walls", default=None,
               help="BOON problems with Dirichlet walls: write the output's Dirichlet wall "
                    "values into BOON's input (multi step: each output time's). Default: on "
-                   "for Stokes only, both settings (its wall value at the output times differs "
-                   "between samples).")
+                   "for Stokes (both settings) and the multi-step vorticity cavity (their wall "
+                   "values at the output times differ between samples).")
 @click.option("--uq", is_flag=True,
               help="heat-neumann, stokes, burgers-periodic, wave2d, cavity: deep ensembles "
                    "of FNOs and BOON-FNOs, with and without ProbConserv on the wall and "
