@@ -112,6 +112,11 @@ class OperatorData2d:
         """Fields per output time (the velocity: 2; channel ``k * fields + f``)."""
         return self.targets.shape[1] // len(self.t)
 
+    def per_step(self, values: torch.Tensor) -> torch.Tensor:
+        """Split step-major channels: ``(n, T * fields, ...)`` -> ``(n, T, fields, ...)``
+        (targets, wall values or predictions of this data)."""
+        return values.reshape(values.shape[0], len(self.t), self.fields, *values.shape[2:])
+
     @property
     def domain(self) -> tuple[tuple[float, float], tuple[float, float]]:
         return (float(self.x[0]), float(self.x[-1])), (float(self.y[0]), float(self.y[-1]))

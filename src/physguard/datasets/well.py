@@ -63,9 +63,7 @@ def _trajectories(data) -> np.ndarray:
     if isinstance(data, OperatorData2d) and data.field == "velocity":
         # (n, 2, Nx, Ny) input, (n, 2 T, Nx, Ny) step-major targets
         # -> (n, T + 1 steps, Nx, Ny, 2 components)
-        n, _, nx, ny = data.targets.shape
-        targets = data.targets.reshape(n, -1, data.fields, nx, ny)
-        steps = torch.cat([data.inputs[:, None], targets], dim=1)
+        steps = torch.cat([data.inputs[:, None], data.per_step(data.targets)], dim=1)
         return steps.permute(0, 1, 3, 4, 2).numpy()
     return torch.cat([data.inputs, data.targets], dim=1).numpy()
 
@@ -165,16 +163,16 @@ def _exact_values(data, side: str) -> np.ndarray:
     if isinstance(data, OperatorData2d):
         from ..experiments.boon2d import wall_residuals
 
-        targets = getattr(data, side).numpy()  # (n, C, N_wall)
+        targets = getattr(data, side)  # (n, C, N_wall)
         zero = {w: torch.zeros_like(getattr(data, w)[:, :data.inputs.shape[1]])
                 for w in WALLS}
         probe = OperatorData2d(data.problem, data.setting, data.field, data.wall_types, data.x,
                                data.y, data.t[:1], data.inputs, data.inputs, **zero)
         initial = wall_residuals(data.inputs, probe)[side].numpy()
         if data.field == "velocity":  # (n, 2 comps, N_wall) per step -> (n, steps, N_wall, 2)
-            targets = targets.reshape(len(data), -1, data.fields, targets.shape[-1])
-            return np.concatenate([initial[:, None], targets], axis=1).transpose(0, 1, 3, 2)
-        return np.concatenate([initial, targets], axis=1)
+            return np.concatenate([initial[:, None], data.per_step(targets).numpy()],
+                                  axis=1).transpose(0, 1, 3, 2)
+        return np.concatenate([initial, targets.numpy()], axis=1)
     from ..metrics import boundary_residual
 
     h = float(data.x[1] - data.x[0])

@@ -294,8 +294,9 @@ def metrics_2d(name: str, pred: torch.Tensor, data: OperatorData2d) -> dict:
     record.update({f"boundary_error_{w}": float(v.mean()) for w, v in walls.items()})
     record.update({f"fRMSE_{band}": float(v.mean()) for band, v in _band_rmse(err).items()})
     if data.setting == "multi":
-        steps = (err.shape[0], len(data.t), -1)  # a step's fields together
-        per_step = err.reshape(steps).norm(dim=2) / truth.reshape(steps).norm(dim=2)  # (n, T)
+        # a step's fields together: (n, T)
+        per_step = (data.per_step(err).flatten(2).norm(dim=2)
+                    / data.per_step(truth).flatten(2).norm(dim=2))
         record["rel_l2_per_step"] = per_step.mean(0).tolist()
     return record
 
