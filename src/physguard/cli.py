@@ -167,8 +167,10 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         elif problem in PROBLEMS_2D:
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
-            sizes = dict(overrides, field=field or "", kernel_correction=kernel_correction,
+            sizes = dict(overrides, kernel_correction=kernel_correction,
                          input_walls=input_walls)
+            if field is not None:
+                sizes["field"] = field
             data = None
             if data_file is not None:
                 from .datasets.well import read_well_2d

@@ -148,7 +148,7 @@ class BOON2dConfig:
         settings = dict(problem=problem, setting=setting, n_train=1000, n_test=200,
                         n_points=51, n_steps=25, modes=8, modes_t=8, width=20, epochs=500,
                         batch_size=10, lr_step=100, lr_gamma=0.5)
-        settings.update({k: v for k, v in overrides.items() if k != "field" or v})
+        settings.update(overrides)
         if problem == "cavity" and setting == "multi":
             settings.setdefault("field", "vorticity")
         return cls(**settings)
