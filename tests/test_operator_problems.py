@@ -82,16 +82,68 @@ def test_operator_data_carry_their_boundary_conditions(problem, tmp_path):
         OperatorData.load(tmp_path / "none.npz")
 
 
-def test_frequency_and_boundary_metrics():
-    x = torch.linspace(0, 1, 65, dtype=F64)[:-1]
-    truth = torch.zeros(2, 64, dtype=F64)
-    low = truth + 0.1 * torch.cos(2 * math.pi * 2 * x)
-    high = truth + 0.1 * torch.cos(2 * math.pi * 20 * x)
-    f_low, f_high = M.frmse(low, truth), M.frmse(high, truth)
-    assert f_low["low"].min() > 1e-3 and f_low["high"].max() < 1e-12
-    assert f_high["high"].min() > 1e-3 and f_high["low"].max() < 1e-12
+def test_pdebench_metrics_bands_1d():
+    """PDEBench's metric_func (Takamoto et al. 2022): rfft modes k < 4 low, 4..11 mid, >= 12
+    high; each band the mean over its modes of sqrt(mean_b |E_k|^2) / N * Lx."""
+    n = 64
+    x = torch.arange(n, dtype=F64) / n
+    truth = torch.ones(3, 2, n, dtype=F64)
+    for k, band in ((2, "low"), (4, "mid"), (11, "mid"), (12, "high")):
+        err = 0.1 * torch.cos(2 * math.pi * k * x)
+        got = M.pdebench_metrics(truth + err, truth)
+        # |E_k| = 0.1 N / 2 at one mode: sqrt(...) / N = 0.05, averaged over the band's modes
+        modes = {"low": 4, "mid": 8, "high": n // 2 + 1 - 12}[band]
+        assert got[f"fRMSE_{band}"] == pytest.approx(0.05 / modes, rel=1e-12)
+        for other in {"low", "mid", "high"} - {band}:
+            assert got[f"fRMSE_{other}"] < 1e-15
+        assert M.pdebench_metrics(truth + err, truth, lengths=2.0)[f"fRMSE_{band}"] == \
+            pytest.approx(0.1 / modes, rel=1e-12)
+
+
+def test_pdebench_metrics_rmse_crmse_brmse_1d():
+    """cRMSE = sqrt(mean_b (mean_x e)^2), not the mean |.|; bRMSE = mean_b of the RMS over the
+    two ends; RMSE / nRMSE per sample, then averaged; max over everything."""
+    n = 8
+    truth = torch.full((2, 1, n), 2.0, dtype=F64)
+    err = torch.zeros(2, 1, n, dtype=F64)
+    err[0, 0] = 0.3                           # sample 0: uniform offset 0.3
+    err[1, 0, 0], err[1, 0, -1] = 0.4, -0.4    # sample 1: the ends only, mean 0
+    got = M.pdebench_metrics(truth + err, truth)
+    assert got["cRMSE"] == pytest.approx(math.sqrt((0.3 ** 2 + 0.0) / 2), rel=1e-12)
+    assert got["bRMSE"] == pytest.approx((0.3 + 0.4) / 2, rel=1e-12)
+    rmse = (0.3 + math.sqrt(2 * 0.16 / n)) / 2
+    assert got["RMSE"] == pytest.approx(rmse, rel=1e-12)
+    assert got["nRMSE"] == pytest.approx(rmse / 2.0, rel=1e-12)
+    assert got["max_error"] == pytest.approx(0.4, rel=1e-12)
+
+
+def test_pdebench_metrics_2d():
+    """2-D: bRMSE over the four walls with the corners on both, / (2 nx + 2 ny); fRMSE on the
+    shells floor(sqrt(i^2 + j^2)) of the first quadrant, k < min(nx, ny) // 2."""
+    nx, ny = 16, 12
+    truth = torch.zeros(1, 1, nx, ny, dtype=F64)
+    err = torch.zeros_like(truth)
+    err[0, 0, 0, :] = 1.0  # the whole x = 0 wall
+    got = M.pdebench_metrics(truth + err, truth)
+    assert got["bRMSE"] == pytest.approx(math.sqrt((ny + 2) / (2 * nx + 2 * ny)), rel=1e-12)
+    x = (torch.arange(nx, dtype=F64) / nx)[:, None]
+    y = (torch.arange(ny, dtype=F64) / ny)[None, :]
+    # cos(2 pi (3 x + 4 y)): energy at (3, 4) in the quadrant (shell 5 = "mid"), and at
+    # (-3, -4) outside it, which PDEBench does not count
+    wave = torch.cos(2 * math.pi * (3 * x + 4 * y))[None, None]
+    got = M.pdebench_metrics(wave, truth)
+    shells = min(nx, ny) // 2
+    assert got["fRMSE_mid"] == pytest.approx((nx * ny / 2) / (nx * ny) / (shells - 4),
+                                             rel=1e-12)
+    assert got["fRMSE_low"] < 1e-15
+    assert math.isnan(got["fRMSE_high"])  # shells 12.. do not exist: PDEBench's NaN
+    with pytest.raises(ValueError, match="spatial axes"):
+        M.pdebench_metrics(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_brmse_per_field():
+    truth = torch.zeros(2, 16, dtype=F64)
     assert torch.allclose(M.brmse(truth + 1.0, truth), torch.ones(2, dtype=F64))
-    assert torch.allclose(M.crmse(low, truth), torch.zeros(2, dtype=F64), atol=1e-12)
 
 
 def test_cli_boon_run(tmp_path):

@@ -28,8 +28,8 @@ __all__ = [
     "boundary_error",
     "boundary_residual",
     "brmse",
-    "crmse",
-    "frmse",
+    "pdebench_metrics",
+    "PDEBENCH_METRICS",
     "VAR_FLOOR",
 ]
 
@@ -215,25 +215,87 @@ def brmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return err.square().mean(-1).sqrt()
 
 
-def crmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """PDEBench cRMSE: error of the spatial mean (the conserved total per unit length)."""
-    _check(pred, truth)
-    return (pred.mean(-1) - truth.mean(-1)).abs()
+PDEBENCH_METRICS = ("RMSE", "nRMSE", "cRMSE", "max_error", "bRMSE", "fRMSE_low",
+                    "fRMSE_mid", "fRMSE_high")
 
 
-FREQUENCY_BANDS = {"low": (0, 4), "mid": (5, 12), "high": (13, None)}
+def pdebench_metrics(pred: torch.Tensor, truth: torch.Tensor,
+                     lengths: float | tuple[float, ...] = 1.0, i_low: int = 4,
+                     i_high: int = 12) -> dict[str, float]:
+    """PDEBench's error metrics, as its ``metric_func`` defines them (Takamoto et al., NeurIPS
+    2022, App. D; ``pdebench/models/metrics.py``), over the whole test set taken as one batch.
 
+    For each channel ``c`` and sample ``b`` with error ``e = pred - truth`` on the grid of
+    ``M`` points (``M = nx`` in 1-D, ``nx ny`` in 2-D):
 
-def frmse(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
-    """PDEBench fRMSE in the low (k <= 4), mid (5..12) and high (>= 13) wave-number bands.
+    * ``RMSE``: ``sqrt(mean_x e^2)``, averaged over samples; ``nRMSE``: the same divided by
+      ``sqrt(mean_x truth^2)``, then averaged; ``max_error``: the largest ``|e|`` over points
+      and samples.
+    * ``cRMSE``: ``sqrt(mean_b (sum_x e / M)^2)``: the root mean square over samples of the
+      error of the spatial mean.
+    * ``bRMSE``: 1-D ``mean_b sqrt((e_0^2 + e_{N-1}^2) / 2)``; 2-D ``mean_b sqrt((sum over
+      the x = 0, x = L_x walls of e^2 + sum over the y walls) / (2 nx + 2 ny))`` (corners
+      counted on both walls, as PDEBench does).
+    * ``fRMSE``: the discrete Fourier transform ``E_k`` of ``e`` (unnormalised, ``numpy``
+      convention); 1-D per mode ``k`` of ``rfft``, 2-D summed over the shells
+      ``floor(sqrt(i^2 + j^2)) = k`` of the quadrant ``0 <= i < nx // 2``,
+      ``0 <= j < ny // 2`` (shells ``k < min(nx, ny) // 2``); then
+      ``sqrt(mean_b |E_k|^2) / M * prod(lengths)``, averaged over the modes
+      ``k < i_low`` (low), ``i_low <= k < i_high`` (mid) and ``k >= i_high`` (high). An
+      empty band gives NaN, as in PDEBench.
 
-    ``F_k = (1/N) sum_j (pred - truth)_j e^{-2 pi i j k / N}`` and, per band, the root mean of
-    ``|F_k|^2`` over its ``k``; each value has shape ``(...)``.
+    Every metric is computed per channel and then averaged over the channels, as
+    ``metric_func(..., if_mean=True)`` averages over channels and time steps; so a
+    physguard prediction's time steps and fields may share the channel axis.
+
+    Args:
+        pred, truth: ``(B, C, *spatial)`` with 1 or 2 spatial axes (physguard's operator
+            layout: 1-D ``(n, T, N)``, 2-D ``(n, T * fields, Nx, Ny)``).
+        lengths: the domain length per spatial axis (PDEBench's ``Lx``, ``Ly``; default 1,
+            PDEBench's default), scaling ``fRMSE`` only.
+        i_low, i_high: the band edges (PDEBench's defaults 4 and 12).
+
+    Returns:
+        ``{name: float}`` for the names in ``PDEBENCH_METRICS``.
+
+    Raises:
+        ValueError: shapes that differ, or not 1 or 2 spatial axes.
     """
     _check(pred, truth)
-    spectrum = torch.fft.rfft(pred - truth, dim=-1).abs().square() / pred.shape[-1] ** 2
-    out = {}
-    for band, (lo, hi) in FREQUENCY_BANDS.items():
-        part = spectrum[..., lo:None if hi is None else hi + 1]
-        out[band] = part.mean(-1).sqrt() if part.shape[-1] else torch.zeros_like(spectrum[..., 0])
-    return out
+    dims = pred.ndim - 2
+    if dims not in (1, 2):
+        raise ValueError(f"pdebench_metrics takes (B, C, *spatial) with 1 or 2 spatial axes, "
+                         f"got shape {tuple(pred.shape)}")
+    lengths = (float(lengths),) * dims if isinstance(lengths, (int, float)) else \
+        tuple(float(v) for v in lengths)
+    if len(lengths) != dims:
+        raise ValueError(f"lengths must give {dims} domain length(s), got {lengths}")
+    err = (pred - truth).double()
+    truth = truth.double()
+    spatial = tuple(range(2, 2 + dims))
+    points = math.prod(pred.shape[2:])
+    rmse = err.square().mean(spatial).sqrt()  # (B, C)
+    out = {"RMSE": rmse.mean(0), "nRMSE": (rmse / truth.square().mean(spatial).sqrt()).mean(0),
+           "cRMSE": (err.sum(spatial) / points).square().mean(0).sqrt(),
+           "max_error": err.abs().amax(spatial).amax(0)}
+    if dims == 1:
+        out["bRMSE"] = ((err[..., 0].square() + err[..., -1].square()) / 2).sqrt().mean(0)
+        shells = torch.fft.rfft(err, dim=-1).abs().square()  # (B, C, N // 2 + 1)
+    else:
+        nx, ny = pred.shape[2:]
+        walls = (err[:, :, 0].square() + err[:, :, -1].square()).sum(-1) \
+            + (err[:, :, :, 0].square() + err[:, :, :, -1].square()).sum(-1)
+        out["bRMSE"] = (walls / (2 * nx + 2 * ny)).sqrt().mean(0)
+        power = torch.fft.fftn(err, dim=(2, 3)).abs().square()[:, :, :nx // 2, :ny // 2]
+        n_shells = min(nx // 2, ny // 2)
+        shell = torch.tensor([[math.isqrt(i * i + j * j) for j in range(ny // 2)]
+                              for i in range(nx // 2)], dtype=torch.long).reshape(nx // 2,
+                                                                                 ny // 2)
+        keep = shell < n_shells
+        shells = torch.zeros(*power.shape[:2], n_shells, dtype=power.dtype)
+        shells.index_add_(2, shell[keep], power[:, :, keep])
+    spectrum = shells.mean(0).sqrt() / points * math.prod(lengths)  # (C, modes)
+    for band, part in (("low", spectrum[:, :i_low]), ("mid", spectrum[:, i_low:i_high]),
+                       ("high", spectrum[:, i_high:])):
+        out[f"fRMSE_{band}"] = part.mean(1)  # NaN for an empty band, as torch.mean gives
+    return {name: float(out[name].mean()) for name in PDEBENCH_METRICS}

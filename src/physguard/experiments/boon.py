@@ -319,12 +319,11 @@ def operator_metrics(name: str, pred: torch.Tensor, data: OperatorData) -> dict:
         "boundary_error": float(torch.stack(list(sides.values())).mean()),
         "boundary_error_left": float(sides["left"].mean()),
         "boundary_error_right": float(sides["right"].mean()),
-        "bRMSE": float(M.brmse(pred, truth).mean()),
-        "cRMSE": float(M.crmse(pred, truth).mean()),
         "MSE": float(M.mse(pred, truth).mean()),
     }
-    for band, value in M.frmse(pred, truth).items():
-        record[f"fRMSE_{band}"] = float(value.mean())
+    pdebench = M.pdebench_metrics(pred, truth, lengths=float(data.x[-1] - data.x[0]))
+    record.update({k: pdebench[k] for k in ("bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid",
+                                            "fRMSE_high")})
     if "neumann" in (data.left_type, data.right_type):
         # The enforced stencil is second order: check against a third-order reference too.
         ref = [M.boundary_error(pred, getattr(data, f"{side}_type"),
