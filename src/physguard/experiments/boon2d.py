@@ -14,8 +14,9 @@ absent, :func:`physguard._io.run_folder`)::
 of each wall's condition (Dirichlet value; Neumann: the 2nd-order one-sided stencil along the
 normal against the flux); ``bRMSE``, ``cRMSE`` and ``fRMSE_*`` exactly as PDEBench's
 ``metric_func`` defines them (Takamoto et al. 2022; :func:`physguard.metrics.pdebench_metrics`:
-low shells ``k < 4``, mid ``4 <= k < 12``, high ``k >= 12``). Multi step: ``"rel_l2_per_step"``, the relative L2 of each
-output time over all of its fields (the velocity's ``u`` and ``v`` together).
+low shells ``k < 4``, mid ``4 <= k < 12``, high ``k >= 12``). Multi step:
+``"rel_l2_per_step"``, the relative L2 of each output time over all of its fields (the
+velocity's ``u`` and ``v`` together).
 """
 
 from __future__ import annotations
