@@ -28,9 +28,13 @@ def test_export_has_the_wells_layout_and_reads_back_exactly(heat_file):
         assert f.attrs["grid_type"] == "cartesian"
         assert list(f["dimensions"].attrs["spatial_dims"]) == ["x"]
         assert f["t0_fields/u"].shape == (12, 6, 24) and f["t0_fields/u"].dtype == np.float32
-        left = f["boundary_conditions/x_left"]
-        assert left.attrs["bc_type"] == "wall" and left["mask"][0] and not left["mask"][1]
-        assert left["values"].shape == (12, 6, 1)
+        walls = f["boundary_conditions/x_wall"]  # one group per axis, as The Well
+        assert walls.attrs["bc_type"] == "WALL" and list(walls["mask"][[0, 1, -1]]) == \
+            [True, False, True]
+        assert list(walls.attrs["physguard_condition"]) == ["neumann", "neumann"]
+        assert walls["physguard_values"].shape == (12, 6, 2)
+        assert f["dimensions/time"].attrs["time_varying"]
+        np.testing.assert_array_equal(f.attrs["param"], data.params.numpy())
     back = read_well(path, "heat-neumann", "multi")
     for name in ("x", "t", "params", "left_values", "right_values"):
         assert torch.equal(getattr(back, name), getattr(data, name)), name
@@ -70,7 +74,7 @@ def _well_periodic_file(path, n=6, steps=4, points=16):
         dims.create_dataset("time", data=t.astype(np.float32))
         dims.create_dataset("x", data=x.astype(np.float32))
         bc = f.create_group("boundary_conditions").create_group("x_periodic")
-        bc.attrs.update(bc_type="periodic", associated_dims=["x"], associated_fields=["u"],
+        bc.attrs.update(bc_type="PERIODIC", associated_dims=["x"], associated_fields=["u"],
                         sample_varying=False, time_varying=False)
         mask = np.zeros(points, bool)
         mask[[0, -1]] = True
@@ -117,11 +121,11 @@ def test_unsound_conditions_and_layouts_are_refused(tmp_path):
     _well_periodic_file(tmp_path / "w.h5")
     with h5py.File(tmp_path / "w.h5", "a") as f:
         f["boundary_conditions/x_periodic"].attrs["bc_type"] = "wall"
-    with pytest.raises(ValueError, match="does not say whether the value"):
+    with pytest.raises(ValueError, match="does not say which exact condition"):
         read_well(tmp_path / "w.h5", "burgers-periodic")
     with h5py.File(tmp_path / "w.h5", "a") as f:
-        f["boundary_conditions/x_periodic"].attrs["bc_type"] = "open"
-    with pytest.raises(ValueError, match="'open'"):
+        f["boundary_conditions/x_periodic"].attrs["bc_type"] = "Open"
+    with pytest.raises(ValueError, match="OPEN"):
         read_well(tmp_path / "w.h5", "burgers-periodic")
     with pytest.raises(FileNotFoundError):
         read_well(tmp_path / "missing.h5", "burgers-periodic")
@@ -140,14 +144,14 @@ def test_2d_export_layout(tmp_path, problem, field):
     export_well(data, tmp_path / "d.h5")
     with h5py.File(tmp_path / "d.h5") as f:
         assert f.attrs["n_spatial_dims"] == 2
-        assert sorted(f["boundary_conditions"]) == ["x_left", "x_right", "y_bottom", "y_top"]
+        assert sorted(f["boundary_conditions"]) == ["x_wall", "y_wall"]
         if field == "velocity":
             assert f["t1_fields/velocity"].shape == (2, 2, 9, 9, 2)
-            top = f["boundary_conditions/y_top/physguard_values"][:, 1]  # (n, 9, 2)
+            top = f["boundary_conditions/y_wall/physguard_values"][:, 1, 1]  # (n, 9, 2)
             np.testing.assert_array_equal(top, data.top.numpy().transpose(0, 2, 1))
         else:
             assert f["t0_fields/u"].shape == (2, 3, 9, 9)
-            values = f["boundary_conditions/x_left/physguard_values"][:, 1:]
+            values = f["boundary_conditions/x_wall/physguard_values"][:, 1:, 0]
             np.testing.assert_array_equal(values, data.left.numpy())
 
 
@@ -157,8 +161,10 @@ def test_2d_export_layout(tmp_path, problem, field):
 def test_2d_round_trip_and_training(tmp_path, problem, field, setting):
     from physguard.datasets.well import read_well_2d
 
-    data = make_operator_data_2d(problem, 6, setting, field, n_points=9, n_steps=2,
-                                 progress=False)
+    # 13 points: the wave's 6 x 6 modes on 8 intervals are too coarse for the Neumann check
+    # (benchmarks/wall_check_tolerance.py)
+    data = make_operator_data_2d(problem, 6, setting, field, n_points=13 if field is None
+                                 else 9, n_steps=2, progress=False)
     export_well(data, tmp_path / "d.h5")
     back = read_well_2d(tmp_path / "d.h5", problem, setting)
     assert back.field == data.field and back.wall_types == data.wall_types

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["atomic_path", "read_npz", "resolve_device", "run_folder", "write_json", "write_npz",
-           "write_text"]
+__all__ = ["atomic_path", "check_outside", "read_npz", "resolve_device", "run_folder",
+           "write_json", "write_npz", "write_text"]
 
 
 @contextlib.contextmanager
@@ -96,6 +96,22 @@ def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def check_outside(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output ``out`` (a folder or a file) that is, contains or lies inside one of
+    ``inputs`` (files or folders a command reads), so that replacing ``out`` whole can never
+    delete an input.
+
+    Raises:
+        ValueError: naming the input that ``out`` would destroy.
+    """
+    resolved = Path(out).resolve()
+    for keep in inputs:
+        keep = Path(keep).resolve()
+        if _is_within(resolved, keep) or _is_within(keep, resolved):
+            raise ValueError(f"the output {out} must lie outside {keep} (and not contain it): "
+                             "that is an input of this command and is never written")
+
+
 @contextlib.contextmanager
 def run_folder(path: str | os.PathLike, overwrite: bool = False,
                protect: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
@@ -129,11 +145,7 @@ def run_folder(path: str | os.PathLike, overwrite: bool = False,
     if _is_within(cwd, resolved):
         raise ValueError(f"the output folder {path} is the current directory or one of its "
                          "parents; name a folder for the run")
-    for keep in protect:
-        keep = Path(keep).resolve()
-        if _is_within(resolved, keep) or _is_within(keep, resolved):
-            raise ValueError(f"the output folder {path} must lie outside {keep} (and not "
-                             "contain it): that folder is an input and is never written")
+    check_outside(path, protect)
     for place in (path, *path.parents):
         if place.exists() and not place.is_dir():
             raise ValueError(f"cannot create the output folder {path}: {place} is a file")

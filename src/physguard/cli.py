@@ -153,6 +153,13 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         raise click.UsageError("under torchrun, physguard run trains the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq")
     started = time.perf_counter()
+    if data_file is not None:
+        from ._io import check_outside
+
+        try:  # before any work: --overwrite would replace the folder that holds the data
+            check_outside(out, [data_file])
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
 
     def work() -> None:
         if uq:
@@ -240,8 +247,13 @@ def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, overwrite: 
     Writes metrics.json, table.md, predictions.npz (per method "<method>/mean" and
     "<method>/var" of shape (n_functions, nt, nx), in the file's function order) and figures.
     """
+    from ._io import check_outside
     from .experiments.evaluate import evaluate_run
 
+    try:
+        check_outside(out, [run_dir, contexts])
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
     _clean_errors(lambda: evaluate_run(problem, run_dir, contexts, out, progress=not quiet,
                                        overwrite=overwrite))
     click.echo((out / "table.md").read_text())
@@ -265,12 +277,21 @@ def data() -> None:
 @click.option("--field", type=click.Choice(sorted({f for fs in FIELDS.values() for f in fs})),
               default=None, help="cavity only: velocity or vorticity.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out file (default: refuse, before any work).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def data_export(problem: str, out: Path, setting: str, samples: int, points: int | None,
-                field: str | None, seed: int, quiet: bool) -> None:
+                field: str | None, seed: int, overwrite: bool, quiet: bool) -> None:
     """Write PROBLEM's data set as HDF5 in The Well's layout (input = step 0, targets = the
-    later steps; boundary conditions with physguard's exact values beside The Well's)."""
+    later steps; boundary conditions with physguard's exact values beside The Well's). The
+    file is written beside --out and moved into place when complete."""
     from .datasets.well import export_well
+
+    if out.exists() and not overwrite:
+        raise click.UsageError(f"{out} exists; choose another file or pass --overwrite to "
+                               "replace it")
+    if out.is_dir():
+        raise click.UsageError(f"{out} is a folder; --out names the HDF5 file to write")
 
     def work() -> None:
         if problem in PROBLEMS_2D:

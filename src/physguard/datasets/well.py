@@ -2,35 +2,48 @@
 
 One file holds ``B`` trajectories of ``T`` steps on a uniform grid. A physguard sample (an
 initial field and its snapshots) is a trajectory whose step 0 is the input and whose steps
-``1 .. T`` are the targets (single-step data: one target step). :func:`export_well` writes::
+``1 .. T`` are the targets (single-step data: one target step). :func:`export_well` writes
+files that pass The Well's own checker (``scripts/check_thewell_formatting.py``)::
 
     /                   dataset_name, grid_type = "cartesian", n_spatial_dims, n_trajectories,
-                        simulation_parameters (names; their values in /scalars)
-    /dimensions         spatial_dims; time (T + 1,), x (N,) [y (Ny,)]
-    /scalars            field_names; one dataset per sample parameter (sample_varying)
-    /boundary_conditions/<axis>_<side>   bc_type ("periodic" | "wall"), associated_dims,
-                        associated_fields, sample_varying, time_varying; mask (bool along the
-                        axis), values (float32, (B, T + 1, n_masked) or per wall point)
+                        simulation_parameters (["param"] in 1-D), param (root attribute:
+                        the (B,) values)
+    /dimensions         spatial_dims; time (T + 1,) time_varying; x (N,) [y (Ny,)]
+    /scalars            field_names; param (B,) sample_varying (1-D)
+    /boundary_conditions/<axis>_<type>   one group per axis, as The Well: bc_type "WALL" |
+                        "PERIODIC" (upper case), associated_dims [axis], associated_fields,
+                        sample_varying = time_varying = False (they describe the mask);
+                        mask (bool along the axis, True at both ends), values (float32: one
+                        per masked end when the walls' values are constant, else per sample,
+                        step and end as below)
     /t0_fields          field_names; u (B, T + 1, *spatial) float32 (scalar fields)
     /t1_fields          velocity (B, T + 1, Nx, Ny, 2) (the cavity's velocity)
 
-The Well's ``wall`` does not say Dirichlet or Neumann, so physguard adds its own attributes
-beside The Well's: ``physguard_condition`` on each boundary group and a float64 dataset
-``physguard_values`` with the exact values of the targets' condition (a Dirichlet value or a
-Neumann ``du/dx``, step 0 included: the input's own), which read back bit for bit; plus
-``physguard_problem`` / ``physguard_setting`` at the root. Other files open with The Well's
-attributes alone: ``periodic`` maps to :class:`~physguard.Periodic` (a grid without the
-duplicate end point gets it appended), and ``wall`` without physguard's attribute, or
-``open``, is refused: neither says which exact condition holds, and BOON cannot guess one.
+A periodic axis is written as The Well writes it, without the duplicate end point. The Well's
+``WALL`` does not say Dirichlet or Neumann, so physguard adds its own attributes beside The
+Well's: ``physguard_condition`` on each boundary group (one name per masked end, in axis
+order) and a float64 dataset ``physguard_values`` ``(B, T + 1, ends[, N_wall][, D])`` with the
+exact values of each end's condition (a Dirichlet value or a Neumann normal derivative along
+the axis, step 0 included: the input's own), which read back bit for bit; plus
+``physguard_problem`` / ``physguard_setting`` at the root. The Well's own reader
+(``the_well.data.WellDataset``) reads these files and returns the fields and the condition
+types (``boundary_conditions``: WALL / OPEN / PERIODIC per axis end); the condition values are
+reachable through :func:`read_well` (``left_values`` ...) or in the file at
+``/boundary_conditions/<group>/physguard_values``.
 
-:func:`read_well` reads the grids, the conditions and the (small) wall values at once, and
-the fields lazily: ``inputs`` and ``targets`` are :class:`LazyField` views that read the
-requested samples from the file on indexing, so training on a file larger than memory works
-(``physguard run PROBLEM --data FILE.h5``).
+:func:`read_well` reads files of this layout written by anyone: one group per axis or per end,
+``bc_type`` in any case, parameters of shape ``()`` or ``(B,)``, a periodic grid without its
+end point (the wrap-around point ``x[-1] + h`` is appended, as the grid says, never guessed
+from the values). A ``WALL`` or ``OPEN`` boundary without physguard's attribute, or a file with
+no boundary groups (PDEBench's), needs the condition stated (``walls``, the CLI's
+``--walls``). Every condition is then checked against the file's fields before anything is
+trained (:func:`check_conditions`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -41,11 +54,13 @@ from .._io import atomic_path
 from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
 
-__all__ = ["export_well", "read_well", "read_well_2d", "LazyField"]
+__all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls",
+           "check_conditions", "file_record", "WallCheckError"]
 
-_FORMAT_VERSION = 1
-_SIDES_1D = {"left": ("x", 0), "right": ("x", -1)}
-_SIDES_2D = {"left": ("x", 0), "right": ("x", -1), "bottom": ("y", 0), "top": ("y", -1)}
+_FORMAT_VERSION = 2
+#: The walls of each axis, lower end first.
+AXIS_WALLS = {"x": ("left", "right"), "y": ("bottom", "top")}
+_WALL_AXIS = {w: (a, i) for a, ws in AXIS_WALLS.items() for i, w in enumerate(ws)}
 
 
 def _h5py():
@@ -78,7 +93,8 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
 
     Args:
         data: 1-D :class:`OperatorData` or 2-D :class:`OperatorData2d`, single or multi step.
-        path: the ``.h5`` file (replaced whole when it exists; never left half-written).
+        path: the ``.h5`` file (replaced whole when it exists; never left half-written; the
+            CLI refuses an existing file without ``--overwrite``).
 
     Raises:
         TypeError: ``data`` of another type.
@@ -87,9 +103,17 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
         raise TypeError(f"export_well takes OperatorData or OperatorData2d, got "
                         f"{type(data).__name__}")
     h5py = _h5py()
+    data = data.in_memory()
     two_d = isinstance(data, OperatorData2d)
     time = np.concatenate([[0.0], data.t.numpy()])
     fields = _trajectories(data)
+    kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
+        {"left": data.left_type, "right": data.right_type}
+    grids = {"x": data.x.numpy(), **({"y": data.y.numpy()} if two_d else {})}
+    values = {w: _exact_values(data, w) for w, k in kinds.items() if k != "periodic"}
+    if not two_d and kinds["left"] == "periodic":  # The Well: no duplicate end point
+        fields, grids["x"] = fields[:, :, :-1], grids["x"][:-1]
+    name = data.field if two_d else "u"
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _flag(f, dataset_name=f"physguard-{data.problem}", grid_type="cartesian",
               n_spatial_dims=2 if two_d else 1, n_trajectories=len(data),
@@ -98,23 +122,25 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
                                         else "multi"),
               physguard_format_version=_FORMAT_VERSION)
         dims = f.create_group("dimensions")
-        dims.attrs["spatial_dims"] = ["x", "y"] if two_d else ["x"]
-        for name, values in (("time", time), ("x", data.x.numpy()),
-                             *((("y", data.y.numpy()),) if two_d else ())):
-            d = dims.create_dataset(name, data=values.astype(np.float32))
+        dims.attrs["spatial_dims"] = list(grids)
+        d = dims.create_dataset("time", data=time.astype(np.float32))
+        _flag(d, sample_varying=False, time_varying=True)
+        dims.create_dataset("physguard_time", data=time)  # exact float64
+        for axis, grid in grids.items():
+            d = dims.create_dataset(axis, data=grid.astype(np.float32))
             _flag(d, sample_varying=False, time_varying=False)
-            dims.create_dataset(f"physguard_{name}", data=values)  # exact float64 grid
+            dims.create_dataset(f"physguard_{axis}", data=grid)
         scalars = f.create_group("scalars")
         if two_d:
             f.attrs["simulation_parameters"] = []
             scalars.attrs["field_names"] = []
         else:
             f.attrs["simulation_parameters"] = ["param"]
+            f.attrs["param"] = data.params.numpy()
             scalars.attrs["field_names"] = ["param"]
             d = scalars.create_dataset("param", data=data.params.numpy())
             _flag(d, sample_varying=True, time_varying=False)
-        name = data.field if two_d else "u"
-        _write_boundaries(f.create_group("boundary_conditions"), data, fields, name)
+        _write_boundaries(f.create_group("boundary_conditions"), kinds, values, grids, name)
         group = f.create_group("t1_fields" if fields.ndim == 3 + int(two_d) + 1 else "t0_fields")
         group.attrs["field_names"] = [name]
         other = f.create_group("t0_fields" if group.name == "/t1_fields" else "t1_fields")
@@ -126,61 +152,52 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
               time_varying=True)
 
 
-def _write_boundaries(group, data, fields: np.ndarray, field: str) -> None:
-    two_d = isinstance(data, OperatorData2d)
-    sides = _SIDES_2D if two_d else _SIDES_1D
-    kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
-        {"left": data.left_type, "right": data.right_type}
-    written_periodic = set()
-    for side, (axis, end) in sides.items():
-        kind = kinds[side]
-        length = fields.shape[2 + ("xy".index(axis))]
-        mask = np.zeros(length, dtype=bool)
-        if kind == "periodic":
-            if axis in written_periodic:
-                continue
-            written_periodic.add(axis)
-            mask[[0, -1]] = True
-            sub = group.create_group(f"{axis}_periodic")
-            _flag(sub, bc_type="periodic", associated_dims=[axis], associated_fields=[field],
-                  sample_varying=False, time_varying=False)
-            sub.create_dataset("mask", data=mask)
-            sub.create_dataset("values", data=np.zeros(0, dtype=np.float32))
-            continue
-        mask[end] = True
-        values = _exact_values(data, side)  # (B, T + 1, n_masked[, D]) float64
-        sub = group.create_group(f"{axis}_{side}")
-        _flag(sub, bc_type="wall", associated_dims=[axis], associated_fields=[field],
-              sample_varying=True, time_varying=True, physguard_condition=kind)
+def _write_boundaries(group, kinds: dict, values: dict, grids: dict, field: str) -> None:
+    """One group per axis, as The Well: ``x_wall`` / ``x_periodic`` ..."""
+    for axis, grid in grids.items():
+        ends = AXIS_WALLS[axis]
+        types = [kinds[w] for w in ends]
+        mask = np.zeros(len(grid), dtype=bool)
+        mask[[0, -1]] = True
+        periodic = types[0] == "periodic"
+        sub = group.create_group(f"{axis}_{'periodic' if periodic else 'wall'}")
+        _flag(sub, bc_type="PERIODIC" if periodic else "WALL", associated_dims=[axis],
+              associated_fields=[field], sample_varying=False, time_varying=False)
         sub.create_dataset("mask", data=mask)
-        sub.create_dataset("values", data=values.astype(np.float32))
-        sub.create_dataset("physguard_values", data=values)
+        if periodic:
+            sub.create_dataset("values", data=np.zeros(2, dtype=np.float32))
+            continue
+        exact = np.stack([values[w] for w in ends], axis=2)  # (B, T + 1, 2[, N_wall][, D])
+        per_end = np.stack([values[w].reshape(-1)[0] for w in ends])
+        constant = all(bool((values[w] == values[w].reshape(-1)[0]).all()) for w in ends)
+        sub.create_dataset("values", data=(per_end if constant else exact).astype(np.float32))
+        sub.attrs["physguard_condition"] = types
+        sub.create_dataset("physguard_values", data=exact)
 
 
 def _exact_values(data, side: str) -> np.ndarray:
-    """The wall values of every step: the input's own (from its field, by the same
-    condition) at step 0, then the targets' recorded values."""
-    if isinstance(data, OperatorData2d):
-        from ..experiments.boon2d import wall_residuals
+    """The wall values of every step, ``(B, T + 1[, N_wall][, D])``: the input's own (from
+    its field, by the same condition) at step 0, then the targets' recorded values."""
+    from ..metrics import boundary_residual
 
+    if isinstance(data, OperatorData2d):
+        axis, end = _WALL_AXIS[side]
+        kind = data.wall_types[WALLS.index(side)]
+        h = float(data.x[1] - data.x[0]) if axis == "x" else float(data.y[1] - data.y[0])
+        inputs = data.inputs.transpose(-1, -2) if axis == "x" else data.inputs
+        zero = torch.zeros(inputs.shape[:-1], dtype=inputs.dtype)
+        initial = boundary_residual(inputs, kind, zero, "left" if end == 0 else "right",
+                                    h).numpy()  # (n, C_in, N_wall)
         targets = getattr(data, side)  # (n, C, N_wall)
-        zero = {w: torch.zeros_like(getattr(data, w)[:, :data.inputs.shape[1]])
-                for w in WALLS}
-        probe = OperatorData2d(data.problem, data.setting, data.field, data.wall_types, data.x,
-                               data.y, data.t[:1], data.inputs, data.inputs, **zero)
-        initial = wall_residuals(data.inputs, probe)[side].numpy()
         if data.field == "velocity":  # (n, 2 comps, N_wall) per step -> (n, steps, N_wall, 2)
             return np.concatenate([initial[:, None], data.per_step(targets).numpy()],
                                   axis=1).transpose(0, 1, 3, 2)
         return np.concatenate([initial, targets.numpy()], axis=1)
-    from ..metrics import boundary_residual
-
     h = float(data.x[1] - data.x[0])
     kind = getattr(data, f"{side}_type")
     zero = torch.zeros(len(data), 1, dtype=torch.float64)
     initial = boundary_residual(data.inputs, kind, zero, side, h).numpy()  # (n, 1)
-    values = np.concatenate([initial, getattr(data, f"{side}_values").numpy()], axis=1)
-    return values[..., None]  # one masked point
+    return np.concatenate([initial, getattr(data, f"{side}_values").numpy()], axis=1)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -266,193 +283,542 @@ def _open(path) -> tuple[Path, object]:
         raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
 
 
-def read_well(path: str | os.PathLike, problem: str, setting: str = "multi") -> OperatorData:
-    """Read a 1-D HDF5 file in The Well's layout as :class:`OperatorData` with lazy fields.
+class WallCheckError(ValueError):
+    """A declared boundary condition that the file's own fields do not satisfy."""
+
+
+def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
+    """Boundary conditions stated by the user, ``{wall: (kind, value)}``.
 
     Args:
-        path: the file (written by :func:`export_well` or by anyone else in The Well's layout,
-            one scalar field in ``t0_fields``).
-        problem: the physguard problem the data stands for (a key of ``OPERATOR_PROBLEMS``;
-            names the run, its figures and its defaults).
-        setting: ``"multi"`` (targets: steps ``1 .. T``) or ``"single"`` (the last step).
-
-    Returns:
-        ``OperatorData`` whose ``inputs`` / ``targets`` are :class:`LazyField` views; grids,
-        parameters and wall values are in memory.
+        walls: ``"left=dirichlet:0,right=neumann:0.5"`` (1-D), ``"x=periodic,bottom=dirichlet:0,
+            top=neumann:0"`` (2-D; an axis name states both of its walls), or a dict of the
+            same ``{name: "dirichlet:0" | ("neumann", 0.0)}``; ``None`` or ``""`` for none.
+            Dirichlet values are the field's value at the wall, Neumann values the derivative
+            along the axis (``du/dx`` at both ends, not the outward normal), in the file's units.
+        n_dims: 1 or 2 (the walls that exist: left, right [, bottom, top]).
 
     Raises:
-        FileNotFoundError: no file. ValueError: not The Well's layout, not 1-D, not exactly
-        one scalar field, fewer than 2 steps, a ``wall`` condition without physguard's
-        condition attribute, an ``open`` condition, or a non-uniform grid (each named).
+        ValueError: an unknown wall or kind, a value missing (Dirichlet, Neumann) or given
+            (periodic), a periodic condition on one wall of an axis, or a wall named twice.
     """
-    if problem not in OPERATOR_PROBLEMS:
-        raise ValueError(f"unknown problem {problem!r}; known: {', '.join(OPERATOR_PROBLEMS)}")
+    if not walls:
+        return {}
+    allowed = [w for a in list(AXIS_WALLS)[:n_dims] for w in AXIS_WALLS[a]]
+    if isinstance(walls, str):
+        items = []
+        for part in (p.strip() for p in walls.split(",")):
+            if not part:
+                continue
+            if "=" not in part:
+                raise ValueError(f"walls: {part!r} is not NAME=KIND[:VALUE] (e.g. "
+                                 "left=dirichlet:0, x=periodic)")
+            items.append(tuple(t.strip() for t in part.split("=", 1)))
+    else:
+        items = list(dict(walls).items())
+    out: dict[str, tuple[str, float | None]] = {}
+    for name, spec in items:
+        if isinstance(spec, str):
+            kind, _, text = spec.partition(":")
+            kind = kind.strip().lower()
+            try:
+                value = float(text) if text.strip() else None
+            except ValueError:
+                raise ValueError(f"walls: the value of {name}={spec} is not a number") from None
+        else:
+            kind, value = str(spec[0]).lower(), (None if spec[1] is None else float(spec[1]))
+        if kind not in ("dirichlet", "neumann", "periodic"):
+            raise ValueError(f"walls: {name}={spec}: the kind must be dirichlet, neumann or "
+                             "periodic")
+        if kind == "periodic" and value is not None:
+            raise ValueError(f"walls: {name}=periodic takes no value")
+        if kind != "periodic" and (value is None or not math.isfinite(value)):
+            raise ValueError(f"walls: {name}={spec} needs a finite value ({kind}:VALUE)")
+        targets = AXIS_WALLS[name] if name in list(AXIS_WALLS)[:n_dims] else (name,)
+        for wall in targets:
+            if wall not in allowed:
+                raise ValueError(f"walls: unknown wall {name!r}; {n_dims}-D walls are "
+                                 f"{', '.join(allowed)} (or the axis: "
+                                 f"{', '.join(list(AXIS_WALLS)[:n_dims])})")
+            if wall in out:
+                raise ValueError(f"walls: the {wall} wall is stated twice")
+            out[wall] = (kind, value)
+    for axis in list(AXIS_WALLS)[:n_dims]:
+        ends = [out.get(w, ("", None))[0] == "periodic" for w in AXIS_WALLS[axis]]
+        if any(ends) and not all(ends):
+            raise ValueError(f"walls: periodic is a condition of the whole {axis} axis; state "
+                             f"{axis}=periodic")
+    return out
+
+
+def file_record(path: str | os.PathLike) -> dict:
+    """``{"path", "bytes", "sha256"}`` of an input file, for a run's ``config.json``."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path.resolve()), "bytes": path.stat().st_size,
+            "sha256": digest.hexdigest()}
+
+
+def _uniform(grid: np.ndarray, name: str, path: Path, minimum: int) -> np.ndarray:
+    grid = np.asarray(grid)
+    if not np.issubdtype(grid.dtype, np.number) or np.iscomplexobj(grid) or grid.ndim != 1:
+        raise ValueError(f"{path}: the {name} grid must be a 1-D array of real numbers, got "
+                         f"{grid.dtype} of shape {grid.shape}")
+    grid = grid.astype(np.float64)
+    if len(grid) < minimum or not np.isfinite(grid).all():
+        raise ValueError(f"{path}: the {name} grid needs at least {minimum} finite points, got "
+                         f"{len(grid)}")
+    step = np.diff(grid)
+    if name != "time" and (not (step > 0).all()
+                           or np.abs(step - step.mean()).max() > 1e-4 * step.mean()):
+        raise ValueError(f"{path}: the {name} grid is not uniform and increasing (spacings "
+                         f"{step.min():.6g} .. {step.max():.6g}); physguard's operators and "
+                         "stencils need a uniform grid")
+    if name == "time" and not (step > 0).all():
+        raise ValueError(f"{path}: the time grid is not increasing")
+    return grid
+
+
+def _field_dataset(f, path: Path, n_dims: int, fields: list[str] | None):
+    """``(dataset path, vector?)`` of the one field to train on."""
+    found = []
+    for group in ("t0_fields", "t1_fields", "t2_fields"):
+        if group not in f:
+            if group == "t0_fields":
+                raise ValueError(f"{path} is not in The Well's layout: no /t0_fields group")
+            continue
+        names = f[group].attrs.get("field_names", None)
+        names = [_attr_str(n) for n in (list(f[group].keys()) if names is None else names)]
+        for name in names:
+            if name not in f[group]:
+                raise ValueError(f"{path}: /{group} lists the field {name!r} but holds no such "
+                                 "dataset")
+            found.append((group, name))
+    if fields:
+        missing = [n for n in fields if n not in [name for _, name in found]]
+        if missing:
+            raise ValueError(f"{path} has no field(s) {missing}; it holds "
+                             f"{[name for _, name in found]}")
+        found = [(g, n) for g, n in found if n in fields]
+    if len(found) != 1:
+        raise ValueError(f"{path} holds {len(found)} fields ({[n for _, n in found]}); "
+                         "physguard's runs train one field (choose it with --fields NAME)")
+    group, name = found[0]
+    if group == "t2_fields" or (group == "t1_fields" and n_dims == 1):
+        rank = "tensor" if group == "t2_fields" else "vector"
+        raise ValueError(f"{path}: {group}/{name} is a {rank} field; physguard's {n_dims}-D "
+                         f"runs take scalar fields{' or the 2-D velocity' if n_dims == 2 else ''}")
+    return f"{group}/{name}", group == "t1_fields"
+
+
+def _parameters(f, n: int, path: Path) -> np.ndarray:
+    """The first simulation parameter per sample ``(n,)`` (constant ones broadcast); zeros
+    when the file has none."""
+    names = [_attr_str(k) for k in f.attrs.get("simulation_parameters", [])]
+    if not names and "scalars" in f:
+        names = [_attr_str(k) for k in f["scalars"].attrs.get("field_names", [])]
+    for name in names:
+        if "scalars" in f and name in f["scalars"]:
+            value = np.asarray(f["scalars"][name])
+        elif name in f.attrs:
+            value = np.asarray(f.attrs[name])
+        else:
+            raise ValueError(f"{path}: the parameter {name!r} is listed but stored nowhere")
+        if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+            raise ValueError(f"{path}: the parameter {name!r} is not real numbers "
+                             f"({value.dtype})")
+        if value.shape in ((), (1,)):
+            return np.full(n, float(value.reshape(-1)[0]))
+        if value.shape == (n,):
+            return value.astype(np.float64)
+        if value.ndim == 2 and value.shape[0] == n:  # time-varying: its first value
+            return value[:, 0].astype(np.float64)
+        raise ValueError(f"{path}: the parameter {name!r} has shape {value.shape}; expected "
+                         f"() or ({n},)")
+    return np.zeros(n)
+
+
+def _conditions(f, path: Path, axes: list[str], shape: tuple, vector: bool, stated: dict
+                ) -> dict:
+    """``{wall: (kind, values)}`` with values ``(n, steps[, N_wall][, D])`` float64 (zeros for
+    periodic walls), from the file's boundary groups and the user's stated conditions."""
+    n, steps = shape[:2]
+    spatial = dict(zip(axes, shape[2:2 + len(axes)], strict=True))
+    found: dict[str, tuple[str, np.ndarray | None]] = {}
+    source: dict[str, str] = {}
+    group = f["boundary_conditions"] if "boundary_conditions" in f else {}
+    for name in group:
+        sub = group[name]
+        bc = _attr_str(sub.attrs.get("bc_type", "")).strip().upper()
+        if bc not in ("WALL", "OPEN", "PERIODIC"):
+            raise ValueError(f"{path}: boundary {name!r} has bc_type {bc!r}; The Well's types "
+                             "are WALL, OPEN and PERIODIC")
+        dims = [_attr_str(a) for a in np.atleast_1d(sub.attrs.get("associated_dims", []))]
+        if len(dims) != 1 or dims[0] not in axes:
+            raise ValueError(f"{path}: boundary {name!r} has associated_dims {dims}; physguard "
+                             f"reads axis-aligned boundaries of one of {axes}")
+        axis = dims[0]
+        if "mask" not in sub:
+            raise ValueError(f"{path}: boundary {name!r} has no mask")
+        mask = np.asarray(sub["mask"])
+        if mask.dtype != bool or mask.shape != (spatial[axis],):
+            raise ValueError(f"{path}: boundary {name!r}: the mask must be bool of shape "
+                             f"({spatial[axis]},) along {axis}, got {mask.dtype} {mask.shape}")
+        if mask[1:-1].any() or not mask.any():
+            raise ValueError(f"{path}: boundary {name!r} masks {int(mask.sum())} point(s) "
+                             f"{'inside the domain' if mask[1:-1].any() else ''}; physguard "
+                             "takes conditions at the ends of an axis")
+        ends = [w for w, index in zip(AXIS_WALLS[axis], (0, -1), strict=True) if mask[index]]
+        for wall in ends:
+            if wall in found:
+                raise ValueError(f"{path}: two boundary groups for the {wall} wall "
+                                 f"({source[wall]!r} and {name!r}); which holds is ambiguous")
+            source[wall] = name
+        if bc == "PERIODIC":
+            if len(ends) != 2:
+                raise ValueError(f"{path}: boundary {name!r} is PERIODIC at one end of {axis} "
+                                 "only")
+            for wall in ends:
+                found[wall] = ("periodic", None)
+            continue
+        kinds = sub.attrs.get("physguard_condition", None)
+        if kinds is None:
+            missing = [w for w in ends if w not in stated]
+            if missing:
+                raise ValueError(
+                    f"{path}: boundary {name!r} is {bc} at the {' and '.join(ends)} end(s) of "
+                    f"{axis}; The Well's {bc} does not say which exact condition holds "
+                    "(Dirichlet value or Neumann flux), and physguard will not guess: state it, "
+                    f"e.g. --walls \"{missing[0]}=dirichlet:0\" (walls={{...}} in Python)")
+            for wall in ends:
+                found[wall] = (stated[wall][0], None)
+            continue
+        kinds = [_attr_str(k).lower() for k in np.atleast_1d(kinds)]
+        if len(kinds) == 1:
+            kinds = kinds * len(ends)
+        if len(kinds) != len(ends) or any(k not in ("dirichlet", "neumann") for k in kinds):
+            raise ValueError(f"{path}: boundary {name!r}: physguard_condition {kinds} must name "
+                             f"dirichlet or neumann for each of its {len(ends)} masked end(s)")
+        values = np.asarray(sub["physguard_values"] if "physguard_values" in sub
+                            else sub["values"])
+        values = _end_values(values, path, name, n, steps, len(ends),
+                             _wall_shape(axis, axes, spatial, vector))
+        for i, wall in enumerate(ends):
+            if wall in stated and stated[wall][0] != kinds[i]:
+                raise ValueError(f"{path}: the file declares the {wall} wall {kinds[i]}; "
+                                 f"--walls states {stated[wall][0]}")
+            found[wall] = (kinds[i], values[:, :, i])
+    out = {}
+    for axis in axes:
+        for wall in AXIS_WALLS[axis]:
+            if wall not in found and wall in stated:
+                found[wall] = (stated[wall][0], None)
+            if wall not in found:
+                raise ValueError(f"{path}: no boundary condition for the {wall} wall (the "
+                                 f"{'lower' if wall in ('left', 'bottom') else 'upper'} end of "
+                                 f"{axis}); state it, e.g. --walls \"{wall}=dirichlet:0\"")
+            kind, values = found[wall]
+            if wall in stated and stated[wall][0] != kind:
+                raise ValueError(f"{path}: the file declares the {wall} wall {kind}; --walls "
+                                 f"states {stated[wall][0]}")
+            if values is None:
+                value = stated[wall][1] if wall in stated and stated[wall][1] is not None \
+                    else 0.0
+                values = np.full((n, steps, *_wall_shape(axis, axes, spatial, vector)), value)
+            out[wall] = (kind, values.astype(np.float64))
+        kinds = [out[w][0] == "periodic" for w in AXIS_WALLS[axis]]
+        if any(kinds) and not all(kinds):
+            raise ValueError(f"{path}: the {axis} axis is periodic at one end only")
+    return out
+
+
+def _wall_shape(axis: str, axes: list[str], spatial: dict, vector: bool) -> tuple:
+    along = tuple(spatial[a] for a in axes if a != axis)
+    return along + ((2,) if vector else ())
+
+
+def _end_values(values: np.ndarray, path: Path, name: str, n: int, steps: int, ends: int,
+                wall: tuple) -> np.ndarray:
+    """A boundary group's values as ``(n, steps, ends, *wall)``: accepts that shape, one
+    value per masked end ``(ends[, *wall])`` (The Well's ``values``: constant), or, for one
+    end, ``(n, steps[, *wall])``."""
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise ValueError(f"{path}: boundary {name!r} values are not real numbers "
+                         f"({values.dtype})")
+    values = values.astype(np.float64)
+    full = (n, steps, ends, *wall)
+    if values.shape == full:
+        return values
+    for constant in ((ends, *wall), (ends,)):
+        if values.shape == constant:
+            return np.broadcast_to(values.reshape(1, 1, ends, *values.shape[1:],
+                                                  *(1,) * (len(full) - 2 - values.ndim)),
+                                   full).copy()
+    if ends == 1 and values.shape == (n, steps, *wall):
+        return values[:, :, None]
+    raise ValueError(f"{path}: boundary {name!r} values have shape {values.shape}; expected "
+                     f"{full} (samples, steps, masked ends{', wall points' if wall else ''}) or "
+                     f"({ends},) one per masked end")
+
+
+def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
+              walls=None, fields: list[str] | None = None, check_walls: bool = True
+              ) -> OperatorData | OperatorData2d:
+    """Read an HDF5 file in The Well's layout; the dimension is the file's.
+
+    Args:
+        path: the file (written by :func:`export_well` or by anyone in The Well's layout).
+        problem: the physguard problem the data stand for (1-D: a key of
+            ``OPERATOR_PROBLEMS``; 2-D: ``cavity`` or ``wave2d``); names the run, its figures
+            and defaults. A file that names another (``physguard_problem``) is refused.
+        setting: ``"multi"`` (targets: steps ``1 .. T``) or ``"single"`` (the last step). A
+            file of two steps has one target: read as single step whatever ``setting``.
+        walls: conditions for boundaries the file does not specify (``WALL`` / ``OPEN``
+            without physguard's attribute, or no boundary group at all): see
+            :func:`parse_walls`.
+        fields: the field to train on, by name (default: the file's only one).
+        check_walls: check every condition against the file's fields (all samples and steps)
+            before returning (:func:`check_conditions`); ``False`` skips it (the CLI's
+            ``--no-check-walls``, recorded in the run's ``config.json``).
+
+    Returns:
+        1-D :class:`OperatorData` or 2-D :class:`OperatorData2d` whose ``inputs`` /
+        ``targets`` are :class:`LazyField` views; grids, parameters and wall values are in
+        memory.
+
+    Raises:
+        FileNotFoundError: no file. ValueError: a file that is not The Well's layout or that
+        physguard cannot map, each with the reason: the dimension, the field count or type
+        (complex, bool, text), shapes that disagree, a non-uniform or decreasing grid,
+        duplicate or contradictory boundary groups, a condition neither declared nor stated,
+        NaN or inf in a field, a problem other than the file's. :class:`WallCheckError`: a
+        declared condition the fields do not satisfy.
+    """
     if setting not in ("single", "multi"):
         raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
     path, f = _open(path)
     with f:
-        for group in ("dimensions", "boundary_conditions", "t0_fields"):
-            if group not in f:
-                raise ValueError(f"{path} is not in The Well's layout: no /{group} group")
-        if int(f.attrs.get("n_spatial_dims", 1)) != 1:
-            raise ValueError(f"{path} has {int(f.attrs['n_spatial_dims'])} space dimensions: "
-                             "read it with read_well_2d")
-        names = [_attr_str(n) for n in f["t0_fields"].attrs.get("field_names", [])] \
-            or list(f["t0_fields"].keys())
-        if len(names) != 1:
-            raise ValueError(f"{path} holds {len(names)} scalar fields ({names}); physguard "
-                             "trains on files with exactly one")
-        dataset = f"t0_fields/{names[0]}"
-        n, steps, n_points = f[dataset].shape
-        if steps < 2:
-            raise ValueError(f"{path}: {dataset} has {steps} time step(s); need an initial "
-                             "step and at least one more")
+        if "dimensions" not in f:
+            raise ValueError(f"{path} is not in The Well's layout: no /dimensions group")
+        try:
+            n_dims = int(f.attrs["n_spatial_dims"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: the root attribute n_spatial_dims is missing or not an "
+                             "integer") from None
+        if n_dims not in (1, 2):
+            raise ValueError(f"{path} has {n_dims} space dimensions; physguard reads 1 or 2")
+        known = OPERATOR_PROBLEMS if n_dims == 1 else ("cavity", "wave2d")
+        if problem not in known:
+            raise ValueError(f"{path} holds {n_dims}-D data; the {n_dims}-D problems are "
+                             f"{', '.join(known)}, not {problem!r}")
+        declared = _attr_str(f.attrs.get("physguard_problem", problem))
+        if declared != problem:
+            raise ValueError(f"{path} holds {declared} data (physguard_problem), not "
+                             f"{problem}: run 'physguard run {declared} --data {path}'")
         dims = f["dimensions"]
-        x = np.asarray(dims["physguard_x"] if "physguard_x" in dims else dims["x"], np.float64)
-        time = np.asarray(dims["physguard_time"] if "physguard_time" in dims
-                          else dims["time"], np.float64)
-        if time.ndim != 1 or len(time) != steps:
-            raise ValueError(f"{path}: dimensions/time has shape {time.shape}, the field "
+        axes = [_attr_str(a) for a in dims.attrs.get("spatial_dims", ["x", "y"][:n_dims])]
+        if axes != ["x", "y"][:n_dims]:
+            raise ValueError(f"{path}: spatial_dims {axes}; physguard reads the axes "
+                             f"{['x', 'y'][:n_dims]}")
+        dataset, vector = _field_dataset(f, path, n_dims, fields)
+        field = f[dataset]
+        if not (np.issubdtype(field.dtype, np.floating) or np.issubdtype(field.dtype,
+                                                                          np.integer)):
+            raise ValueError(f"{path}: {dataset} holds {field.dtype} values; physguard trains "
+                             "on real (float) fields")
+        shape = field.shape
+        rank = 2 + n_dims + int(vector)
+        if len(shape) != rank or (vector and shape[-1] != 2):
+            raise ValueError(f"{path}: {dataset} has shape {shape}; expected (samples, steps, "
+                             f"{', '.join(axes)}{', 2' if vector else ''})")
+        n, steps = shape[:2]
+        if "n_trajectories" in f.attrs and int(f.attrs["n_trajectories"]) != n:
+            raise ValueError(f"{path}: n_trajectories is {int(f.attrs['n_trajectories'])} but "
+                             f"{dataset} holds {n} samples")
+        if n < 1 or steps < 2:
+            raise ValueError(f"{path}: {dataset} has {n} sample(s) of {steps} step(s); need an "
+                             "initial step and at least one more")
+        grid = {a: _uniform(dims[f"physguard_{a}"] if f"physguard_{a}" in dims else dims[a],
+                            a, path, 3) for a in axes}
+        time = _uniform(dims["physguard_time"] if "physguard_time" in dims else dims["time"],
+                        "time", path, 1)
+        for axis, length in zip(axes, shape[2:2 + n_dims], strict=True):
+            if len(grid[axis]) != length:
+                raise ValueError(f"{path}: dimensions/{axis} has {len(grid[axis])} points, "
+                                 f"{dataset} {length}")
+        if len(time) != steps:
+            raise ValueError(f"{path}: dimensions/time has {len(time)} entries, {dataset} "
                              f"{steps} steps")
-        conditions = _read_conditions(f["boundary_conditions"], path, n, steps)
-        params = (np.asarray(f["scalars"][_attr_str(f["scalars"].attrs["field_names"][0])],
-                             np.float64)
-                  if "scalars" in f and len(f["scalars"].attrs.get("field_names", [])) else
-                  np.zeros(n))
-        first_last = np.asarray(f[dataset][0, 0, [0, -1]], np.float64)
-    periodic = conditions["left"][0] == "periodic"
-    append = periodic and abs(first_last[0] - first_last[1]) > 1e-6 * (1 + abs(first_last[0]))
-    if append:  # a periodic grid without its end point: the wrap-around point is appended
-        x = np.append(x, x[-1] + (x[-1] - x[-2]))
-    dx = np.diff(x)
-    if not (dx > 0).all() or np.abs(dx - dx.mean()).max() > 1e-6 * dx.mean():
-        raise ValueError(f"{path}: the x grid is not uniform and increasing")
-    target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
-    inputs = LazyField(path, dataset, [0], append_periodic=append)
-    targets = LazyField(path, dataset, target_steps, append_periodic=append)
-    (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
-    return OperatorData(problem, left_type, right_type, torch.from_numpy(x),
-                        torch.from_numpy(time[target_steps]), torch.from_numpy(params),
-                        inputs, targets, torch.from_numpy(left[:, target_steps]),
-                        torch.from_numpy(right[:, target_steps]))
-
-
-def _read_conditions(group, path: Path, n: int, steps: int) -> dict:
-    """``{"left" | "right": (kind, values (n, steps) float64)}`` from the boundary groups."""
-    found = {}
-    for name, sub in group.items():
-        bc = _attr_str(sub.attrs.get("bc_type", "")).lower()
-        mask = np.asarray(sub["mask"], bool) if "mask" in sub else None
-        if mask is None or mask.ndim != 1 or not mask.any():
-            raise ValueError(f"{path}: boundary {name!r} has no usable mask")
-        ends = [side for side, index in (("left", 0), ("right", -1)) if mask[index]]
-        if bc == "periodic":
-            for side in ("left", "right"):
-                found[side] = ("periodic", np.zeros((n, steps)))
-            continue
-        if bc == "open":
-            raise ValueError(f"{path}: boundary {name!r} is 'open' (outflow): no exact "
-                             "condition to enforce; BOON needs Dirichlet, Neumann or periodic")
-        if bc != "wall":
-            raise ValueError(f"{path}: boundary {name!r} has an unknown bc_type {bc!r}")
-        kind = _attr_str(sub.attrs.get("physguard_condition", ""))
-        if kind not in ("dirichlet", "neumann"):
-            raise ValueError(
-                f"{path}: boundary {name!r} is a 'wall', which does not say whether the value "
-                "(Dirichlet) or the flux (Neumann) is prescribed; physguard will not guess. "
-                "Export with 'physguard data export', or add the group attribute "
-                "physguard_condition = 'dirichlet' | 'neumann' and a physguard_values "
-                "dataset (n, steps)")
-        values = np.asarray(sub["physguard_values"] if "physguard_values" in sub
-                            else sub["values"], np.float64).reshape(n, steps, -1)[..., 0]
-        for side in ends:
-            found[side] = (kind, values)
-    missing = [side for side in ("left", "right") if side not in found]
-    if missing:
-        raise ValueError(f"{path}: no boundary condition for the {' and '.join(missing)} "
-                         "end of x")
-    return found
-
-
-def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi"
-                 ) -> OperatorData2d:
-    """Read a 2-D HDF5 file in The Well's layout as :class:`OperatorData2d` (lazy fields).
-
-    One field: a scalar field in ``t0_fields`` (channels: time steps; ``setting`` as in
-    :func:`read_well`), or a 2-component vector field in ``t1_fields`` (the cavity's
-    velocity; channels step-major, ``2k + f`` component ``f`` at step ``k``; a file of two
-    steps is read as single step whatever ``setting``). Each of the four walls
-    (``x_left``, ``x_right``, ``y_bottom``, ``y_top``, or any group whose mask marks one end
-    of one axis) must be a ``wall`` with physguard's condition attribute.
-
-    Raises:
-        FileNotFoundError: no file. ValueError: not The Well's layout, not 2-D, not exactly
-        one field, a periodic or open boundary (the 2-D problems have walls), a ``wall``
-        without physguard's condition, or a missing wall.
-    """
-    from .operator2d import FIELDS, PROBLEMS_2D
-
-    if problem not in PROBLEMS_2D:
-        raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
-    path, f = _open(path)
-    with f:
-        if int(f.attrs.get("n_spatial_dims", 0)) != 2:
-            raise ValueError(f"{path} is not a 2-D file in The Well's layout")
-        fields = [(g, _attr_str(n)) for g in ("t0_fields", "t1_fields") if g in f
-                  for n in (f[g].attrs.get("field_names", []) if len(f[g].attrs.get(
-                      "field_names", [])) else list(f[g].keys()))]
-        if len(fields) != 1:
-            raise ValueError(f"{path} holds {len(fields)} fields ({fields}); physguard trains "
-                             "on files with exactly one")
-        group, name = fields[0]
-        dataset = f"{group}/{name}"
-        shape = f[dataset].shape
-        vector = group == "t1_fields"
-        if vector and (shape[-1] != 2 or shape[1] < 2):
-            raise ValueError(f"{path}: a vector field needs 2 components and 2 steps, got "
-                             f"{shape}")
-        dims = f["dimensions"]
-        grid = {a: np.asarray(dims[f"physguard_{a}"] if f"physguard_{a}" in dims else dims[a],
-                              np.float64) for a in ("time", "x", "y")}
-        n, steps = shape[0], shape[1]
-        walls, kinds = {}, {}
-        for group_name, sub in f["boundary_conditions"].items():
-            bc = _attr_str(sub.attrs.get("bc_type", "")).lower()
-            if bc in ("periodic", "open"):
-                raise ValueError(f"{path}: boundary {group_name!r} is {bc!r}; the 2-D problems "
-                                 "have Dirichlet or Neumann walls")
-            kind = _attr_str(sub.attrs.get("physguard_condition", ""))
-            if bc != "wall" or kind not in ("dirichlet", "neumann"):
-                raise ValueError(f"{path}: boundary {group_name!r} is a {bc!r} without "
-                                 "physguard_condition (Dirichlet or Neumann?); physguard "
-                                 "will not guess")
-            axis = [_attr_str(a) for a in sub.attrs["associated_dims"]][0]
-            mask = np.asarray(sub["mask"], bool)
-            wall = {("x", True): "left", ("x", False): "right", ("y", True): "bottom",
-                    ("y", False): "top"}[(axis, bool(mask[0]))]
-            values = np.asarray(sub["physguard_values"] if "physguard_values" in sub
-                                else sub["values"], np.float64)
-            walls[wall] = values.reshape(n, steps, *values.shape[2:])
-            kinds[wall] = kind
-    missing = [w for w in WALLS if w not in walls]
-    if missing:
-        raise ValueError(f"{path}: no condition for the wall(s) {missing}")
-    if vector and steps == 2:  # one output step: single, whatever was asked
+        legacy = int(f.attrs.get("physguard_format_version", _FORMAT_VERSION)) < 2
+        conditions = _conditions(f, path, axes, shape, vector, parse_walls(walls, n_dims))
+        params = _parameters(f, n, path) if n_dims == 1 else None
+    periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
+    if n_dims == 2 and periodic:
+        raise ValueError(f"{path}: the {' and '.join(periodic)} axis is periodic; physguard's "
+                         "2-D runs (cavity, wave2d) take Dirichlet or Neumann walls")
+    # The Well writes periodic axes without the wrap-around point: append it (x[-1] + h),
+    # as the grid says; physguard's own first exports (format 1) kept it.
+    append = bool(periodic) and not legacy
+    if append:
+        grid["x"] = np.append(grid["x"], grid["x"][-1] + (grid["x"][-1] - grid["x"][-2]))
+        for wall in AXIS_WALLS["x"]:
+            conditions[wall] = ("periodic", np.zeros((n, steps)))
+    if check_walls:
+        check_conditions(path, dataset, conditions, grid, vector, append)
+    if steps == 2:  # one output step: single, whatever was asked
         setting = "single"
     target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
+    times = torch.from_numpy(time[target_steps])
+    if n_dims == 1:
+        inputs = LazyField(path, dataset, [0], append_periodic=append)
+        targets = LazyField(path, dataset, target_steps, append_periodic=append)
+        (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
+        return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
+                            torch.from_numpy(params), inputs, targets,
+                            torch.from_numpy(left[:, target_steps]),
+                            torch.from_numpy(right[:, target_steps]))
+    from .operator2d import FIELDS
+
     if vector:
-        field = "velocity"
+        name = "velocity"
+        if name not in FIELDS[problem]:
+            raise ValueError(f"{path} holds a vector field; {problem} takes the scalar "
+                             f"{FIELDS[problem]}")
         inputs = LazyField(path, dataset, [0], components=True)
         targets = LazyField(path, dataset, target_steps, components=True)
         wall_values = {w: torch.from_numpy(np.moveaxis(v[:, target_steps], -1, 2).reshape(
-            n, -1, v.shape[2])) for w, v in walls.items()}  # (n, S, N_wall, 2) -> (n, 2S, N)
+            n, -1, v.shape[2])) for w, (_, v) in conditions.items()}  # (n, 2S, N_wall)
     else:
-        field = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
+        name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
         inputs = LazyField(path, dataset, [0])
         targets = LazyField(path, dataset, target_steps)
-        wall_values = {w: torch.from_numpy(v[:, target_steps]) for w, v in walls.items()}
-    return OperatorData2d(problem, setting, field,
-                          tuple(kinds[w] for w in WALLS), torch.from_numpy(grid["x"]),
-                          torch.from_numpy(grid["y"]),
-                          torch.from_numpy(grid["time"][target_steps]), inputs, targets,
-                          **wall_values)
+        wall_values = {w: torch.from_numpy(np.ascontiguousarray(v[:, target_steps]))
+                       for w, (_, v) in conditions.items()}
+    return OperatorData2d(problem, setting, name, tuple(conditions[w][0] for w in WALLS),
+                          torch.from_numpy(grid["x"]), torch.from_numpy(grid["y"]), times,
+                          inputs, targets, **wall_values)
+
+
+def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi", **options
+                 ) -> OperatorData2d:
+    """:func:`read_well` for a file that must be 2-D (same arguments and errors)."""
+    if problem not in ("cavity", "wave2d"):
+        raise ValueError(f"unknown 2-D problem {problem!r}; known: ('cavity', 'wave2d')")
+    return read_well(path, problem, setting, **options)
+
+
+#: Tolerances of :func:`check_conditions`, relative to the field's scale
+#: ``max(1, max |u|)``: float32 storage rounds at 6e-8, solvers write 1e-6 or better.
+DIRICHLET_RTOL = 1e-4
+PERIODIC_JUMP = 4.0
+NEUMANN_TRUNCATION = 4.0
+NEUMANN_RTOL = 0.05
+
+
+def check_conditions(path, dataset: str, conditions: dict, grid: dict, vector: bool = False,
+                     append_periodic: bool = False, block_bytes: int = 1 << 26) -> None:
+    """Check every condition against the file's fields, every sample and step, in blocks.
+
+    * NaN / inf anywhere in the field: refused (the first sample named).
+    * Dirichlet: ``|u_wall - g| <= DIRICHLET_RTOL * max(1, max |u|)``.
+    * Neumann: the derivative along the axis by the 2nd-order one-sided stencil (the one BOON
+      enforces) against ``g``, allowing for its truncation error, which a coarse grid makes
+      large (a thin boundary layer): ``NEUMANN_TRUNCATION`` times the larger of two
+      estimates from the data at that point (the first-order difference against the
+      stencil, ``~ h |u''| / 2``; the stencil on every second point against every point,
+      three times Richardson's O(h^2) estimate), plus ``NEUMANN_RTOL`` times the largest slope
+      (``max |g|`` or the largest ``|du/dx|`` between neighbours) and the
+      float32 allowance ``DIRICHLET_RTOL * scale / h``. Needs 5 points along the axis.
+      Measured (``benchmarks/wall_check_tolerance.py``): on heat-neumann exports of 16 to
+      256 points and wave2d exports of 13 to 33 points per side, every correct flux passes
+      and a wrong one (0 for ``U sin(pi t)``; 1 for the wave's 0) is refused; 9 points per
+      side for the wave's 6 x 6 modes are too coarse to check (refused; override as below).
+    * Periodic: the jump across the wrap-around (``u_0 - u_{N-1}``, the grid's last stored
+      point) at most ``PERIODIC_JUMP`` times the largest jump between neighbours inside
+      (plus the float32 allowance): data with different values at the two ends are refused.
+
+    Raises:
+        ValueError: NaN or inf values. WallCheckError: a condition the data do not satisfy,
+        naming the wall, the worst sample and step, the residual and the allowance, and the
+        override (``--no-check-walls``, ``check_walls=False``).
+    """
+    from ..metrics import boundary_residual
+
+    axes = list(grid)
+    with _h5py().File(path, "r") as f:
+        field = f[dataset]
+        n = field.shape[0]
+        per_sample = max(1, int(np.prod(field.shape[1:])) * 8)
+        step = max(1, block_bytes // per_sample)
+        worst: dict[str, tuple[float, float, int, int]] = {}
+        for start in range(0, n, step):
+            block = np.asarray(field[start:start + step], np.float64)
+            if not np.isfinite(block).all():
+                bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
+                raise ValueError(f"{path}: {dataset} holds NaN or infinite values (first in "
+                                 f"sample {bad}); physguard will not train on them")
+            if vector:  # (B, S, *spatial, D) -> components as a leading axis
+                block = np.moveaxis(block, -1, 2)
+            u = torch.from_numpy(block)
+            scale = max(1.0, float(u.abs().max()))
+            for wall, (kind, values) in conditions.items():
+                axis, end = _WALL_AXIS[wall]
+                if kind == "periodic" and end == 1:
+                    continue
+                along = u if axis == axes[-1] else u.transpose(-1, -2)  # the axis last
+                h = float(grid[axis][1] - grid[axis][0])
+                g = torch.from_numpy(np.asarray(values[start:start + step]))
+                if vector:
+                    g = torch.movedim(g, -1, 2)
+                side = "left" if end == 0 else "right"
+                allowance = DIRICHLET_RTOL * scale
+                if kind == "periodic":
+                    jump = (along[..., 0] - along[..., -1]).abs()
+                    inside = along.diff(dim=-1).abs().amax(-1)
+                    excess = jump - PERIODIC_JUMP * inside - allowance
+                    residual, allowed = jump, PERIODIC_JUMP * inside + allowance
+                elif kind == "dirichlet":
+                    residual = boundary_residual(along, kind, g, side, h).abs()
+                    allowed = torch.full_like(residual, allowance)
+                    excess = residual - allowed
+                else:
+                    if along.shape[-1] < 5:
+                        raise ValueError(f"{path}: checking the Neumann {wall} wall needs 5 "
+                                         f"points along {axis}, the grid has "
+                                         f"{along.shape[-1]} (or pass --no-check-walls)")
+                    residual = boundary_residual(along, kind, g, side, h).abs()
+                    second = boundary_residual(along, kind, g, side, h)
+                    coarse = along[..., 0:5:2] if side == "left" else along[..., -5::2]
+                    first = (along[..., 1] - along[..., 0] if side == "left"
+                             else along[..., -1] - along[..., -2]) / h - g
+                    richardson = boundary_residual(coarse, kind, g, side, 2 * h) - second
+                    truncation = torch.maximum((first - second).abs(), richardson.abs())
+                    slope = max(float(np.abs(values).max()),
+                                float(along.diff(dim=-1).abs().max()) / h)
+                    allowed = (NEUMANN_TRUNCATION * truncation + allowance / h
+                               + NEUMANN_RTOL * slope)
+                    excess = residual - allowed
+                flat = excess.reshape(excess.shape[0], excess.shape[1], -1).amax(-1)
+                index = int(flat.argmax())
+                sample, at = divmod(index, flat.shape[1])
+                if wall not in worst or float(flat.max()) > worst[wall][0]:
+                    where = (residual - allowed).reshape(excess.shape[0], excess.shape[1], -1)
+                    point = int(where[sample, at].argmax())
+                    worst[wall] = (float(flat.max()),
+                                   float(residual.reshape(*where.shape)[sample, at, point]),
+                                   float(allowed.reshape(*where.shape)[sample, at, point]),
+                                   start + sample, at)
+    for wall, (excess, residual, allowed, sample, at) in worst.items():
+        if excess > 0:
+            kind = conditions[wall][0]
+            what = {"dirichlet": "|u - value|", "neumann": "|du/dx - value| (2nd-order "
+                    "one-sided stencil)", "periodic": "the jump across the wrap-around"}[kind]
+            raise WallCheckError(
+                f"{path}: the {wall} wall is declared {kind}, but the data do not satisfy it: "
+                f"{what} is {residual:.4g} in sample {sample}, step {at} (allowed "
+                f"{allowed:.4g}). Fix the declared condition (--walls), or pass "
+                "--no-check-walls (check_walls=False) to train on it anyway, recorded in "
+                "config.json")

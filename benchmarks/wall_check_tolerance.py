@@ -1,0 +1,48 @@
+"""How the file reader's Neumann check was set (physguard.datasets.well.check_conditions).
+
+heat-neumann's right-wall flux U sin(pi t) sits in a thin boundary layer (kappa = 0.01), so on
+coarse grids the 2nd-order one-sided stencil misses the exact flux by up to 8.4 (16 points)
+or 0.12 (128 points). The check must pass the exact flux at every resolution the CLI accepts
+and refuse a wrong declaration (flux 0). Prints, per grid and seed, whether each is accepted.
+
+    python benchmarks/wall_check_tolerance.py
+"""
+
+import tempfile
+from pathlib import Path
+
+import h5py
+
+from physguard.datasets.operator import make_operator_data
+from physguard.datasets.well import WallCheckError, export_well, read_well
+
+
+def accepted(path: Path) -> bool:
+    try:
+        read_well(path, "heat-neumann")
+    except WallCheckError:
+        return False
+    return True
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp())
+    print("| points | seed | exact flux | flux declared 0 |")
+    print("|---|---|---|---|")
+    for points in (16, 24, 32, 64, 128, 256):
+        for seed in (0, 1, 2):
+            path = folder / f"heat-{points}-{seed}.h5"
+            export_well(make_operator_data("heat-neumann", 40, points, "multi", seed=seed),
+                        path)
+            exact = accepted(path)
+            with h5py.File(path, "a") as f:
+                values = f["boundary_conditions/x_wall/physguard_values"]
+                wrong = values[...]
+                wrong[:, :, 1] = 0.0
+                values[...] = wrong
+            print(f"| {points} | {seed} | {'accepted' if exact else 'REFUSED'} | "
+                  f"{'ACCEPTED' if accepted(path) else 'refused'} |")
+
+
+if __name__ == "__main__":
+    main()
