@@ -1,4 +1,11 @@
-"""HDF5 in The Well's layout: export, read (lazily), train (issue 13, part 3)."""
+"""HDF5 in The Well's layout: export, read (lazily), train (issue 13, part 3); files in The
+Well's own conventions, hostile files, The Well's checker and reader (issue 24)."""
+
+import hashlib
+import importlib.util
+import json
+import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -9,7 +16,13 @@ from click.testing import CliRunner
 from physguard.cli import main
 from physguard.datasets.operator import make_operator_data
 from physguard.datasets.operator2d import make_operator_data_2d
-from physguard.datasets.well import LazyField, export_well, read_well
+from physguard.datasets.well import (
+    LazyField,
+    WallCheckError,
+    export_well,
+    parse_walls,
+    read_well,
+)
 from physguard.experiments.boon import BOONConfig, train_operator
 
 
@@ -106,7 +119,11 @@ def test_cli_trains_on_someone_elses_file_and_on_an_export(tmp_path):
                                   "--setting", "multi"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "metrics.json").exists()
-    assert "data_file" in (tmp_path / "run" / "config.json").read_text()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    digest = hashlib.sha256((tmp_path / "p.h5").read_bytes()).hexdigest()
+    assert config["data"]["sha256"] == digest and config["data"]["samples"] == 10
+    assert config["n_train"] == 8 and config["n_test"] == 2 and config["n_points"] == 17
+    assert config["data"]["conditions"]["left"] == {"kind": "periodic"}
     result = runner.invoke(main, ["data", "export", "heat-neumann", "--out",
                                   str(tmp_path / "h.h5"), "--samples", "10", "--points", "16",
                                   "--setting", "single", "--quiet"])
@@ -179,3 +196,285 @@ def test_2d_round_trip_and_training(tmp_path, problem, field, setting):
         setting, "--out", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+# -- issue 24: The Well's own conventions, its checker and reader, hostile files ---------------
+
+_CHECKER = (Path(__file__).resolve().parents[2] / "shared" / "tools" / "the_well_checker"
+            / "check_thewell_formatting.py")
+
+
+def _checker():
+    if not _CHECKER.exists():
+        pytest.skip(f"The Well's checker is not at {_CHECKER}")
+    spec = importlib.util.spec_from_file_location("check_thewell_formatting", _CHECKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("problem, setting", [
+    ("heat-neumann", "multi"), ("stokes", "single"), ("burgers-dirichlet", "multi"),
+    ("burgers-periodic", "multi"), ("wave2d", "multi"), ("cavity", "single")])
+def test_exports_pass_the_wells_checker_and_read_back(tmp_path, problem, setting):
+    """The Well's own check_thewell_formatting.py, unmodified, with its warnings (group names
+    after bc_type and axis) as errors; then physguard's reader gives back the data."""
+    path = tmp_path / "d.h5"
+    result = CliRunner().invoke(main, ["data", "export", problem, "--out", str(path),
+                                       "--samples", "3", "--points", "13", "--setting",
+                                       setting, "--quiet"])
+    assert result.exit_code == 0, result.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _checker().check_hdf5_format(str(path))
+    back = read_well(path, problem, setting)
+    assert len(back) == 3 and back.targets.shape[-1] == 13
+
+
+def test_the_wells_reader_opens_exports(tmp_path):
+    """the_well.data.WellDataset returns exactly the arrays written and the condition types
+    (WALL = 0, PERIODIC = 2 per axis end); the values are in physguard_values."""
+    pytest.importorskip("the_well")
+    from the_well.data import WellDataset
+
+    for problem, code in (("heat-neumann", 0.0), ("burgers-periodic", 2.0)):
+        folder = tmp_path / problem
+        folder.mkdir()
+        data = make_operator_data(problem, 3, 17, "multi", n_steps=3, seed=1)
+        export_well(data, folder / "d.h5")
+        well = WellDataset(path=str(folder), n_steps_input=1, n_steps_output=1,
+                           use_normalization=False)
+        sample = well[0]  # trajectory 0, steps 0 -> 1
+        points = 16 if problem == "burgers-periodic" else 17  # no duplicate end point
+        np.testing.assert_array_equal(sample["input_fields"][0, :, 0].numpy(),
+                                      data.inputs[0, 0, :points].float().numpy())
+        np.testing.assert_array_equal(sample["output_fields"][0, :, 0].numpy(),
+                                      data.targets[0, 0, :points].float().numpy())
+        assert torch.equal(sample["boundary_conditions"], torch.full((1, 2), code))
+
+
+def _well_file(path, u, x, t, groups, params=None):
+    """A 1-D file in The Well's conventions: upper-case bc_type, per-axis groups, a constant
+    parameter as a () scalar."""
+    n = u.shape[0]
+    with h5py.File(path, "w") as f:
+        f.attrs.update(dataset_name="mine", grid_type="cartesian", n_spatial_dims=1,
+                       n_trajectories=n, simulation_parameters=["nu"], nu=0.1)
+        dims = f.create_group("dimensions")
+        dims.attrs["spatial_dims"] = ["x"]
+        dims.create_dataset("time", data=t.astype(np.float32))
+        dims.create_dataset("x", data=x.astype(np.float32))
+        scalars = f.create_group("scalars")
+        scalars.attrs["field_names"] = ["nu"]
+        scalars.create_dataset("nu", data=np.float32(0.1) if params is None else params)
+        bcs = f.create_group("boundary_conditions")
+        for name, attrs, datasets in groups:
+            g = bcs.create_group(name)
+            g.attrs.update(attrs)
+            for key, value in datasets.items():
+                g.create_dataset(key, data=value)
+        fields = f.create_group("t0_fields")
+        fields.attrs["field_names"] = ["u"]
+        fields.create_dataset("u", data=u.astype(np.float32))
+
+
+def _dirichlet_ramp(n=8, steps=4, points=17):
+    """u = x + a_i t (1 - x) x: Dirichlet 0 at x = 0 and 1 at x = 1."""
+    x = np.linspace(0, 1, points)
+    t = np.linspace(0, 0.3, steps)
+    a = np.linspace(0.5, 2, n)
+    u = x[None, None] + a[:, None, None] * t[None, :, None] * (1 - x) * x
+    return u, x, t
+
+
+def _mask(points):
+    mask = np.zeros(points, bool)
+    mask[[0, -1]] = True
+    return mask
+
+
+@pytest.mark.parametrize("shape", ["(n, steps, 2)", "(2,)"])
+def test_one_group_per_axis_gives_each_end_its_own_value(tmp_path, shape):
+    """The reproduction: x_wall with both ends masked gave both ends the left end's values
+    (BOON exact on u(1) = 0 against a true u(1) = 1)."""
+    u, x, t = _dirichlet_ramp()
+    values = np.broadcast_to(np.array([0.0, 1.0]), (8, 4, 2)) if shape != "(2,)" \
+        else np.array([0.0, 1.0])
+    attrs = dict(bc_type="WALL", associated_dims=["x"], associated_fields=["u"],
+                 sample_varying=False, time_varying=False,
+                 physguard_condition=["dirichlet", "dirichlet"])
+    _well_file(tmp_path / "r.h5", u, x, t,
+               [("x_wall", attrs, {"mask": _mask(17), "physguard_values": values})])
+    data = read_well(tmp_path / "r.h5", "burgers-dirichlet")
+    assert torch.equal(data.left_values, torch.zeros(8, 3, dtype=torch.float64))
+    assert torch.equal(data.right_values, torch.ones(8, 3, dtype=torch.float64))
+    assert torch.allclose(data.params, torch.full((8,), 0.1, dtype=torch.float64))
+    # The Well's own WALL without physguard's attribute: stated by the user, then checked
+    del attrs["physguard_condition"]
+    _well_file(tmp_path / "w.h5", u, x, t, [("x_wall", attrs, {"mask": _mask(17),
+                                                               "values": np.zeros(2)})])
+    with pytest.raises(ValueError, match="physguard will not guess"):
+        read_well(tmp_path / "w.h5", "burgers-dirichlet")
+    data = read_well(tmp_path / "w.h5", "burgers-dirichlet",
+                     walls="left=dirichlet:0,right=dirichlet:1")
+    assert torch.equal(data.right_values, torch.ones(8, 3, dtype=torch.float64))
+    with pytest.raises(WallCheckError, match=r"right wall is declared dirichlet.*sample"):
+        read_well(tmp_path / "w.h5", "burgers-dirichlet", walls="x=dirichlet:0")
+    # the CLI: trains with the stated walls, and BOON holds the file's values at both ends
+    result = CliRunner().invoke(main, [
+        "run", "burgers-dirichlet", "--data", str(tmp_path / "w.h5"), "--walls",
+        "left=dirichlet:0,right=dirichlet:1", "--epochs", "1", "--out",
+        str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    boon = next(r for r in records if r["model"] == "BOON")
+    assert boon["boundary_error"] < 1e-12 and boon["bRMSE"] < 1e-6
+
+
+def test_cell_centred_periodic_grid_gets_its_wrap_point_from_the_grid(tmp_path):
+    """Sample 0 even (equal values at both stored ends) must not change the grid."""
+    points = 32
+    x = (np.arange(points) + 0.5) / points
+    t = np.linspace(0, 0.2, 3)
+    u = np.stack([np.cos(2 * np.pi * (x[None] - 0.5)) * np.ones((3, 1)),
+                  np.sin(2 * np.pi * (x[None] - 0.3 * t[:, None]))])
+    attrs = dict(bc_type="periodic", associated_dims=["x"], associated_fields=["u"],
+                 sample_varying=False, time_varying=False)
+    _well_file(tmp_path / "p.h5", u, x, t,
+               [("x_periodic", attrs, {"mask": _mask(points), "values": np.zeros(2)})])
+    data = read_well(tmp_path / "p.h5", "burgers-periodic")
+    assert data.x.shape == (points + 1,)
+    assert float(data.x[-1] - data.x[0]) == pytest.approx(1.0, abs=1e-6)
+    targets = data.targets[torch.arange(2)]
+    assert torch.equal(targets[..., -1], targets[..., 0])
+    np.testing.assert_allclose(targets[..., :-1].numpy(), u[:, 1:], rtol=1e-6, atol=1e-7)
+
+
+def test_contradictory_and_hostile_files_are_refused(tmp_path):
+    u, x, t = _dirichlet_ramp()
+    wall = dict(bc_type="WALL", associated_dims=["x"], associated_fields=["u"],
+                sample_varying=False, time_varying=False)
+    ok = [("x_wall", dict(wall, physguard_condition=["dirichlet", "dirichlet"]),
+           {"mask": _mask(17), "values": np.array([0.0, 1.0])})]
+    cases = {
+        "periodic declared on non-periodic data": (
+            [("x_periodic", dict(wall, bc_type="PERIODIC"), {"mask": _mask(17)})], {},
+            "jump across the wrap-around"),
+        "a Dirichlet wall declared Neumann": (
+            [("x_wall", dict(wall, physguard_condition=["dirichlet", "neumann"]),
+              {"mask": _mask(17), "values": np.array([0.0, 0.0])})], {}, "right wall is "
+            "declared neumann"),
+        "a duplicate group for one wall": (
+            ok + [("x_right", dict(wall, physguard_condition="dirichlet"),
+                   {"mask": _mask(17) & (np.arange(17) == 16), "values": np.array([1.0])})],
+            {}, "two boundary groups for the right wall"),
+        "values of the wrong shape": (
+            [("x_wall", dict(wall, physguard_condition="dirichlet"),
+              {"mask": _mask(17), "values": np.zeros((8, 4))})], {}, r"expected \(8, 4, 2"),
+        "a mask inside the domain": (
+            [("x_wall", dict(wall, physguard_condition="dirichlet"),
+              {"mask": np.ones(17, bool), "values": np.zeros(17)})], {}, "inside the domain"),
+        "a file condition the user contradicts": (
+            ok, {"walls": "left=neumann:0"}, "the file declares the left wall dirichlet"),
+    }
+    for groups, options, message in cases.values():
+        _well_file(tmp_path / "c.h5", u, x, t, groups)
+        with pytest.raises(ValueError, match=message):
+            read_well(tmp_path / "c.h5", "burgers-dirichlet", **options)
+    # NaN, complex, bool, non-uniform grids, a problem mismatch
+    bad = u.copy()
+    bad[3, 2, 5] = np.nan
+    _well_file(tmp_path / "nan.h5", bad, x, t, ok)
+    with pytest.raises(ValueError, match="NaN or infinite values.*sample 3"):
+        read_well(tmp_path / "nan.h5", "burgers-dirichlet")
+    _well_file(tmp_path / "ok.h5", u, x, t, ok)
+    with h5py.File(tmp_path / "ok.h5", "a") as f:
+        del f["t0_fields/u"]
+        f["t0_fields"].create_dataset("u", data=u.astype(np.complex64))
+    with pytest.raises(ValueError, match="complex64 values"):
+        read_well(tmp_path / "ok.h5", "burgers-dirichlet")
+    _well_file(tmp_path / "grid.h5", u, x ** 2, t, ok)
+    with pytest.raises(ValueError, match="not uniform and increasing"):
+        read_well(tmp_path / "grid.h5", "burgers-dirichlet")
+    _well_file(tmp_path / "ok.h5", u, x, t, ok)
+    with h5py.File(tmp_path / "ok.h5", "a") as f:
+        f.attrs["physguard_problem"] = "heat-neumann"
+    with pytest.raises(ValueError, match="holds heat-neumann data"):
+        read_well(tmp_path / "ok.h5", "burgers-dirichlet")
+    # the check can be overridden, and the run records it
+    _well_file(tmp_path / "c.h5", u, x, t, cases["a Dirichlet wall declared Neumann"][0])
+    assert read_well(tmp_path / "c.h5", "burgers-dirichlet", check_walls=False) is not None
+
+
+def test_heat_neumann_wall_declared_dirichlet_is_refused_by_the_cli(tmp_path, heat_file):
+    """The reproduction: heat's Neumann wall declared Dirichlet 5.0 trained with BOON exact
+    on the wrong condition; now it is refused before training, naming the override."""
+    _, path = heat_file
+    copy = tmp_path / "heat.h5"
+    copy.write_bytes(path.read_bytes())
+    with h5py.File(copy, "a") as f:
+        group = f["boundary_conditions/x_wall"]
+        group.attrs["physguard_condition"] = ["neumann", "dirichlet"]
+        values = group["physguard_values"][...]
+        values[:, :, 1] = 5.0
+        group["physguard_values"][...] = values
+    result = CliRunner().invoke(main, ["run", "heat-neumann", "--data", str(copy), "--out",
+                                       str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 1 and "declared dirichlet" in result.output
+    assert "--no-check-walls" in result.output and not (tmp_path / "run").exists()
+    result = CliRunner().invoke(main, ["run", "heat-neumann", "--data", str(copy), "--out",
+                                       str(tmp_path / "run"), "--quiet", "--no-check-walls",
+                                       "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["check_walls"] is False
+    assert config["data"]["conditions"]["right"] == {"kind": "dirichlet", "min": 5.0,
+                                                     "max": 5.0}
+
+
+def test_options_that_do_not_apply_to_a_file_are_refused(tmp_path, heat_file):
+    _, path = heat_file
+    runner = CliRunner()
+    for extra, message in ((["--functions", "4"], "--functions does not apply"),
+                           (["--field", "vorticity"], "does not apply")):
+        result = runner.invoke(main, ["run", "heat-neumann", "--data", str(path), "--out",
+                                      str(tmp_path / "r"), *extra])
+        assert result.exit_code == 2 and message in result.output
+    result = runner.invoke(main, ["run", "heat-neumann", "--walls", "x=periodic", "--out",
+                                  str(tmp_path / "r")])
+    assert result.exit_code == 2 and "apply to a --data file" in result.output
+
+
+def test_no_command_destroys_a_file_it_did_not_create(tmp_path):
+    target = tmp_path / "R" / "metrics.json"
+    target.parent.mkdir()
+    target.write_text("precious")
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "export", "stokes", "--out", str(target),
+                                  "--samples", "2", "--points", "8", "--quiet"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert target.read_text() == "precious"
+    data_dir = tmp_path / "D"
+    result = runner.invoke(main, ["data", "export", "stokes", "--out", str(data_dir / "x.h5"),
+                                  "--samples", "6", "--points", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    before = (data_dir / "x.h5").read_bytes()
+    result = runner.invoke(main, ["run", "stokes", "--data", str(data_dir / "x.h5"), "--out",
+                                  str(data_dir), "--overwrite", "--quiet"])
+    assert result.exit_code == 2 and "is an input of this command" in result.output
+    assert (data_dir / "x.h5").read_bytes() == before
+
+
+def test_parse_walls():
+    assert parse_walls("left=dirichlet:0, right=Neumann:-2.5", 1) == {
+        "left": ("dirichlet", 0.0), "right": ("neumann", -2.5)}
+    assert parse_walls("x=periodic,bottom=dirichlet:1,top=neumann:0", 2)["right"] == \
+        ("periodic", None)
+    for text, message in (("left=dirichlet", "needs a finite value"),
+                          ("left=robin:1", "must be dirichlet"),
+                          ("top=dirichlet:0", "unknown wall"),
+                          ("left=periodic", "whole x axis"),
+                          ("left=dirichlet:0,x=periodic", "stated twice"),
+                          ("left=dirichlet:nan", "finite")):
+        with pytest.raises(ValueError, match=message):
+            parse_walls(text, 1)

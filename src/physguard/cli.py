@@ -46,6 +46,16 @@ def _run_options(command):
     return command
 
 
+def _data_sizes(data) -> dict:
+    """The config sizes a --data file fixes (so config.json says what was used)."""
+    sizes = {"n_points": int(data.x.shape[0])}
+    if data.t.numel() > 1:
+        sizes["n_steps"] = int(data.t.numel())
+    if hasattr(data, "field"):
+        sizes["field"] = data.field
+    return sizes
+
+
 def _clean_errors(work: Callable[[], None]) -> None:
     """Run ``work``; physguard's specific errors become a one-line message and exit code 1."""
     try:
@@ -98,6 +108,18 @@ def _clean_errors(work: Callable[[], None]) -> None:
               help="BOON problems: train and test on this HDF5 file in The Well's layout "
                    "(written by 'physguard data export' or anyone else) instead of generated "
                    "data; read batch by batch.")
+@click.option("--walls", default=None,
+              help="--data: the conditions of walls the file does not specify (The Well's "
+                   "WALL / OPEN without physguard's attribute, or none): 1-D "
+                   "\"left=dirichlet:0,right=neumann:0\", 2-D \"x=periodic,bottom=dirichlet:0,"
+                   "top=neumann:0\" (Neumann: du/dx along the axis, in the file's units).")
+@click.option("--fields", "field_names", default=None,
+              help="--data: the field to train on, by its name in the file (default: the "
+                   "file's only field).")
+@click.option("--check-walls/--no-check-walls", default=True, show_default=True,
+              help="--data: check every declared condition against the file's fields before "
+                   "training (refused above the stated tolerances); --no-check-walls trains "
+                   "anyway and records it in config.json.")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
@@ -106,7 +128,8 @@ def _clean_errors(work: Callable[[], None]) -> None:
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
         kernel_correction: bool | None, input_walls: bool | None, uq: bool, members: int,
-        data_file: Path | None, seed: int, device: str, overwrite: bool,
+        data_file: Path | None, walls: str | None, field_names: str | None,
+        check_walls: bool, seed: int, device: str, overwrite: bool,
         quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
@@ -144,6 +167,31 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     if data_file is not None and (problem not in _BOON_PROBLEMS or uq or paper):
         raise click.UsageError(f"--data applies to the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq / --paper")
+    if data_file is None and (walls is not None or field_names is not None
+                              or not check_walls):
+        raise click.UsageError("--walls, --fields and --no-check-walls apply to a --data file")
+    if data_file is not None and functions is not None:
+        raise click.UsageError("--functions does not apply with --data: every sample of the "
+                               "file is used (the last fifth, at most --test-functions, is "
+                               "the test set)")
+    if data_file is not None and field is not None:
+        raise click.UsageError("--field does not apply with --data: the file's field is used "
+                               "(--fields NAME picks one of several)")
+    data = None
+    if data_file is not None:
+        from .datasets.well import read_well
+
+        try:  # before any work, and before the config: the file decides the sizes
+            data = read_well(data_file, problem, setting or "multi", walls=walls,
+                             fields=[field_names] if field_names else None,
+                             check_walls=check_walls)
+        except (FileNotFoundError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        one_step = data.t.numel() == 1
+        if setting == "multi" and one_step:
+            raise click.UsageError(f"{data_file} has one step after the initial one: only "
+                                   "--setting single applies")
+        setting = "single" if one_step else "multi"
     if not uq:
         setting = setting or ("multi" if problem in PROBLEMS_2D else "single")
     from . import _distributed
@@ -160,6 +208,13 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             check_outside(out, [data_file])
         except ValueError as err:
             raise click.UsageError(str(err)) from err
+
+    source = None
+    if data is not None:
+        from .datasets.well import file_record
+
+        source = dict(file_record(data_file), walls=walls, fields=field_names,
+                      check_walls=check_walls)
 
     def work() -> None:
         if uq:
@@ -178,33 +233,25 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                          input_walls=input_walls)
             if field is not None:
                 sizes["field"] = field
-            data = None
-            if data_file is not None:
-                from .datasets.well import read_well_2d
-
-                data = read_well_2d(data_file, problem, setting)
-                sizes["field"] = data.field
-                setting_used = data.setting
-            else:
-                setting_used = setting
-            config = (BOON2dConfig.paper(problem, setting_used, **sizes) if paper
-                      else BOON2dConfig.default(problem, setting_used, **sizes))
+            if data is not None:
+                sizes.update(_data_sizes(data))
+            config = (BOON2dConfig.paper(problem, setting, **sizes) if paper
+                      else BOON2dConfig.default(problem, setting, **sizes))
             samples = (f"{len(data)} samples from {data_file}" if data is not None
                        else f"{config.n_train} training samples")
-            click.echo(f"physguard run {problem} ({setting_used}-step, {config.field}): "
+            click.echo(f"physguard run {problem} ({setting}-step, {config.field}): "
                        f"{samples}, {config.epochs} epochs per model, writing to {out}")
-            run_boon_2d(config, out, progress=not quiet, overwrite=overwrite, data=data)
+            run_boon_2d(config, out, progress=not quiet, overwrite=overwrite, data=data,
+                        source=source)
         elif problem in OPERATOR_PROBLEMS:
             from .experiments.boon import BOONConfig, run_boon
 
             variant = dict(kernel_correction=kernel_correction, input_walls=input_walls)
+            if data is not None:
+                variant.update(_data_sizes(data))
             config = (BOONConfig.paper(problem, setting, **overrides, **variant) if paper
                       else BOONConfig.default(problem, setting, **overrides, **variant))
-            data = None
             if data_file is not None:
-                from .datasets.well import read_well
-
-                data = read_well(data_file, problem, setting)
                 click.echo(f"physguard run {problem} ({setting}-step) on {data_file}: "
                            f"{len(data)} samples on {data.x.shape[0]} points, "
                            f"{config.epochs} epochs per model, writing to {out}")
@@ -212,7 +259,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                 click.echo(f"physguard run {problem} ({setting}-step): {config.n_train} "
                            f"training samples, {config.epochs} epochs per model, writing to "
                            f"{out}")
-            run_boon(config, out, progress=not quiet, overwrite=overwrite, data=data)
+            run_boon(config, out, progress=not quiet, overwrite=overwrite, data=data,
+                     source=source)
         else:
             from .experiments import GPMEConfig, run_gpme
 

@@ -55,7 +55,7 @@ from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
 
 __all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls",
-           "check_conditions", "file_record", "WallCheckError"]
+           "check_conditions", "file_record", "data_summary", "WallCheckError"]
 
 _FORMAT_VERSION = 2
 #: The walls of each axis, lower end first.
@@ -360,6 +360,26 @@ def file_record(path: str | os.PathLike) -> dict:
             digest.update(block)
     return {"path": str(path.resolve()), "bytes": path.stat().st_size,
             "sha256": digest.hexdigest()}
+
+
+def data_summary(data, train: int, test: int, source: dict | None = None) -> dict:
+    """What a run on ``data`` used, for its ``config.json``: the file (``source``: path,
+    bytes, SHA-256, stated walls, whether the walls were checked), the samples, the grid,
+    the steps, the field and each wall's condition with the range of its values."""
+    two_d = isinstance(data, OperatorData2d)
+    kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
+        {"left": data.left_type, "right": data.right_type}
+    conditions = {}
+    for wall, kind in kinds.items():
+        values = getattr(data, wall) if two_d else getattr(data, f"{wall}_values")
+        conditions[wall] = {"kind": kind} if kind == "periodic" else {
+            "kind": kind, "min": float(values.min()), "max": float(values.max())}
+    return {**(source or {}), "samples": len(data), "train_samples": train,
+            "test_samples": test,
+            "grid": {"x": int(data.x.shape[0]), **({"y": int(data.y.shape[0])} if two_d
+                                                   else {})},
+            "output_times": [float(t) for t in data.t],
+            "field": data.field if two_d else "u", "conditions": conditions}
 
 
 def _uniform(grid: np.ndarray, name: str, path: Path, minimum: int) -> np.ndarray:

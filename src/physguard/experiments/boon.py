@@ -372,12 +372,14 @@ def boon_variant_note(config) -> list[str]:
 
 def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
              figures: bool = True, overwrite: bool = False,
-             data: OperatorData | None = None) -> list[dict]:
+             data: OperatorData | None = None, source: dict | None = None) -> list[dict]:
     """Train FNO and BOON with the same seed and budget; write the run folder ``out``.
 
     ``data``: train and test on these samples (e.g. :func:`~physguard.datasets.well.read_well`
     of an HDF5 file; lazy fields are read batch by batch) instead of generating the config's:
-    the last ``min(n_test, len(data) // 5)`` samples are the test set.
+    the last ``max(1, min(n_test, len(data) // 5))`` samples are the test set, and
+    ``config.json`` records the sizes used and the data (``"data"``:
+    :func:`~physguard.datasets.well.data_summary`, with ``source``, the file's record).
 
     The folder is built beside ``out`` and moved into place when complete
     (:func:`physguard._io.run_folder`): a failed or interrupted run leaves ``out`` as it was.
@@ -390,7 +392,8 @@ def run_boon(config: BOONConfig, out: str | Path, progress: bool = True,
     if data is not None and len(data) < 2:
         raise ValueError(f"the data hold {len(data)} sample(s); need at least 2")
     with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
-        return _run_boon_into(config, folder, progress and world()[0] == 0, figures, data)
+        return _run_boon_into(config, folder, progress and world()[0] == 0, figures, data,
+                              source)
 
 
 def split_data(config: BOONConfig) -> tuple[OperatorData, OperatorData]:
@@ -410,18 +413,28 @@ def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, confi
     return model, losses, prediction, operator_metrics(name, prediction, test)
 
 
+def split_file_data(data, config):
+    """``(train, test)`` of given data: the last ``max(1, min(n_test, n // 5))`` samples are
+    the test set (read into memory), and ``config`` with the sizes used."""
+    n_test = max(1, min(config.n_test, len(data) // 5))
+    train = data.subset(slice(0, len(data) - n_test))
+    test = data.subset(slice(len(data) - n_test, None)).in_memory()
+    return train, test, dataclasses.replace(config, n_train=len(train), n_test=n_test)
+
+
 def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
-                   data: OperatorData | None = None) -> list[dict]:
+                   data: OperatorData | None = None, source: dict | None = None
+                   ) -> list[dict]:
     started = time.perf_counter()
-    source = getattr(data.inputs, "path", None) if data is not None else None
-    write_json(out / "config.json", {**dataclasses.asdict(config),
-                                     **({"data_file": str(source)} if source else {})})
     if data is None:
+        write_json(out / "config.json", dataclasses.asdict(config))
         train, test = split_data(config)
     else:
-        n_test = max(1, min(config.n_test, len(data) // 5))
-        train = data.subset(slice(0, len(data) - n_test))
-        test = data.subset(slice(len(data) - n_test, None)).in_memory()
+        from ..datasets.well import data_summary
+
+        train, test, config = split_file_data(data, config)
+        write_json(out / "config.json", {**dataclasses.asdict(config), "data": data_summary(
+            data, len(train), len(test), source)})
     records, predictions, history = [], {}, {}
     for name in MODELS:
         model, history[name], predictions[name], record = train_and_evaluate(

@@ -41,7 +41,7 @@ from ..datasets.operator2d import (
     make_operator_data_2d,
 )
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
-from .boon import boon_variant_note, fit_operator, resolve_boon_options
+from .boon import boon_variant_note, fit_operator, resolve_boon_options, split_file_data
 
 __all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d", "EXACT_OUTPUT_ONLY"]
 
@@ -305,12 +305,14 @@ def markdown_table_2d(records: list[dict], config: BOON2dConfig, seconds: dict) 
 
 def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
                 figures: bool = True, overwrite: bool = False,
-                data: OperatorData2d | None = None) -> list[dict]:
+                data: OperatorData2d | None = None, source: dict | None = None
+                ) -> list[dict]:
     """Generate the data, train FNO and BOON, evaluate, and write the run folder ``out``.
 
     ``data``: train and test on these samples instead (e.g.
-    :func:`~physguard.datasets.well.read_well_2d`; lazy fields are read batch by batch): the
-    last ``min(n_test, len(data) // 5)`` samples are the test set.
+    :func:`~physguard.datasets.well.read_well`; lazy fields are read batch by batch): the
+    last ``max(1, min(n_test, len(data) // 5))`` samples are the test set; ``config.json``
+    records the sizes used and the data (``source``: the file's record).
 
     Raises:
         FileExistsError: ``out`` holds files and ``overwrite`` is false.
@@ -320,15 +322,16 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
     progress = progress and world()[0] == 0
     with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
         started = time.perf_counter()
-        source = getattr(data.inputs, "path", None) if data is not None else None
-        write_json(folder / "config.json", {**dataclasses.asdict(config),
-                                            **({"data_file": str(source)} if source else {})})
         if data is None:
+            write_json(folder / "config.json", dataclasses.asdict(config))
             train, test = split_data_2d(config, progress)
         else:
-            n_test = max(1, min(config.n_test, len(data) // 5))
-            train = data.subset(slice(0, len(data) - n_test))
-            test = data.subset(slice(len(data) - n_test, None)).in_memory()
+            from ..datasets.well import data_summary
+
+            train, test, config = split_file_data(data, config)
+            write_json(folder / "config.json", {**dataclasses.asdict(config),
+                                                "data": data_summary(data, len(train),
+                                                                     len(test), source)})
         data_seconds = time.perf_counter() - started
         records, predictions, history, seconds = [], {}, {}, {}
         for name in MODELS:
