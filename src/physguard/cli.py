@@ -106,8 +106,9 @@ def _clean_errors(work: Callable[[], None]) -> None:
 @click.option("--data", "data_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
               help="BOON problems: train and test on this HDF5 file in The Well's layout "
-                   "(written by 'physguard data export' or anyone else) instead of generated "
-                   "data; read batch by batch.")
+                   "(written by 'physguard data export' or anyone else) or PDEBench's "
+                   "(detected from the file; state its walls with --walls) instead of "
+                   "generated data; read batch by batch.")
 @click.option("--walls", default=None,
               help="--data: the conditions of walls the file does not specify (The Well's "
                    "WALL / OPEN without physguard's attribute, or none): 1-D "
@@ -179,10 +180,10 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                                "(--fields NAME picks one of several)")
     data = None
     if data_file is not None:
-        from .datasets.well import read_well
+        from .datasets.pdebench import read_file
 
         try:  # before any work, and before the config: the file decides the sizes
-            data = read_well(data_file, problem, setting or "multi", walls=walls,
+            data = read_file(data_file, problem, setting or "multi", walls=walls,
                              fields=[field_names] if field_names else None,
                              check_walls=check_walls)
         except (FileNotFoundError, ValueError) as err:

@@ -42,6 +42,7 @@ trained (:func:`check_conditions`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -739,8 +740,10 @@ NEUMANN_RTOL = 0.05
 
 
 def check_conditions(path, dataset: str, conditions: dict, grid: dict, vector: bool = False,
-                     append_periodic: bool = False, block_bytes: int = 1 << 26) -> None:
-    """Check every condition against the file's fields, every sample and step, in blocks.
+                     append_periodic: bool = False, block_bytes: int = 1 << 26,
+                     array: np.ndarray | None = None) -> None:
+    """Check every condition against the file's fields, every sample and step, in blocks
+    (the dataset ``dataset`` of ``path``, or ``array (B, steps, *spatial)`` already read).
 
     * NaN / inf anywhere in the field: refused (the first sample named).
     * Dirichlet: ``|u_wall - g| <= DIRICHLET_RTOL * max(1, max |u|)``.
@@ -768,8 +771,8 @@ def check_conditions(path, dataset: str, conditions: dict, grid: dict, vector: b
     from ..metrics import boundary_residual
 
     axes = list(grid)
-    with _h5py().File(path, "r") as f:
-        field = f[dataset]
+    with (_h5py().File(path, "r") if array is None else contextlib.nullcontext()) as f:
+        field = f[dataset] if array is None else array
         n = field.shape[0]
         per_sample = max(1, int(np.prod(field.shape[1:])) * 8)
         step = max(1, block_bytes // per_sample)
