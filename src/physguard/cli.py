@@ -16,6 +16,8 @@ from .datasets.operator2d import FIELDS, PROBLEMS_2D
 from .pdes import CONSERVATION_PROBLEMS
 
 _BOON_PROBLEMS = sorted(OPERATOR_PROBLEMS) + list(PROBLEMS_2D)
+#: ``physguard run file --data F``: a user's file, its fields and walls, 1-D or 2-D.
+_FILE = "file"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +68,7 @@ def _clean_errors(work: Callable[[], None]) -> None:
 
 @main.command()
 @click.argument("problem",
-                type=click.Choice(sorted(CONSERVATION_PROBLEMS) + _BOON_PROBLEMS))
+                type=click.Choice(sorted(CONSERVATION_PROBLEMS) + _BOON_PROBLEMS + [_FILE]))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/PROBLEM).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
@@ -115,8 +117,9 @@ def _clean_errors(work: Callable[[], None]) -> None:
                    "\"left=dirichlet:0,right=neumann:0\", 2-D \"x=periodic,bottom=dirichlet:0,"
                    "top=neumann:0\" (Neumann: du/dx along the axis, in the file's units).")
 @click.option("--fields", "field_names", default=None,
-              help="--data: the field to train on, by its name in the file (default: the "
-                   "file's only field).")
+              help="--data: the field(s) to train on, by name in the file, comma-separated "
+                   "(default: the file's only field; 'physguard run file' in 2-D: all of "
+                   "them, as channels).")
 @click.option("--check-walls/--no-check-walls", default=True, show_default=True,
               help="--data: check every declared condition against the file's fields before "
                    "training (refused above the stated tolerances); --no-check-walls trains "
@@ -137,24 +140,30 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
     compare ANP, HardC-ANP and ProbConserv-ANP. BOON problems (heat-neumann, stokes,
     burgers-dirichlet, burgers-periodic; in 2-D cavity and wave2d): train an FNO and a
-    BOON-FNO with the same seed and budget. Everything goes to the run folder (config,
+    BOON-FNO with the same seed and budget. file: the same on your own --data file (The
+    Well's or PDEBench's layout, 1-D or 2-D, several fields in 2-D), its walls declared in
+    the file or stated with --walls. Everything goes to the run folder (config,
     weights, metrics.json, table.md, figures).
     """
     overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                    ("n_test", test_functions)) if v is not None}
     overrides.update(seed=seed, device=device)
     out = out if out is not None else Path("runs") / problem
-    if setting is not None and problem not in _BOON_PROBLEMS:
+    if problem == _FILE and data_file is None:
+        raise click.UsageError("physguard run file trains on a file: name it with --data "
+                               "(The Well's or PDEBench's layout)")
+    boon_run = problem in _BOON_PROBLEMS or problem == _FILE
+    if setting is not None and not boon_run:
         raise click.UsageError(f"--setting applies to the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}), not to {problem}")
     if field is not None and field not in FIELDS.get(problem, ()):
         raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
                                f"{', '.join(FIELDS['cavity'])})")
-    if kernel_correction is not None and (problem not in _BOON_PROBLEMS or uq):
+    if kernel_correction is not None and (not boon_run or uq):
         raise click.UsageError(f"--kernel-correction / --no-kernel-correction apply to the BOON "
                                f"runs ({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
-    if input_walls is not None and (problem not in _BOON_PROBLEMS or uq):
+    if input_walls is not None and (not boon_run or uq):
         raise click.UsageError(f"--input-walls / --no-input-walls apply to the BOON runs "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
@@ -165,7 +174,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             raise click.UsageError(f"--uq applies to {', '.join(UQ_PROBLEMS)}, not {problem}")
         if paper:
             raise click.UsageError("--uq has no --paper preset")
-    if data_file is not None and (problem not in _BOON_PROBLEMS or uq or paper):
+    if data_file is not None and (not boon_run or uq or paper):
         raise click.UsageError(f"--data applies to the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq / --paper")
     if data_file is None and (walls is not None or field_names is not None
@@ -184,7 +193,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
         try:  # before any work, and before the config: the file decides the sizes
             data = read_file(data_file, problem, setting or "multi", walls=walls,
-                             fields=[field_names] if field_names else None,
+                             fields=[n.strip() for n in field_names.split(",") if n.strip()]
+                             if field_names else None,
                              check_walls=check_walls)
         except (FileNotFoundError, ValueError) as err:
             raise click.ClickException(str(err)) from err
@@ -198,7 +208,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
     from . import _distributed
 
     distributed = _distributed.init(device)
-    if distributed and (uq or problem not in _BOON_PROBLEMS):
+    if distributed and (uq or not boon_run):
         raise click.UsageError("under torchrun, physguard run trains the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq")
     started = time.perf_counter()
@@ -208,7 +218,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         try:  # before any work: --overwrite would replace the folder that holds the data
             check_outside(out, [data_file])
         except ValueError as err:
-            raise click.UsageError(str(err)) from err
+            raise click.ClickException(str(err)) from err
 
     source = None
     if data is not None:
@@ -227,7 +237,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                        f"{members} members, {op.n_train} training samples, {op.epochs} epochs "
                        f"per member, writing to {out}")
             run_uq(config, out, progress=not quiet, overwrite=overwrite)
-        elif problem in PROBLEMS_2D:
+        elif problem in PROBLEMS_2D or hasattr(data, "wall_types"):  # 2-D data
             from .experiments.boon2d import BOON2dConfig, run_boon_2d
 
             sizes = dict(overrides, kernel_correction=kernel_correction,
@@ -244,7 +254,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
                        f"{samples}, {config.epochs} epochs per model, writing to {out}")
             run_boon_2d(config, out, progress=not quiet, overwrite=overwrite, data=data,
                         source=source)
-        elif problem in OPERATOR_PROBLEMS:
+        elif problem in OPERATOR_PROBLEMS or problem == _FILE:
             from .experiments.boon import BOONConfig, run_boon
 
             variant = dict(kernel_correction=kernel_correction, input_walls=input_walls)
@@ -302,7 +312,7 @@ def evaluate(problem: str, run_dir: Path, contexts: Path, out: Path, overwrite: 
     try:
         check_outside(out, [run_dir, contexts])
     except ValueError as err:
-        raise click.UsageError(str(err)) from err
+        raise click.ClickException(str(err)) from err
     _clean_errors(lambda: evaluate_run(problem, run_dir, contexts, out, progress=not quiet,
                                        overwrite=overwrite))
     click.echo((out / "table.md").read_text())

@@ -38,9 +38,12 @@ from .._io import read_npz, write_npz
 from ..pdes.cavity import LidDrivenCavity, random_stream_function
 from ..pdes.two_d import Wave2d
 
-__all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS"]
+__all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS", "FILE_PROBLEM"]
 
 PROBLEMS_2D = ("cavity", "wave2d")
+#: The problem of data read from a user's file (``physguard run file --data F.h5``): any
+#: fields (their names joined by commas in ``field``), any walls.
+FILE_PROBLEM = "file"
 FIELDS = {"cavity": ("velocity", "vorticity"), "wave2d": ("u",)}
 #: Each problem's condition on the walls left, right, bottom, top.
 WALL_TYPES_2D = {"cavity": ("dirichlet",) * 4, "wave2d": ("neumann",) * 4}
@@ -74,17 +77,25 @@ class OperatorData2d:
     top: torch.Tensor
 
     def __post_init__(self):
-        if self.problem not in PROBLEMS_2D:
-            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: {PROBLEMS_2D}")
+        if self.problem not in (*PROBLEMS_2D, FILE_PROBLEM):
+            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: "
+                             f"{(*PROBLEMS_2D, FILE_PROBLEM)}")
         if self.setting not in ("single", "multi"):
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
-        if self.field not in FIELDS[self.problem]:
+        if self.problem == FILE_PROBLEM:
+            if not isinstance(self.field, str) or not self.field:
+                raise ValueError(f"field must name the file's field(s), got {self.field!r}")
+        elif self.field not in FIELDS[self.problem]:
             raise ValueError(f"field of {self.problem} must be one of {FIELDS[self.problem]}, "
                              f"got {self.field!r}")
-        if len(self.wall_types) != 4 or any(k not in ("dirichlet", "neumann")
-                                            for k in self.wall_types):
-            raise ValueError(f"wall_types must be 4 of 'dirichlet' / 'neumann', got "
-                             f"{self.wall_types}")
+        kinds = tuple(self.wall_types)
+        if len(kinds) != 4 or any(k not in ("dirichlet", "neumann", "periodic") for k in kinds):
+            raise ValueError(f"wall_types must be 4 of 'dirichlet' / 'neumann' / 'periodic', "
+                             f"got {self.wall_types}")
+        for pair in (kinds[:2], kinds[2:]):
+            if (pair[0] == "periodic") != (pair[1] == "periodic"):
+                raise ValueError(f"a periodic wall needs its opposite wall periodic too, got "
+                                 f"{self.wall_types}")
         n, c, nx, ny = self.targets.shape
         expected = {"x": (nx,), "y": (ny,), "left": (n, c, ny), "right": (n, c, ny),
                     "bottom": (n, c, nx), "top": (n, c, nx)}

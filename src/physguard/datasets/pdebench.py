@@ -32,7 +32,9 @@ from .operator2d import WALLS, OperatorData2d
 from .well import (
     AXIS_WALLS,
     LazyField,
+    _append_wrap_points,
     _conditions,
+    _FieldReader,
     _h5py,
     _open,
     _uniform,
@@ -128,7 +130,7 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
         if n_dims not in (1, 2):
             raise ValueError(f"{path}: {dataset} has shape {shape}; physguard reads (samples, "
                              "steps, nx[, ny])")
-        known = OPERATOR_PROBLEMS if n_dims == 1 else ("cavity", "wave2d")
+        known = (*OPERATOR_PROBLEMS, "file") if n_dims == 1 else ("cavity", "wave2d", "file")
         if problem not in known:
             raise ValueError(f"{path} holds {n_dims}-D data; the {n_dims}-D problems are "
                              f"{', '.join(known)}, not {problem!r}")
@@ -157,38 +159,36 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
                              "conditions: state them, e.g. --walls \"x=periodic\" or "
                              "\"left=dirichlet:0,right=neumann:0\"")
         conditions = _conditions(f, path, axes, shape, False, stated)
-    periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
-    if n_dims == 2 and periodic:
-        raise ValueError(f"{path}: the {' and '.join(periodic)} axis is periodic; physguard's "
-                         "2-D runs (cavity, wave2d) take Dirichlet or Neumann walls")
-    append = bool(periodic)
-    if append:
-        grid["x"] = np.append(grid["x"], grid["x"][-1] + (grid["x"][-1] - grid["x"][-2]))
     if check_walls:
-        check_conditions(path, dataset, conditions, grid, False, append, array=array)
+        check_conditions(path, array if array is not None else _FieldReader(path, [dataset],
+                                                                            False),
+                         conditions, grid)
+    # PDEBench's periodic grids never repeat the wrap-around point: append it
+    periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
+    conditions = _append_wrap_points(conditions, grid, periodic)
+    appended = tuple(axes.index(a) for a in periodic)
     if steps == 2:
         setting = "single"
     target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
     if array is None:
-        inputs = LazyField(path, dataset, [0], append_periodic=append)
-        targets = LazyField(path, dataset, target_steps, append_periodic=append)
+        inputs = LazyField(path, dataset, [0], append_periodic=appended)
+        targets = LazyField(path, dataset, target_steps, append_periodic=appended)
     else:
         full = torch.from_numpy(array.astype(np.float64))
-        if append:
-            full = torch.cat([full, full[..., :1]], dim=-1)
+        for axis in appended:
+            full = torch.cat([full, full.narrow(2 + axis, 0, 1)], dim=2 + axis)
         inputs, targets = full[:, :1], full[:, target_steps]
     times = torch.from_numpy(time[target_steps])
     if n_dims == 1:
         (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
-        if append:
-            left = right = np.zeros((n, steps))
         return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
                             torch.from_numpy(params), inputs, targets,
                             torch.from_numpy(left[:, target_steps]),
                             torch.from_numpy(right[:, target_steps]))
-    from .operator2d import FIELDS
+    from .operator2d import FIELDS, FILE_PROBLEM
 
-    name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
+    name = dataset.rsplit("/", 1)[0] if problem == FILE_PROBLEM else \
+        FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
     values = {w: torch.from_numpy(np.ascontiguousarray(v[:, target_steps]))
               for w, (_, v) in conditions.items()}
     return OperatorData2d(problem, setting, name, tuple(conditions[w][0] for w in WALLS),

@@ -42,7 +42,6 @@ trained (:func:`check_conditions`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
@@ -111,9 +110,15 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
     kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
         {"left": data.left_type, "right": data.right_type}
     grids = {"x": data.x.numpy(), **({"y": data.y.numpy()} if two_d else {})}
+    if two_d and "," in data.field:
+        raise ValueError(f"export_well writes one field; the data hold {data.field}")
     values = {w: _exact_values(data, w) for w, k in kinds.items() if k != "periodic"}
-    if not two_d and kinds["left"] == "periodic":  # The Well: no duplicate end point
-        fields, grids["x"] = fields[:, :, :-1], grids["x"][:-1]
+    for i, axis in enumerate(grids):  # The Well: periodic axes without the duplicate point
+        if kinds[AXIS_WALLS[axis][0]] == "periodic":
+            fields = np.take(fields, np.arange(len(grids[axis]) - 1), axis=2 + i)
+            grids[axis] = grids[axis][:-1]
+            values = {w: v[:, :, :-1] if _WALL_AXIS[w][0] != axis else v
+                      for w, v in values.items()}
     name = data.field if two_d else "u"
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _flag(f, dataset_name=f"physguard-{data.problem}", grid_type="cartesian",
@@ -204,29 +209,37 @@ def _exact_values(data, side: str) -> np.ndarray:
 # -- reading ----------------------------------------------------------------------------------
 
 class LazyField:
-    """A view of ``B`` samples of an HDF5 field, read from the file only when indexed.
+    """A view of ``B`` samples of HDF5 fields, read from the file only when indexed.
 
     ``field[index]`` (an int, a slice or a 1-D index tensor, in any order) returns a float64
     tensor ``(len(index), C, *spatial)``; ``steps`` selects the trajectory steps that form the
-    channels (input: step 0; targets: the later steps). The file is opened per access, so the
-    view survives forks (data-loader workers, ``torchrun``) and holds no memory.
+    channels (input: step 0; targets: the later steps). ``dataset``: one scalar field
+    ``(B, T, *spatial)``, or with ``components=True`` one or several datasets whose scalar
+    fields and vector components (``t1_fields/...``, ``(B, T, *spatial, D)``) become channels,
+    step-major (``S x D``: channel ``k D + d`` is component ``d`` at step ``k``).
+    ``append_periodic``: the spatial axes (``True``: the first) whose wrap-around point is
+    appended (a copy of index 0). The file is opened per access, so the view survives forks
+    (data-loader workers, ``torchrun``) and holds no memory.
     """
 
-    def __init__(self, path: str | os.PathLike, dataset: str, steps, samples=None,
-                 append_periodic: bool = False, components: bool = False):
-        self.path, self.dataset, self.steps = Path(path), dataset, list(steps)
-        self.append_periodic, self.components = append_periodic, components
+    def __init__(self, path: str | os.PathLike, dataset, steps, samples=None,
+                 append_periodic=False, components: bool = False):
+        self.path, self.steps = Path(path), list(steps)
+        self.datasets = [dataset] if isinstance(dataset, str) else list(dataset)
+        self.dataset = self.datasets[0]
+        self.periodic_axes = (0,) if append_periodic is True else tuple(append_periodic or ())
+        self.components = components or len(self.datasets) > 1
         with _h5py().File(self.path, "r") as f:
-            shape = f[dataset].shape
-        self.samples = np.arange(shape[0]) if samples is None else np.asarray(samples)
-        if components:  # a vector field (B, T, *spatial, D): channels step-major, S x D
-            self.shape = torch.Size((len(self.samples), len(self.steps) * shape[-1],
-                                     *shape[2:-1]))
-            return
-        spatial = list(shape[2:])
-        if append_periodic:
-            spatial[0] += 1
-        self.shape = torch.Size((len(self.samples), len(self.steps), *spatial))
+            shapes = [f[d].shape for d in self.datasets]
+        self.samples = np.arange(shapes[0][0]) if samples is None else np.asarray(samples)
+        vector = [d.startswith("t1_fields/") and self.components for d in self.datasets]
+        spatial = list(shapes[0][2:-1] if vector[0] else shapes[0][2:])
+        for axis in self.periodic_axes:
+            spatial[axis] += 1
+        per_step = sum(shape[-1] if v else 1 for shape, v in zip(shapes, vector, strict=True))
+        self.vector = vector
+        channels = len(self.steps) * (per_step if self.components else 1)
+        self.shape = torch.Size((len(self.samples), channels, *spatial))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -234,14 +247,17 @@ class LazyField:
     def __getitem__(self, index) -> torch.Tensor:
         chosen = self.samples[_as_index(index, len(self))]
         order = np.argsort(chosen, kind="stable")
+        parts = []
         with _h5py().File(self.path, "r") as f:
-            block = f[self.dataset][np.sort(chosen)]  # h5py needs increasing indices
-        block = block[:, self.steps]
-        if self.components:  # (B, S, *spatial, D) -> (B, S * D, *spatial), step-major
-            block = np.moveaxis(block, -1, 2)
-            block = block.reshape(block.shape[0], -1, *block.shape[3:])
-        if self.append_periodic:
-            block = np.concatenate([block, block[:, :, :1]], axis=2)
+            for name, vector in zip(self.datasets, self.vector, strict=True):
+                block = f[name][np.sort(chosen)][:, self.steps]  # h5py: increasing indices
+                # (B, S, *spatial[, D]) -> (B, S, D, *spatial)
+                parts.append(np.moveaxis(block, -1, 2) if vector else block[:, :, None])
+        block = np.concatenate(parts, axis=2)
+        block = block.reshape(block.shape[0], -1, *block.shape[3:])  # step-major channels
+        for axis in self.periodic_axes:
+            first = np.take(block, [0], axis=2 + axis)
+            block = np.concatenate([block, first], axis=2 + axis)
         out = np.empty_like(block)
         out[order] = block
         out = torch.from_numpy(out.astype(np.float64))
@@ -250,8 +266,7 @@ class LazyField:
     def subset(self, index) -> LazyField:
         """The samples ``index`` of this view, still lazy."""
         view = LazyField.__new__(LazyField)
-        view.path, view.dataset, view.steps = self.path, self.dataset, self.steps
-        view.append_periodic, view.components = self.append_periodic, self.components
+        view.__dict__.update(self.__dict__)
         view.samples = self.samples[_as_index(index, len(self))]
         view.shape = torch.Size((len(view.samples), *self.shape[1:]))
         return view
@@ -403,8 +418,10 @@ def _uniform(grid: np.ndarray, name: str, path: Path, minimum: int) -> np.ndarra
     return grid
 
 
-def _field_dataset(f, path: Path, n_dims: int, fields: list[str] | None):
-    """``(dataset path, vector?)`` of the one field to train on."""
+def _field_datasets(f, path: Path, n_dims: int, fields: list[str] | None, several: bool
+                    ) -> list[tuple[str, bool]]:
+    """``[(dataset path, vector?)]`` of the field(s) to train on: ``fields`` by name, else
+    all of the file's (``several``: a file run, 2-D) or its only one."""
     found = []
     for group in ("t0_fields", "t1_fields", "t2_fields"):
         if group not in f:
@@ -424,15 +441,17 @@ def _field_dataset(f, path: Path, n_dims: int, fields: list[str] | None):
             raise ValueError(f"{path} has no field(s) {missing}; it holds "
                              f"{[name for _, name in found]}")
         found = [(g, n) for g, n in found if n in fields]
-    if len(found) != 1:
-        raise ValueError(f"{path} holds {len(found)} fields ({[n for _, n in found]}); "
-                         "physguard's runs train one field (choose it with --fields NAME)")
-    group, name = found[0]
-    if group == "t2_fields" or (group == "t1_fields" and n_dims == 1):
-        rank = "tensor" if group == "t2_fields" else "vector"
-        raise ValueError(f"{path}: {group}/{name} is a {rank} field; physguard's {n_dims}-D "
-                         f"runs take scalar fields{' or the 2-D velocity' if n_dims == 2 else ''}")
-    return f"{group}/{name}", group == "t1_fields"
+    if not found or (len(found) > 1 and not several):
+        raise ValueError(f"{path} holds {len(found)} fields ({[n for _, n in found]}); this "
+                         "run trains one (choose it with --fields NAME"
+                         f"{'; physguard run file trains several in 2-D' if found else ''})")
+    for group, name in found:
+        if group == "t2_fields" or (group == "t1_fields" and n_dims == 1):
+            rank = "tensor" if group == "t2_fields" else "vector"
+            raise ValueError(f"{path}: {group}/{name} is a {rank} field; physguard's "
+                             f"{n_dims}-D runs take scalar fields"
+                             f"{' and vector fields' if n_dims == 2 else ''}")
+    return [(f"{group}/{name}", group == "t1_fields") for group, name in found]
 
 
 def _parameters(f, n: int, path: Path) -> np.ndarray:
@@ -462,10 +481,11 @@ def _parameters(f, n: int, path: Path) -> np.ndarray:
     return np.zeros(n)
 
 
-def _conditions(f, path: Path, axes: list[str], shape: tuple, vector: bool, stated: dict
+def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, stated: dict
                 ) -> dict:
-    """``{wall: (kind, values)}`` with values ``(n, steps[, N_wall][, D])`` float64 (zeros for
-    periodic walls), from the file's boundary groups and the user's stated conditions."""
+    """``{wall: (kind, values)}`` with values ``(n, steps[, N_wall][, components])`` float64
+    (zeros for periodic walls), from the file's boundary groups and the user's stated
+    conditions (one value for every component)."""
     n, steps = shape[:2]
     spatial = dict(zip(axes, shape[2:2 + len(axes)], strict=True))
     found: dict[str, tuple[str, np.ndarray | None]] = {}
@@ -526,7 +546,7 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, vector: bool, stat
         values = np.asarray(sub["physguard_values"] if "physguard_values" in sub
                             else sub["values"])
         values = _end_values(values, path, name, n, steps, len(ends),
-                             _wall_shape(axis, axes, spatial, vector))
+                             _wall_shape(axis, axes, spatial, components))
         for i, wall in enumerate(ends):
             if wall in stated and stated[wall][0] != kinds[i]:
                 raise ValueError(f"{path}: the file declares the {wall} wall {kinds[i]}; "
@@ -548,7 +568,7 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, vector: bool, stat
             if values is None:
                 value = stated[wall][1] if wall in stated and stated[wall][1] is not None \
                     else 0.0
-                values = np.full((n, steps, *_wall_shape(axis, axes, spatial, vector)), value)
+                values = np.full((n, steps, *_wall_shape(axis, axes, spatial, components)), value)
             out[wall] = (kind, values.astype(np.float64))
         kinds = [out[w][0] == "periodic" for w in AXIS_WALLS[axis]]
         if any(kinds) and not all(kinds):
@@ -556,9 +576,9 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, vector: bool, stat
     return out
 
 
-def _wall_shape(axis: str, axes: list[str], spatial: dict, vector: bool) -> tuple:
+def _wall_shape(axis: str, axes: list[str], spatial: dict, components: int) -> tuple:
     along = tuple(spatial[a] for a in axes if a != axis)
-    return along + ((2,) if vector else ())
+    return along + ((components,) if components else ())
 
 
 def _end_values(values: np.ndarray, path: Path, name: str, n: int, steps: int, ends: int,
@@ -631,12 +651,15 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
                              "integer") from None
         if n_dims not in (1, 2):
             raise ValueError(f"{path} has {n_dims} space dimensions; physguard reads 1 or 2")
-        known = OPERATOR_PROBLEMS if n_dims == 1 else ("cavity", "wave2d")
+        from .operator2d import FIELDS, FILE_PROBLEM
+
+        known = (*OPERATOR_PROBLEMS, FILE_PROBLEM) if n_dims == 1 else \
+            ("cavity", "wave2d", FILE_PROBLEM)
         if problem not in known:
             raise ValueError(f"{path} holds {n_dims}-D data; the {n_dims}-D problems are "
                              f"{', '.join(known)}, not {problem!r}")
         declared = _attr_str(f.attrs.get("physguard_problem", problem))
-        if declared != problem:
+        if declared != problem and problem != FILE_PROBLEM:
             raise ValueError(f"{path} holds {declared} data (physguard_problem), not "
                              f"{problem}: run 'physguard run {declared} --data {path}'")
         dims = f["dimensions"]
@@ -644,17 +667,32 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         if axes != ["x", "y"][:n_dims]:
             raise ValueError(f"{path}: spatial_dims {axes}; physguard reads the axes "
                              f"{['x', 'y'][:n_dims]}")
-        dataset, vector = _field_dataset(f, path, n_dims, fields)
-        field = f[dataset]
-        if not (np.issubdtype(field.dtype, np.floating) or np.issubdtype(field.dtype,
-                                                                          np.integer)):
-            raise ValueError(f"{path}: {dataset} holds {field.dtype} values; physguard trains "
-                             "on real (float) fields")
-        shape = field.shape
-        rank = 2 + n_dims + int(vector)
-        if len(shape) != rank or (vector and shape[-1] != 2):
-            raise ValueError(f"{path}: {dataset} has shape {shape}; expected (samples, steps, "
-                             f"{', '.join(axes)}{', 2' if vector else ''})")
+        chosen = _field_datasets(f, path, n_dims, fields,
+                                 several=problem == FILE_PROBLEM and n_dims == 2)
+        shape = None
+        for dataset, vector in chosen:
+            field = f[dataset]
+            if not (np.issubdtype(field.dtype, np.floating)
+                    or np.issubdtype(field.dtype, np.integer)):
+                raise ValueError(f"{path}: {dataset} holds {field.dtype} values; physguard "
+                                 "trains on real (float) fields")
+            rank = 2 + n_dims + int(vector)
+            if len(field.shape) != rank or (vector and field.shape[-1] != n_dims):
+                raise ValueError(f"{path}: {dataset} has shape {field.shape}; expected "
+                                 f"(samples, steps, {', '.join(axes)}"
+                                 f"{f', {n_dims}' if vector else ''})")
+            if shape is not None and field.shape[:rank - int(vector)] != shape:
+                raise ValueError(f"{path}: the fields' shapes differ ({chosen[0][0]} "
+                                 f"{shape}, {dataset} {field.shape})")
+            shape = field.shape[:2 + n_dims]
+        dataset = chosen[0][0]
+        vector = len(chosen) == 1 and chosen[0][1] and problem != FILE_PROBLEM
+        if vector and "velocity" not in FIELDS.get(problem, ()):
+            raise ValueError(f"{path} holds a vector field; {problem} takes the scalar "
+                             f"{FIELDS[problem]} (physguard run file trains any field)")
+        components = sum(n_dims if v else 1 for _, v in chosen)
+        if components == 1:
+            components = 0  # one scalar field: no component axis
         n, steps = shape[:2]
         if "n_trajectories" in f.attrs and int(f.attrs["n_trajectories"]) != n:
             raise ValueError(f"{path}: n_trajectories is {int(f.attrs['n_trajectories'])} but "
@@ -674,53 +712,90 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
             raise ValueError(f"{path}: dimensions/time has {len(time)} entries, {dataset} "
                              f"{steps} steps")
         legacy = int(f.attrs.get("physguard_format_version", _FORMAT_VERSION)) < 2
-        conditions = _conditions(f, path, axes, shape, vector, parse_walls(walls, n_dims))
+        conditions = _conditions(f, path, axes, (*shape, components), components,
+                                 parse_walls(walls, n_dims))
         params = _parameters(f, n, path) if n_dims == 1 else None
-    periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
-    if n_dims == 2 and periodic:
-        raise ValueError(f"{path}: the {' and '.join(periodic)} axis is periodic; physguard's "
-                         "2-D runs (cavity, wave2d) take Dirichlet or Neumann walls")
+    datasets = [d for d, _ in chosen]
+    reader = _FieldReader(path, datasets, components > 0)
+    if check_walls:
+        check_conditions(path, reader, conditions, grid)
     # The Well writes periodic axes without the wrap-around point: append it (x[-1] + h),
     # as the grid says; physguard's own first exports (format 1) kept it.
-    append = bool(periodic) and not legacy
-    if append:
-        grid["x"] = np.append(grid["x"], grid["x"][-1] + (grid["x"][-1] - grid["x"][-2]))
-        for wall in AXIS_WALLS["x"]:
-            conditions[wall] = ("periodic", np.zeros((n, steps)))
-    if check_walls:
-        check_conditions(path, dataset, conditions, grid, vector, append)
+    periodic = [] if legacy else \
+        [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
+    conditions = _append_wrap_points(conditions, grid, periodic)
     if steps == 2:  # one output step: single, whatever was asked
         setting = "single"
     target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
     times = torch.from_numpy(time[target_steps])
+    appended = tuple(axes.index(a) for a in periodic)
+    inputs = LazyField(path, datasets, [0], append_periodic=appended,
+                       components=components > 0)
+    targets = LazyField(path, datasets, target_steps, append_periodic=appended,
+                        components=components > 0)
     if n_dims == 1:
-        inputs = LazyField(path, dataset, [0], append_periodic=append)
-        targets = LazyField(path, dataset, target_steps, append_periodic=append)
         (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
         return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
                             torch.from_numpy(params), inputs, targets,
                             torch.from_numpy(left[:, target_steps]),
                             torch.from_numpy(right[:, target_steps]))
-    from .operator2d import FIELDS
-
-    if vector:
-        name = "velocity"
-        if name not in FIELDS[problem]:
-            raise ValueError(f"{path} holds a vector field; {problem} takes the scalar "
-                             f"{FIELDS[problem]}")
-        inputs = LazyField(path, dataset, [0], components=True)
-        targets = LazyField(path, dataset, target_steps, components=True)
-        wall_values = {w: torch.from_numpy(np.moveaxis(v[:, target_steps], -1, 2).reshape(
-            n, -1, v.shape[2])) for w, (_, v) in conditions.items()}  # (n, 2S, N_wall)
+    if components:  # (n, S, N_wall, D) -> (n, S D, N_wall), step-major
+        wall_values = {w: torch.from_numpy(np.ascontiguousarray(np.moveaxis(
+            v[:, target_steps], -1, 2).reshape(n, -1, v.shape[2])))
+            for w, (_, v) in conditions.items()}
     else:
-        name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
-        inputs = LazyField(path, dataset, [0])
-        targets = LazyField(path, dataset, target_steps)
         wall_values = {w: torch.from_numpy(np.ascontiguousarray(v[:, target_steps]))
                        for w, (_, v) in conditions.items()}
+    if problem == FILE_PROBLEM:
+        name = ",".join(d.split("/", 1)[1] for d in datasets)
+    elif vector:
+        name = "velocity"
+    else:
+        name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
     return OperatorData2d(problem, setting, name, tuple(conditions[w][0] for w in WALLS),
                           torch.from_numpy(grid["x"]), torch.from_numpy(grid["y"]), times,
                           inputs, targets, **wall_values)
+
+
+def _append_wrap_points(conditions: dict, grid: dict, periodic: list[str]) -> dict:
+    """Append each periodic axis's wrap-around point ``x[-1] + h`` to its grid (in place)
+    and to the wall values that run along it; the periodic walls' values are zeros."""
+    out = {}
+    for axis in periodic:
+        g = grid[axis]
+        grid[axis] = np.append(g, g[-1] + (g[-1] - g[-2]))
+    for wall, (kind, values) in conditions.items():
+        axis = _WALL_AXIS[wall][0]
+        for other in periodic:
+            if other != axis:  # the wall's points run along the periodic axis (index 2)
+                values = np.concatenate([values, values[:, :, :1]], axis=2)
+        out[wall] = (kind, np.zeros_like(values) if kind == "periodic" else values)
+    return out
+
+
+class _FieldReader:
+    """Blocks of samples ``(B, steps, *spatial[, D])`` float64 of one or several datasets of
+    a file (scalar fields and vector components stacked on the last axis when ``stack``)."""
+
+    def __init__(self, path, datasets: list[str], stack: bool):
+        self.path, self.datasets, self.stack = path, datasets, stack
+        with _h5py().File(path, "r") as f:
+            shapes = [f[d].shape for d in datasets]
+        vector = [d.startswith("t1_fields/") for d in datasets]
+        spatial = shapes[0][:-1] if vector[0] else shapes[0]
+        components = sum(s[-1] if v else 1 for s, v in zip(shapes, vector, strict=True))
+        self.shape = (*spatial, components) if stack else shapes[0]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        with _h5py().File(self.path, "r") as f:
+            parts = [np.asarray(f[d][start:stop], np.float64) for d in self.datasets]
+        if not self.stack:
+            return parts[0]
+        return np.concatenate([p if d.startswith("t1_fields/") else p[..., None]
+                               for p, d in zip(parts, self.datasets, strict=True)], axis=-1)
 
 
 def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi", **options
@@ -739,11 +814,13 @@ NEUMANN_TRUNCATION = 4.0
 NEUMANN_RTOL = 0.05
 
 
-def check_conditions(path, dataset: str, conditions: dict, grid: dict, vector: bool = False,
-                     append_periodic: bool = False, block_bytes: int = 1 << 26,
-                     array: np.ndarray | None = None) -> None:
-    """Check every condition against the file's fields, every sample and step, in blocks
-    (the dataset ``dataset`` of ``path``, or ``array (B, steps, *spatial)`` already read).
+def check_conditions(path, reader, conditions: dict, grid: dict,
+                     block_bytes: int = 1 << 26) -> None:
+    """Check every condition against the fields, every sample and step, in blocks.
+
+    ``reader``: the fields as stored (without appended wrap-around points): a
+    :class:`_FieldReader` of the file, or an array ``(B, steps, *spatial[, D])`` already
+    read. Values ``(B, steps[, N_wall][, D])`` as :func:`read_well` builds them.
 
     * NaN / inf anywhere in the field: refused (the first sample named).
     * Dirichlet: ``|u_wall - g| <= DIRICHLET_RTOL * max(1, max |u|)``.
@@ -771,69 +848,71 @@ def check_conditions(path, dataset: str, conditions: dict, grid: dict, vector: b
     from ..metrics import boundary_residual
 
     axes = list(grid)
-    with (_h5py().File(path, "r") if array is None else contextlib.nullcontext()) as f:
-        field = f[dataset] if array is None else array
-        n = field.shape[0]
-        per_sample = max(1, int(np.prod(field.shape[1:])) * 8)
-        step = max(1, block_bytes // per_sample)
-        worst: dict[str, tuple[float, float, int, int]] = {}
-        for start in range(0, n, step):
-            block = np.asarray(field[start:start + step], np.float64)
-            if not np.isfinite(block).all():
-                bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
-                raise ValueError(f"{path}: {dataset} holds NaN or infinite values (first in "
-                                 f"sample {bad}); physguard will not train on them")
-            if vector:  # (B, S, *spatial, D) -> components as a leading axis
-                block = np.moveaxis(block, -1, 2)
-            u = torch.from_numpy(block)
-            scale = max(1.0, float(u.abs().max()))
-            for wall, (kind, values) in conditions.items():
-                axis, end = _WALL_AXIS[wall]
-                if kind == "periodic" and end == 1:
-                    continue
-                along = u if axis == axes[-1] else u.transpose(-1, -2)  # the axis last
-                h = float(grid[axis][1] - grid[axis][0])
-                g = torch.from_numpy(np.asarray(values[start:start + step]))
-                if vector:
-                    g = torch.movedim(g, -1, 2)
-                side = "left" if end == 0 else "right"
-                allowance = DIRICHLET_RTOL * scale
-                if kind == "periodic":
-                    jump = (along[..., 0] - along[..., -1]).abs()
-                    inside = along.diff(dim=-1).abs().amax(-1)
-                    excess = jump - PERIODIC_JUMP * inside - allowance
-                    residual, allowed = jump, PERIODIC_JUMP * inside + allowance
-                elif kind == "dirichlet":
-                    residual = boundary_residual(along, kind, g, side, h).abs()
-                    allowed = torch.full_like(residual, allowance)
-                    excess = residual - allowed
-                else:
-                    if along.shape[-1] < 5:
-                        raise ValueError(f"{path}: checking the Neumann {wall} wall needs 5 "
-                                         f"points along {axis}, the grid has "
-                                         f"{along.shape[-1]} (or pass --no-check-walls)")
-                    residual = boundary_residual(along, kind, g, side, h).abs()
-                    second = boundary_residual(along, kind, g, side, h)
-                    coarse = along[..., 0:5:2] if side == "left" else along[..., -5::2]
-                    first = (along[..., 1] - along[..., 0] if side == "left"
-                             else along[..., -1] - along[..., -2]) / h - g
-                    richardson = boundary_residual(coarse, kind, g, side, 2 * h) - second
-                    truncation = torch.maximum((first - second).abs(), richardson.abs())
-                    slope = max(float(np.abs(values).max()),
-                                float(along.diff(dim=-1).abs().max()) / h)
-                    allowed = (NEUMANN_TRUNCATION * truncation + allowance / h
-                               + NEUMANN_RTOL * slope)
-                    excess = residual - allowed
-                flat = excess.reshape(excess.shape[0], excess.shape[1], -1).amax(-1)
-                index = int(flat.argmax())
-                sample, at = divmod(index, flat.shape[1])
-                if wall not in worst or float(flat.max()) > worst[wall][0]:
-                    where = (residual - allowed).reshape(excess.shape[0], excess.shape[1], -1)
-                    point = int(where[sample, at].argmax())
-                    worst[wall] = (float(flat.max()),
-                                   float(residual.reshape(*where.shape)[sample, at, point]),
-                                   float(allowed.reshape(*where.shape)[sample, at, point]),
-                                   start + sample, at)
+    blocks = reader.block if hasattr(reader, "block") else \
+        (lambda start, stop: np.asarray(reader[start:stop], np.float64))
+    shape = reader.shape
+    n = shape[0]
+    vector = len(shape) > 2 + len(grid)  # a component axis last
+    per_sample = max(1, int(np.prod(shape[1:])) * 8)
+    step = max(1, block_bytes // per_sample)
+    worst: dict[str, tuple[float, float, float, int, int]] = {}
+    for start in range(0, n, step):
+        block = blocks(start, start + step)
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise ValueError(f"{path}: the field holds NaN or infinite values (first in "
+                             f"sample {bad}); physguard will not train on them")
+        if vector:  # (B, S, *spatial, D) -> components as a leading axis
+            block = np.moveaxis(block, -1, 2)
+        u = torch.from_numpy(block)
+        scale = max(1.0, float(u.abs().max()))
+        for wall, (kind, values) in conditions.items():
+            axis, end = _WALL_AXIS[wall]
+            if kind == "periodic" and end == 1:
+                continue
+            along = u if axis == axes[-1] else u.transpose(-1, -2)  # the axis last
+            h = float(grid[axis][1] - grid[axis][0])
+            g = torch.from_numpy(np.asarray(values[start:start + step]))
+            if vector:
+                g = torch.movedim(g, -1, 2)
+            side = "left" if end == 0 else "right"
+            allowance = DIRICHLET_RTOL * scale
+            if kind == "periodic":
+                jump = (along[..., 0] - along[..., -1]).abs()
+                inside = along.diff(dim=-1).abs().amax(-1)
+                excess = jump - PERIODIC_JUMP * inside - allowance
+                residual, allowed = jump, PERIODIC_JUMP * inside + allowance
+            elif kind == "dirichlet":
+                residual = boundary_residual(along, kind, g, side, h).abs()
+                allowed = torch.full_like(residual, allowance)
+                excess = residual - allowed
+            else:
+                if along.shape[-1] < 5:
+                    raise ValueError(f"{path}: checking the Neumann {wall} wall needs 5 "
+                                     f"points along {axis}, the grid has "
+                                     f"{along.shape[-1]} (or pass --no-check-walls)")
+                residual = boundary_residual(along, kind, g, side, h).abs()
+                second = boundary_residual(along, kind, g, side, h)
+                coarse = along[..., 0:5:2] if side == "left" else along[..., -5::2]
+                first = (along[..., 1] - along[..., 0] if side == "left"
+                         else along[..., -1] - along[..., -2]) / h - g
+                richardson = boundary_residual(coarse, kind, g, side, 2 * h) - second
+                truncation = torch.maximum((first - second).abs(), richardson.abs())
+                slope = max(float(np.abs(values).max()),
+                            float(along.diff(dim=-1).abs().max()) / h)
+                allowed = (NEUMANN_TRUNCATION * truncation + allowance / h
+                           + NEUMANN_RTOL * slope)
+                excess = residual - allowed
+            flat = excess.reshape(excess.shape[0], excess.shape[1], -1).amax(-1)
+            index = int(flat.argmax())
+            sample, at = divmod(index, flat.shape[1])
+            if wall not in worst or float(flat.max()) > worst[wall][0]:
+                where = (residual - allowed).reshape(excess.shape[0], excess.shape[1], -1)
+                point = int(where[sample, at].argmax())
+                worst[wall] = (float(flat.max()),
+                               float(residual.reshape(*where.shape)[sample, at, point]),
+                               float(allowed.reshape(*where.shape)[sample, at, point]),
+                               start + sample, at)
     for wall, (excess, residual, allowed, sample, at) in worst.items():
         if excess > 0:
             kind = conditions[wall][0]

@@ -123,17 +123,18 @@ class BOONConfig:
     input_walls: bool | None = None
 
     def __post_init__(self):
-        if self.problem not in OPERATOR_PROBLEMS:
+        if self.problem not in (*OPERATOR_PROBLEMS, "file"):
             raise ValueError(f"unknown problem {self.problem!r}; known: "
-                             f"{', '.join(OPERATOR_PROBLEMS)}")
+                             f"{', '.join(OPERATOR_PROBLEMS)}, file (a user's file)")
         if self.setting not in ("single", "multi"):
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
         check_counts(self, exempt=("seed", "time_padding"))
         time_pad_split(self.time_padding, self.time_padding_side)
         walls_in = (self.problem, self.setting) in WALL_INPUT_RUNS
-        problem = OPERATOR_PROBLEMS[self.problem]
+        problem = OPERATOR_PROBLEMS.get(self.problem)
         resolve_boon_options(self, not walls_in, walls_in,
-                             (problem.left_type, problem.right_type))
+                             (problem.left_type, problem.right_type) if problem is not None
+                             else ("dirichlet",))  # a file's walls: BOON checks them
 
     @classmethod
     def default(cls, problem: str, setting: str = "single", **overrides) -> BOONConfig:
