@@ -478,3 +478,107 @@ def test_parse_walls():
                           ("left=dirichlet:nan", "finite")):
         with pytest.raises(ValueError, match=message):
             parse_walls(text, 1)
+
+
+def _well_2d_file(path, fields, x, y, t, groups, vectors=()):
+    """A 2-D file in The Well's conventions: several fields, per-axis boundary groups,
+    constant parameters as () scalars and root attributes."""
+    n = next(iter(fields.values())).shape[0]
+    with h5py.File(path, "w") as f:
+        f.attrs.update(dataset_name="mine-2d", grid_type="cartesian", n_spatial_dims=2,
+                       n_trajectories=n, simulation_parameters=["F"], F=0.04)
+        dims = f.create_group("dimensions")
+        dims.attrs["spatial_dims"] = ["x", "y"]
+        for name, grid in (("time", t), ("x", x), ("y", y)):
+            dims.create_dataset(name, data=grid.astype(np.float32))
+        scalars = f.create_group("scalars")
+        scalars.attrs["field_names"] = ["F"]
+        scalars.create_dataset("F", data=np.float32(0.04))
+        bcs = f.create_group("boundary_conditions")
+        for name, attrs, datasets in groups:
+            g = bcs.create_group(name)
+            g.attrs.update(attrs)
+            for key, value in datasets.items():
+                g.create_dataset(key, data=value)
+        for group, names in (("t0_fields", [k for k in fields if k not in vectors]),
+                             ("t1_fields", list(vectors)), ("t2_fields", [])):
+            g = f.create_group(group)
+            g.attrs["field_names"] = names
+            for name in names:
+                g.create_dataset(name, data=fields[name].astype(np.float32))
+
+
+def _axis_group(axis, bc_type, points):
+    return (f"{axis}_{bc_type.lower()}",
+            dict(bc_type=bc_type, associated_dims=[axis], associated_fields=["all"],
+                 sample_varying=False, time_varying=False),
+            {"mask": _mask(points), "values": np.zeros(2, np.float32)})
+
+
+def _check_boon_run(run):
+    records = json.loads((run / "metrics.json").read_text())
+    boon = next(r for r in records if r["model"] == "BOON")
+    assert boon["boundary_error"] < 1e-12, boon
+    return json.loads((run / "config.json").read_text())
+
+
+def test_gray_scott_shaped_file_trains_with_both_axes_periodic(tmp_path):
+    """Shaped as The Well's gray_scott_reaction_diffusion: two fields (A, B), periodic on
+    both axes (no wrap-around points stored), constant parameters; physguard run file."""
+    nx, ny, steps, n = 12, 10, 3, 6
+    x, y, t = np.arange(nx) / nx, np.arange(ny) / ny, np.linspace(0, 0.2, steps)
+    amp = np.linspace(0.5, 1.5, n)[:, None, None, None]
+    wave = np.sin(2 * np.pi * x)[None, None, :, None] * np.cos(2 * np.pi * y)[None, None, None]
+    decay = np.exp(-t)[None, :, None, None]
+    fields = {"A": 1 - 0.2 * amp * wave * decay, "B": 0.3 * amp * wave ** 2 * decay}
+    path = tmp_path / "gray_scott.h5"
+    _well_2d_file(path, fields, x, y, t, [_axis_group("x", "PERIODIC", nx),
+                                          _axis_group("y", "PERIODIC", ny)])
+    data = read_well(path, "file")
+    assert data.wall_types == ("periodic",) * 4 and data.field == "A,B"
+    assert data.targets.shape == (n, 2 * 2, nx + 1, ny + 1)  # steps x fields, step-major
+    targets = data.targets[torch.arange(n)]
+    np.testing.assert_allclose(targets[:, 1, :nx, :ny].numpy(), fields["B"][:, 1],
+                               rtol=1e-6, atol=1e-7)
+    assert torch.equal(targets[:, :, -1], targets[:, :, 0])
+    assert torch.equal(targets[..., -1], targets[..., 0])
+    result = CliRunner().invoke(main, ["run", "file", "--data", str(path), "--epochs", "1",
+                                       "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = _check_boon_run(tmp_path / "run")
+    assert config["data"]["field"] == "A,B" and config["data"]["grid"] == {"x": 13, "y": 11}
+
+
+def test_rayleigh_benard_shaped_file_trains_with_stated_walls(tmp_path):
+    """Shaped as The Well's rayleigh_benard: periodic in x, WALL groups in y whose condition
+    the user states (no slip; buoyancy 1 at the bottom, 0 at the top), a scalar and a vector
+    field; BOON holds the stated values exactly, and a wrong statement is refused."""
+    nx, ny, steps, n = 12, 9, 3, 6
+    x, y, t = np.arange(nx) / nx, np.linspace(0, 1, ny), np.linspace(0, 0.2, steps)
+    amp = np.linspace(0.5, 1.5, n)[:, None, None, None]
+    bump = (np.sin(2 * np.pi * x)[None, None, :, None] * np.sin(np.pi * y)[None, None, None]
+            * np.exp(-t)[None, :, None, None])
+    buoyancy = (1 - y)[None, None, None] + 0.1 * amp * bump
+    velocity = np.stack([amp * bump, -0.5 * amp * bump], axis=-1)
+    path = tmp_path / "rayleigh_benard.h5"
+    _well_2d_file(path, {"buoyancy": buoyancy, "velocity": velocity}, x, y, t,
+                  [_axis_group("x", "PERIODIC", nx), _axis_group("y", "WALL", ny)],
+                  vectors=("velocity",))
+    walls = "y=dirichlet:0,buoyancy.bottom=dirichlet:1"
+    with pytest.raises(ValueError, match="does not say which exact condition"):
+        read_well(path, "file")
+    with pytest.raises(WallCheckError, match="bottom wall is declared dirichlet"):
+        read_well(path, "file", walls="y=dirichlet:0")
+    data = read_well(path, "file", walls=walls)
+    assert data.wall_types == ("periodic", "periodic", "dirichlet", "dirichlet")
+    assert data.field == "buoyancy,velocity" and data.fields == 3
+    # channel 3 k + c: buoyancy, u, v at step k; its bottom wall values: 1, 0, 0
+    np.testing.assert_array_equal(data.bottom[0, :3, 0].numpy(), [1.0, 0.0, 0.0])
+    assert torch.equal(data.top, torch.zeros_like(data.top))
+    result = CliRunner().invoke(main, ["run", "file", "--data", str(path), "--walls", walls,
+                                       "--epochs", "1", "--out", str(tmp_path / "run"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    _check_boon_run(tmp_path / "run")
+    with pytest.raises(ValueError, match="no value stated for velocity"):
+        read_well(path, "file", walls="x=periodic,buoyancy.y=dirichlet:0")

@@ -312,6 +312,10 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
             same ``{name: "dirichlet:0" | ("neumann", 0.0)}``; ``None`` or ``""`` for none.
             Dirichlet values are the field's value at the wall, Neumann values the derivative
             along the axis (``du/dx`` at both ends, not the outward normal), in the file's units.
+            A value for one field of several: ``FIELD.WALL=kind:value`` (e.g.
+            ``y=dirichlet:0,buoyancy.bottom=dirichlet:1``): the wall's kind is the same for
+            every field (BOON's condition is per wall), the value may differ; such a wall's
+            value is then a dict ``{field or None (the others): value}``.
         n_dims: 1 or 2 (the walls that exist: left, right [, bottom, top]).
 
     Raises:
@@ -350,15 +354,27 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
             raise ValueError(f"walls: {name}=periodic takes no value")
         if kind != "periodic" and (value is None or not math.isfinite(value)):
             raise ValueError(f"walls: {name}={spec} needs a finite value ({kind}:VALUE)")
+        field, _, name = name.rpartition(".")
         targets = AXIS_WALLS[name] if name in list(AXIS_WALLS)[:n_dims] else (name,)
         for wall in targets:
             if wall not in allowed:
                 raise ValueError(f"walls: unknown wall {name!r}; {n_dims}-D walls are "
                                  f"{', '.join(allowed)} (or the axis: "
                                  f"{', '.join(list(AXIS_WALLS)[:n_dims])})")
-            if wall in out:
-                raise ValueError(f"walls: the {wall} wall is stated twice")
-            out[wall] = (kind, value)
+            if field and kind == "periodic":
+                raise ValueError(f"walls: periodic is a condition of the axis for every "
+                                 f"field; state {name}=periodic")
+            known_kind, values = out.get(wall, (kind, {}))
+            values = values if isinstance(values, dict) else {None: values}
+            if known_kind != kind:
+                raise ValueError(f"walls: the {wall} wall is stated {known_kind} and {kind}; "
+                                 "one kind per wall for every field")
+            if (field or None) in values:
+                raise ValueError(f"walls: the {wall} wall is stated twice"
+                                 f"{f' for {field}' if field else ''}")
+            values[field or None] = value
+            out[wall] = (kind, values)
+    out = {w: (k, v[None] if set(v) == {None} else v) for w, (k, v) in out.items()}
     for axis in list(AXIS_WALLS)[:n_dims]:
         ends = [out.get(w, ("", None))[0] == "periodic" for w in AXIS_WALLS[axis]]
         if any(ends) and not all(ends):
@@ -481,11 +497,11 @@ def _parameters(f, n: int, path: Path) -> np.ndarray:
     return np.zeros(n)
 
 
-def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, stated: dict
-                ) -> dict:
+def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, stated: dict,
+                names: list[str] | None = None) -> dict:
     """``{wall: (kind, values)}`` with values ``(n, steps[, N_wall][, components])`` float64
     (zeros for periodic walls), from the file's boundary groups and the user's stated
-    conditions (one value for every component)."""
+    conditions (``names``: the field of each component, for values stated per field)."""
     n, steps = shape[:2]
     spatial = dict(zip(axes, shape[2:2 + len(axes)], strict=True))
     found: dict[str, tuple[str, np.ndarray | None]] = {}
@@ -566,9 +582,24 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, s
                 raise ValueError(f"{path}: the file declares the {wall} wall {kind}; --walls "
                                  f"states {stated[wall][0]}")
             if values is None:
-                value = stated[wall][1] if wall in stated and stated[wall][1] is not None \
-                    else 0.0
-                values = np.full((n, steps, *_wall_shape(axis, axes, spatial, components)), value)
+                values = np.zeros((n, steps, *_wall_shape(axis, axes, spatial, components)))
+                value = stated[wall][1] if wall in stated else None
+                if isinstance(value, dict):
+                    unknown = [k for k in value if k is not None and k not in (names or [])]
+                    if unknown:
+                        raise ValueError(f"{path}: --walls names the field(s) {unknown} at the "
+                                         f"{wall} wall; the run's fields are {names}")
+                    for i, field in enumerate(names or [None]):
+                        if field not in value and None not in value:
+                            raise ValueError(f"{path}: no value stated for {field} at the "
+                                             f"{wall} wall (e.g. {field}.{wall}="
+                                             f"{kind}:0)")
+                        if components:
+                            values[..., i] = value.get(field, value.get(None))
+                        else:
+                            values[...] = value.get(field, value.get(None))
+                elif value is not None:
+                    values[...] = value
             out[wall] = (kind, values.astype(np.float64))
         kinds = [out[w][0] == "periodic" for w in AXIS_WALLS[axis]]
         if any(kinds) and not all(kinds):
@@ -712,8 +743,9 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
             raise ValueError(f"{path}: dimensions/time has {len(time)} entries, {dataset} "
                              f"{steps} steps")
         legacy = int(f.attrs.get("physguard_format_version", _FORMAT_VERSION)) < 2
+        names = [d.split("/", 1)[1] for d, v in chosen for _ in range(n_dims if v else 1)]
         conditions = _conditions(f, path, axes, (*shape, components), components,
-                                 parse_walls(walls, n_dims))
+                                 parse_walls(walls, n_dims), names)
         params = _parameters(f, n, path) if n_dims == 1 else None
     datasets = [d for d, _ in chosen]
     reader = _FieldReader(path, datasets, components > 0)

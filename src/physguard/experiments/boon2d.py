@@ -31,9 +31,10 @@ from .. import metrics as M
 from .._distributed import run_folder_on_main, world
 from .._io import resolve_device, write_json, write_text
 from .._validation import check_counts
-from ..boundary import BOON, Dirichlet, Neumann
+from ..boundary import BOON, Dirichlet, Neumann, Periodic
 from ..datasets.operator2d import (
     FIELDS,
+    FILE_PROBLEM,
     PROBLEMS_2D,
     WALL_TYPES_2D,
     WALLS,
@@ -111,19 +112,27 @@ class BOON2dConfig:
     input_walls: bool | None = None
 
     def __post_init__(self):
-        if self.problem not in PROBLEMS_2D:
-            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: {PROBLEMS_2D}")
+        if self.problem not in (*PROBLEMS_2D, FILE_PROBLEM):
+            raise ValueError(f"unknown 2-D problem {self.problem!r}; known: "
+                             f"{(*PROBLEMS_2D, FILE_PROBLEM)}")
         if self.setting not in ("single", "multi"):
             raise ValueError(f"setting must be 'single' or 'multi', got {self.setting!r}")
-        field = self.field or FIELDS[self.problem][0]
+        if self.problem == FILE_PROBLEM:  # a user's file: its fields and walls
+            if not self.field:
+                raise ValueError("a file run names the file's field(s) in field")
+            field, wall_types = self.field, ("dirichlet",)
+        else:
+            field = self.field or FIELDS[self.problem][0]
+            if field not in FIELDS[self.problem]:
+                raise ValueError(f"field of {self.problem} must be one of "
+                                 f"{FIELDS[self.problem]}, got {field!r}")
+            wall_types = WALL_TYPES_2D[self.problem]
         object.__setattr__(self, "field", field)
-        if field not in FIELDS[self.problem]:
-            raise ValueError(f"field of {self.problem} must be one of {FIELDS[self.problem]}, "
-                             f"got {field!r}")
         walls_in = (self.problem, self.setting, field) in WALL_INPUT_RUNS_2D
         resolve_boon_options(self, not walls_in and (self.problem, field)
-                             not in EXACT_OUTPUT_ONLY, walls_in, WALL_TYPES_2D[self.problem])
-        if self.input_walls and self.setting == "multi" and field == "velocity":
+                             not in EXACT_OUTPUT_ONLY, walls_in, wall_types)
+        if self.input_walls and self.setting == "multi" and (field == "velocity"
+                                                             or "," in field):
             raise ValueError("input_walls in the multi-step setting writes each step's wall "
                              "values into the one input field; the velocity has two")
         check_counts(self, exempt=("seed", "time_padding"))
@@ -160,7 +169,8 @@ class BOON2dConfig:
 
 def _conditions(data: OperatorData2d, index, device, dtype) -> dict:
     kinds = {"dirichlet": Dirichlet, "neumann": Neumann}
-    return {wall: kinds[kind](getattr(data, wall)[index].to(device, dtype))
+    return {wall: Periodic() if kind == "periodic" else
+            kinds[kind](getattr(data, wall)[index].to(device, dtype))
             for wall, kind in zip(WALLS, data.wall_types, strict=True)}
 
 
