@@ -474,7 +474,8 @@ def test_parse_walls():
                           ("left=robin:1", "must be dirichlet"),
                           ("top=dirichlet:0", "unknown wall"),
                           ("left=periodic", "whole x axis"),
-                          ("left=dirichlet:0,x=periodic", "stated twice"),
+                          ("left=dirichlet:0,x=periodic", "stated dirichlet and periodic"),
+                          ("left=dirichlet:0,left=dirichlet:1", "stated twice"),
                           ("left=dirichlet:nan", "finite")):
         with pytest.raises(ValueError, match=message):
             parse_walls(text, 1)
@@ -582,3 +583,36 @@ def test_rayleigh_benard_shaped_file_trains_with_stated_walls(tmp_path):
     _check_boon_run(tmp_path / "run")
     with pytest.raises(ValueError, match="no value stated for velocity"):
         read_well(path, "file", walls="x=periodic,buoyancy.y=dirichlet:0")
+
+
+def test_time_varying_walls_from_a_values_file(tmp_path):
+    """heat-neumann's right-wall flux U sin(pi t) changes with time: a file whose WALL groups
+    say nothing takes it from --wall-values (one array per wall), checked like any."""
+    data = make_operator_data("heat-neumann", 10, 64, "multi", n_steps=4, seed=2)
+    export_well(data, tmp_path / "h.h5")
+    with h5py.File(tmp_path / "h.h5", "a") as f:  # The Well's attributes only
+        group = f["boundary_conditions/x_wall"]
+        del group.attrs["physguard_condition"], group["physguard_values"]
+        del f.attrs["physguard_problem"]
+    flux = np.concatenate([[0.0], 5.0 * np.sin(np.pi * data.t.numpy())])  # steps 0 .. T
+    np.savez(tmp_path / "v.npz", right=flux)
+    walls = "left=neumann:0,right=neumann:0"
+    with pytest.raises(WallCheckError, match="right wall is declared neumann"):
+        read_well(tmp_path / "h.h5", "heat-neumann", walls=walls)
+    back = read_well(tmp_path / "h.h5", "heat-neumann", walls={"left": "neumann:0",
+                                                               "right": ("neumann", flux)})
+    torch.testing.assert_close(back.right_values, data.right_values)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "file", "--data", str(tmp_path / "h.h5"),
+                                       "--walls", walls, "--wall-values",
+                                       str(tmp_path / "v.npz"), "--epochs", "1", "--out",
+                                       str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = _check_boon_run(run)
+    assert config["data"]["wall_values"]["sha256"] == hashlib.sha256(
+        (tmp_path / "v.npz").read_bytes()).hexdigest()
+    np.savez(tmp_path / "bad.npz", right=flux[:-1])
+    result = CliRunner().invoke(main, ["run", "file", "--data", str(tmp_path / "h.h5"),
+                                       "--walls", walls, "--wall-values",
+                                       str(tmp_path / "bad.npz"), "--out", str(run / "x")])
+    assert result.exit_code == 1 and "expected (5,)" in result.output

@@ -116,6 +116,11 @@ def _clean_errors(work: Callable[[], None]) -> None:
                    "WALL / OPEN without physguard's attribute, or none): 1-D "
                    "\"left=dirichlet:0,right=neumann:0\", 2-D \"x=periodic,bottom=dirichlet:0,"
                    "top=neumann:0\" (Neumann: du/dx along the axis, in the file's units).")
+@click.option("--wall-values", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="--data: an NPZ of time-varying wall values, one array per wall (left, "
+                   "right, bottom, top) of shape (steps,), (samples, steps) or (samples, "
+                   "steps, wall points[, components]), step 0 the initial one; each wall's "
+                   "kind from --walls.")
 @click.option("--fields", "field_names", default=None,
               help="--data: the field(s) to train on, by name in the file, comma-separated "
                    "(default: the file's only field; 'physguard run file' in 2-D: all of "
@@ -132,7 +137,8 @@ def _clean_errors(work: Callable[[], None]) -> None:
 def run(problem: str, out: Path | None, epochs: int | None, functions: int | None,
         test_functions: int | None, setting: str | None, field: str | None, paper: bool,
         kernel_correction: bool | None, input_walls: bool | None, uq: bool, members: int,
-        data_file: Path | None, walls: str | None, field_names: str | None,
+        data_file: Path | None, walls: str | None, wall_values: Path | None,
+        field_names: str | None,
         check_walls: bool, seed: int, device: str, overwrite: bool,
         quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
@@ -178,8 +184,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         raise click.UsageError(f"--data applies to the BOON problems "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq / --paper")
     if data_file is None and (walls is not None or field_names is not None
-                              or not check_walls):
-        raise click.UsageError("--walls, --fields and --no-check-walls apply to a --data file")
+                              or wall_values is not None or not check_walls):
+        raise click.UsageError("--walls, --wall-values, --fields and --no-check-walls apply "
+                               "to a --data file")
     if data_file is not None and functions is not None:
         raise click.UsageError("--functions does not apply with --data: every sample of the "
                                "file is used (the last fifth, at most --test-functions, is "
@@ -192,7 +199,12 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         from .datasets.pdebench import read_file
 
         try:  # before any work, and before the config: the file decides the sizes
-            data = read_file(data_file, problem, setting or "multi", walls=walls,
+            stated = walls
+            if wall_values is not None:
+                from .datasets.well import load_wall_values
+
+                stated = load_wall_values(wall_values, walls)
+            data = read_file(data_file, problem, setting or "multi", walls=stated,
                              fields=[n.strip() for n in field_names.split(",") if n.strip()]
                              if field_names else None,
                              check_walls=check_walls)
@@ -216,7 +228,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         from ._io import check_outside
 
         try:  # before any work: --overwrite would replace the folder that holds the data
-            check_outside(out, [data_file])
+            check_outside(out, [data_file, *([wall_values] if wall_values else [])])
         except ValueError as err:
             raise click.ClickException(str(err)) from err
 
@@ -225,7 +237,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         from .datasets.well import file_record
 
         source = dict(file_record(data_file), walls=walls, fields=field_names,
-                      check_walls=check_walls)
+                      check_walls=check_walls,
+                      wall_values=file_record(wall_values) if wall_values else None)
 
     def work() -> None:
         if uq:

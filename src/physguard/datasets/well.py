@@ -315,7 +315,11 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
             A value for one field of several: ``FIELD.WALL=kind:value`` (e.g.
             ``y=dirichlet:0,buoyancy.bottom=dirichlet:1``): the wall's kind is the same for
             every field (BOON's condition is per wall), the value may differ; such a wall's
-            value is then a dict ``{field or None (the others): value}``.
+            value is then a dict ``{field or None (the others): value}``. Time-varying
+            values (Python, or the CLI's ``--wall-values FILE.npz``): ``{wall: (kind, array)}``
+            with the array ``(steps,)`` (every sample), ``(n, steps)`` or ``(n, steps, *wall)``
+            (``*wall``: the wall's points in 2-D, then the field components), step 0 the
+            initial one.
         n_dims: 1 or 2 (the walls that exist: left, right [, bottom, top]).
 
     Raises:
@@ -345,6 +349,12 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
                 value = float(text) if text.strip() else None
             except ValueError:
                 raise ValueError(f"walls: the value of {name}={spec} is not a number") from None
+        elif isinstance(spec[1], dict):  # per field, as parse_walls returns them
+            kind, value = str(spec[0]).lower(), dict(spec[1])
+        elif isinstance(spec[1], (np.ndarray, torch.Tensor)):  # time-varying values
+            kind, value = str(spec[0]).lower(), np.asarray(spec[1], dtype=np.float64)
+            if not np.isfinite(value).all():
+                raise ValueError(f"walls: the values of {name} hold NaN or inf")
         else:
             kind, value = str(spec[0]).lower(), (None if spec[1] is None else float(spec[1]))
         if kind not in ("dirichlet", "neumann", "periodic"):
@@ -352,7 +362,8 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
                              "periodic")
         if kind == "periodic" and value is not None:
             raise ValueError(f"walls: {name}=periodic takes no value")
-        if kind != "periodic" and (value is None or not math.isfinite(value)):
+        if kind != "periodic" and not isinstance(value, (np.ndarray, dict)) and (
+                value is None or not math.isfinite(value)):
             raise ValueError(f"walls: {name}={spec} needs a finite value ({kind}:VALUE)")
         field, _, name = name.rpartition(".")
         targets = AXIS_WALLS[name] if name in list(AXIS_WALLS)[:n_dims] else (name,)
@@ -369,10 +380,12 @@ def parse_walls(walls, n_dims: int) -> dict[str, tuple[str, float | None]]:
             if known_kind != kind:
                 raise ValueError(f"walls: the {wall} wall is stated {known_kind} and {kind}; "
                                  "one kind per wall for every field")
-            if (field or None) in values:
-                raise ValueError(f"walls: the {wall} wall is stated twice"
-                                 f"{f' for {field}' if field else ''}")
-            values[field or None] = value
+            given = value if isinstance(value, dict) else {field or None: value}
+            for key, entry in given.items():
+                if key in values:
+                    raise ValueError(f"walls: the {wall} wall is stated twice"
+                                     f"{f' for {key}' if key else ''}")
+                values[key] = entry
             out[wall] = (kind, values)
     out = {w: (k, v[None] if set(v) == {None} else v) for w, (k, v) in out.items()}
     for axis in list(AXIS_WALLS)[:n_dims]:
@@ -598,6 +611,8 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, s
                             values[..., i] = value.get(field, value.get(None))
                         else:
                             values[...] = value.get(field, value.get(None))
+                elif isinstance(value, np.ndarray):
+                    values = _broadcast_values(value, values.shape, path, wall)
                 elif value is not None:
                     values[...] = value
             out[wall] = (kind, values.astype(np.float64))
@@ -605,6 +620,51 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, s
         if any(kinds) and not all(kinds):
             raise ValueError(f"{path}: the {axis} axis is periodic at one end only")
     return out
+
+
+def _broadcast_values(value: np.ndarray, full: tuple, path, wall: str) -> np.ndarray:
+    """Stated time-varying values ``(steps,)``, ``(n, steps)`` or ``full`` as ``full``."""
+    n, steps = full[:2]
+    if value.shape == (steps,):
+        value = value[None]
+    if value.shape[:2] == (1, steps) or value.shape[:2] == (n, steps):
+        value = value.reshape(value.shape + (1,) * (len(full) - value.ndim))
+        try:
+            return np.broadcast_to(value, full).astype(np.float64)
+        except ValueError:
+            pass
+    raise ValueError(f"{path}: the stated values of the {wall} wall have shape {value.shape}; "
+                     f"expected ({steps},), ({n}, {steps}) or {full} (steps including the "
+                     "initial one)")
+
+
+def load_wall_values(path: str | os.PathLike, walls) -> dict:
+    """Merge a values file into stated walls: ``path`` an NPZ with one array per wall
+    (``left``, ``right``, ``bottom``, ``top``; shapes as in :func:`parse_walls`); ``walls``
+    the stated conditions (text or dict) that give each of those walls its kind.
+
+    Raises:
+        FileNotFoundError: no file. ValueError: an array for a wall without a stated kind, a
+        name that is not a wall, or an unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no wall-values file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not a readable NPZ of wall values: {err}") from err
+    stated = dict(parse_walls(walls, 2)) if walls else {}
+    out = {}
+    for wall, array in arrays.items():
+        if wall not in _WALL_AXIS:
+            raise ValueError(f"{path}: {wall!r} is not a wall (left, right, bottom, top)")
+        if wall not in stated or stated[wall][0] == "periodic":
+            raise ValueError(f"{path} gives values for the {wall} wall; state its kind with "
+                             f"--walls (e.g. {wall}=neumann:0, the values file replaces 0)")
+        out[wall] = (stated[wall][0], array)
+    return {**{w: (k, v) for w, (k, v) in stated.items() if w not in out}, **out}
 
 
 def _wall_shape(axis: str, axes: list[str], spatial: dict, components: int) -> tuple:
@@ -848,7 +908,8 @@ NEUMANN_RTOL = 0.05
 
 def check_conditions(path, reader, conditions: dict, grid: dict,
                      block_bytes: int = 1 << 26) -> None:
-    """Check every condition against the fields, every sample and step, in blocks.
+    """Check every condition against the fields, every sample and every step after the
+    initial one (the targets', whose conditions BOON enforces), in blocks.
 
     ``reader``: the fields as stored (without appended wrap-around points): a
     :class:`_FieldReader` of the file, or an array ``(B, steps, *spatial[, D])`` already
@@ -864,10 +925,12 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
       three times Richardson's O(h^2) estimate), plus ``NEUMANN_RTOL`` times the largest slope
       (``max |g|`` or the largest ``|du/dx|`` between neighbours) and the
       float32 allowance ``DIRICHLET_RTOL * scale / h``. Needs 5 points along the axis.
-      Measured (``benchmarks/wall_check_tolerance.py``): on heat-neumann exports of 16 to
-      256 points and wave2d exports of 13 to 33 points per side, every correct flux passes
-      and a wrong one (0 for ``U sin(pi t)``; 1 for the wave's 0) is refused; 9 points per
-      side for the wave's 6 x 6 modes are too coarse to check (refused; override as below).
+      Measured (``benchmarks/results/wall_check_tolerance.md``): on heat-neumann exports of
+      16 to 256 points and wave2d exports of 13 to 33 points per side, every correct flux
+      passes and a wrong one (0 for ``U sin(pi t)``; 1 for the wave's 0) is refused, except
+      heat at 16 points for one seed of three (the wall layer is one cell wide there); 9
+      points per side for the wave's 6 x 6 modes are too coarse to check (refused; override
+      as below).
     * Periodic: the jump across the wrap-around (``u_0 - u_{N-1}``, the grid's last stored
       point) at most ``PERIODIC_JUMP`` times the largest jump between neighbours inside
       (plus the float32 allowance): data with different values at the two ends are refused.
@@ -894,6 +957,8 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
             bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
             raise ValueError(f"{path}: the field holds NaN or infinite values (first in "
                              f"sample {bad}); physguard will not train on them")
+        block = block[:, 1:]  # the targets' steps: BOON holds their conditions; an initial
+        # field need not meet them (heat's cos(omega pi x) against a zero flux)
         if vector:  # (B, S, *spatial, D) -> components as a leading axis
             block = np.moveaxis(block, -1, 2)
         u = torch.from_numpy(block)
@@ -904,7 +969,7 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
                 continue
             along = u if axis == axes[-1] else u.transpose(-1, -2)  # the axis last
             h = float(grid[axis][1] - grid[axis][0])
-            g = torch.from_numpy(np.asarray(values[start:start + step]))
+            g = torch.from_numpy(np.asarray(values[start:start + step, 1:]))
             if vector:
                 g = torch.movedim(g, -1, 2)
             side = "left" if end == 0 else "right"
@@ -944,7 +1009,7 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
                 worst[wall] = (float(flat.max()),
                                float(residual.reshape(*where.shape)[sample, at, point]),
                                float(allowed.reshape(*where.shape)[sample, at, point]),
-                               start + sample, at)
+                               start + sample, at + 1)
     for wall, (excess, residual, allowed, sample, at) in worst.items():
         if excess > 0:
             kind = conditions[wall][0]
