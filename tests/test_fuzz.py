@@ -492,3 +492,130 @@ def test_npz_members_are_valid_zip(tmp_path):
     assert zipfile.ZipFile(tmp_path / "a.npz").testzip() is None
     with np.load(tmp_path / "a.npz", allow_pickle=False) as data:
         assert data["x"].tolist() == [0.0, 1.0, 2.0] and str(data["s"]) == "stefan"
+
+
+# -- users' HDF5 files (issue 24): The Well's and PDEBench's layouts, damaged -------------------
+
+def _hdf5_files() -> dict[str, tuple[bytes, str, str | None]]:
+    """Valid files (bytes, problem, stated walls) to damage: physguard's exports in 1-D and 2-D,
+    a file in The Well's own conventions and one in PDEBench's layout."""
+    import tempfile
+    from pathlib import Path
+
+    import h5py
+
+    from physguard.datasets.operator import make_operator_data
+    from physguard.datasets.well import export_well
+
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        export_well(make_operator_data("heat-neumann", 3, 16, "multi", n_steps=2), folder / "h")
+        export_well(make_operator_data("burgers-periodic", 3, 16, "multi", n_steps=2),
+                    folder / "p")
+        export_well(make_operator_data_2d("cavity", 2, "single", "velocity", n_points=5,
+                                          progress=False), folder / "c")
+        x = np.arange(8) / 8
+        with h5py.File(folder / "w", "w") as f:  # The Well's conventions, stated walls
+            f.attrs.update(dataset_name="w", grid_type="cartesian", n_spatial_dims=1,
+                           n_trajectories=3, simulation_parameters=["nu"], nu=0.1)
+            dims = f.create_group("dimensions")
+            dims.attrs["spatial_dims"] = ["x"]
+            dims.create_dataset("time", data=np.linspace(0, 1, 3))
+            dims.create_dataset("x", data=x)
+            f.create_group("scalars").attrs["field_names"] = ["nu"]
+            f["scalars"].create_dataset("nu", data=0.1)
+            g = f.create_group("boundary_conditions").create_group("x_periodic")
+            g.attrs.update(bc_type="PERIODIC", associated_dims=["x"], associated_fields=["u"])
+            g.create_dataset("mask", data=np.isin(np.arange(8), [0, 7]))
+            g.create_dataset("values", data=np.zeros(2))
+            f.create_group("t0_fields").attrs["field_names"] = ["u"]
+            f["t0_fields"].create_dataset("u", data=np.sin(2 * np.pi * x) * np.ones((3, 3, 1)))
+        with h5py.File(folder / "b", "w") as f:  # PDEBench's single-array layout
+            f.create_dataset("tensor", data=np.sin(2 * np.pi * x) * np.ones((3, 3, 1)))
+            f.create_dataset("x-coordinate", data=x)
+            f.create_dataset("t-coordinate", data=np.linspace(0, 1, 4))
+        for name, problem, walls in (("h", "heat-neumann", None),
+                                     ("p", "burgers-periodic", None),
+                                     ("c", "cavity", None), ("w", "file", None),
+                                     ("b", "burgers-periodic", "x=periodic")):
+            out[name] = ((folder / name).read_bytes(), problem, walls)
+    return out
+
+
+HDF5_FILES = _hdf5_files()
+ODD_VALUES = [None, "", "WALL", "wall", "periodic", "OPEN", "x", ["x", "y"], [], 3, -1, 2.5,
+              np.array([1.0, np.nan]), np.zeros((2, 3)), np.array([b"a"]), True, 10**12]
+
+
+def _damage(f, rng, draw) -> None:
+    """One random change to an open h5py file: delete an object or attribute, replace an
+    attribute or a dataset by an odd value (wrong dtype, shape, NaN, text)."""
+    import h5py
+
+    names = []
+    f.visit(names.append)
+    target = f[draw(st.sampled_from(names))] if names and draw(st.booleans()) else f
+    action = draw(st.sampled_from(["delete", "attribute", "replace", "nan", "group"]))
+    if action == "group" and target.name != "/":  # an object replaced by a dataset
+        parent, name = target.parent, target.name.rsplit("/", 1)[1]
+        del parent[name]
+        parent.create_dataset(name, data=np.zeros(3))
+        return
+    if action == "delete":
+        keys = list(target.attrs) + (list(target) if isinstance(target, h5py.Group) else [])
+        if keys:
+            key = draw(st.sampled_from(keys))
+            if key in target.attrs:
+                del target.attrs[key]
+            else:
+                del target[key]
+    elif action == "attribute":
+        keys = list(target.attrs) or ["bc_type"]
+        value = draw(st.sampled_from(ODD_VALUES))
+        if value is None:
+            return
+        target.attrs[draw(st.sampled_from(keys))] = value
+    elif isinstance(target, h5py.Dataset):
+        parent, name = target.parent, target.name.rsplit("/", 1)[1]
+        data = target[()]
+        del parent[name]
+        if action == "nan" and np.issubdtype(np.asarray(data).dtype, np.floating):
+            data = np.array(data, dtype=np.float64)
+            data.reshape(-1)[rng.integers(0, max(1, data.size))] = np.nan
+        elif action == "replace":
+            data = draw(st.sampled_from([np.asarray(data).astype(np.complex64),
+                                         np.asarray(data) > 0, np.array([b"text"]),
+                                         np.asarray(data).reshape(-1)[:1], np.zeros((2, 2)),
+                                         np.asarray(data)[..., None]]))
+        parent.create_dataset(name, data=data)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(HDF5_FILES)), st.integers(0, 2**32 - 1),
+       st.integers(1, 3), st.booleans(), st.data())
+def test_damaged_hdf5_files(tmp_path_factory, name, seed, changes, truncate, data):
+    """A damaged file ends in a correct read (lazy fields readable, finite) or a specific error
+    (ValueError, TypeError, FileNotFoundError): never KeyError, IndexError, OSError, ..."""
+    import h5py
+
+    from physguard.datasets.pdebench import read_file
+
+    raw, problem, walls = HDF5_FILES[name]
+    path = tmp_path_factory.mktemp("h5") / "d.h5"
+    path.write_bytes(raw)
+    rng = np.random.default_rng(seed)
+    if truncate:
+        path.write_bytes(raw[:data.draw(st.integers(0, len(raw)))])
+    else:
+        with h5py.File(path, "a") as f:
+            for _ in range(changes):
+                _damage(f, rng, data.draw)
+
+    def read():
+        got = read_file(path, problem, walls=walls)
+        sample = got.targets[0]
+        assert torch.isfinite(sample).all()
+        return got
+
+    _outcome(f"read_file ({name})", read)

@@ -616,3 +616,69 @@ def test_time_varying_walls_from_a_values_file(tmp_path):
                                        "--walls", walls, "--wall-values",
                                        str(tmp_path / "bad.npz"), "--out", str(run / "x")])
     assert result.exit_code == 1 and "expected (5,)" in result.output
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("missing y grid", "y"),
+    ("short time axis", "dimensions/time has 2 entries"),
+    ("sample count", "n_trajectories is 9"),
+    ("4-D field", r"expected \(samples, steps, x, y\)"),
+    ("text field", "physguard trains on real"),
+    ("missing boundary group", "no boundary condition for the bottom wall"),
+])
+def test_2d_reader_refuses_broken_files_with_reasons(tmp_path, damage, message):
+    """The 2-D reader's old KeyError / IndexError / ZeroDivisionError cases: each a specific
+    error naming what is wrong."""
+    path = tmp_path / "w.h5"
+    export_well(make_operator_data_2d("wave2d", 3, "multi", None, 13, n_steps=3,
+                                      progress=False), path)
+    with h5py.File(path, "a") as f:
+        if damage == "missing y grid":
+            del f["dimensions/y"], f["dimensions/physguard_y"]
+        elif damage == "short time axis":
+            del f["dimensions/physguard_time"]
+            time = f["dimensions/time"][:2]
+            del f["dimensions/time"]
+            f["dimensions"].create_dataset("time", data=time)
+        elif damage == "sample count":
+            f.attrs["n_trajectories"] = 9
+        elif damage in ("4-D field", "text field"):
+            u = f["t0_fields/u"][()]
+            del f["t0_fields/u"]
+            f["t0_fields"].create_dataset("u", data=u[:, :, 0] if damage == "4-D field"
+                                          else np.full(u.shape, b"x"))
+        else:
+            y = f["boundary_conditions/y_wall"]
+            y["mask"][...] = np.isin(np.arange(13), [12])
+            y.attrs["physguard_condition"] = ["neumann"]
+            values = y["physguard_values"][:, :, 1:]
+            del y["physguard_values"]
+            y.create_dataset("physguard_values", data=values)
+    with pytest.raises(ValueError, match=message):
+        read_well(path, "wave2d")
+
+
+def test_one_sample_and_two_step_files(tmp_path):
+    """One sample: read, and the run says it needs two; a two-step file exported with
+    --setting single trains with its own defaults (the reproduction failed on t_range)."""
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "export", "heat-neumann", "--out",
+                                  str(tmp_path / "one.h5"), "--samples", "1", "--points",
+                                  "16", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(read_well(tmp_path / "one.h5", "heat-neumann")) == 1
+    result = runner.invoke(main, ["run", "heat-neumann", "--data", str(tmp_path / "one.h5"),
+                                  "--out", str(tmp_path / "r1"), "--quiet"])
+    assert result.exit_code == 1 and "need at least 2" in result.output
+    result = runner.invoke(main, ["data", "export", "stokes", "--out", str(tmp_path / "s.h5"),
+                                  "--samples", "6", "--points", "16", "--setting", "single",
+                                  "--quiet"])
+    assert result.exit_code == 0, result.output
+    for setting in ([], ["--setting", "single"]):
+        result = runner.invoke(main, ["run", "stokes", "--data", str(tmp_path / "s.h5"),
+                                      "--epochs", "1", "--out", str(tmp_path / "r2"),
+                                      "--overwrite", "--quiet", *setting])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["run", "stokes", "--data", str(tmp_path / "s.h5"),
+                                  "--setting", "multi", "--out", str(tmp_path / "r3")])
+    assert result.exit_code == 2 and "only --setting single applies" in result.output

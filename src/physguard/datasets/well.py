@@ -453,7 +453,7 @@ def _field_datasets(f, path: Path, n_dims: int, fields: list[str] | None, severa
     all of the file's (``several``: a file run, 2-D) or its only one."""
     found = []
     for group in ("t0_fields", "t1_fields", "t2_fields"):
-        if group not in f:
+        if group not in f or not isinstance(f[group], _h5py().Group):
             if group == "t0_fields":
                 raise ValueError(f"{path} is not in The Well's layout: no /t0_fields group")
             continue
@@ -483,14 +483,22 @@ def _field_datasets(f, path: Path, n_dims: int, fields: list[str] | None, severa
     return [(f"{group}/{name}", group == "t1_fields") for group, name in found]
 
 
+def _grid(dims, name: str, path: Path) -> np.ndarray:
+    """``/dimensions/<name>`` (physguard's exact float64 copy where it wrote one)."""
+    for key in (f"physguard_{name}", name):
+        if key in dims and isinstance(dims[key], _h5py().Dataset):
+            return np.asarray(dims[key])
+    raise ValueError(f"{path}: no /dimensions/{name} grid")
+
+
 def _parameters(f, n: int, path: Path) -> np.ndarray:
     """The first simulation parameter per sample ``(n,)`` (constant ones broadcast); zeros
     when the file has none."""
     names = [_attr_str(k) for k in f.attrs.get("simulation_parameters", [])]
     if not names and "scalars" in f:
-        names = [_attr_str(k) for k in f["scalars"].attrs.get("field_names", [])]
+        names = [_attr_str(k) for k in np.atleast_1d(f["scalars"].attrs.get("field_names", []))]
     for name in names:
-        if "scalars" in f and name in f["scalars"]:
+        if "scalars" in f and isinstance(f["scalars"], _h5py().Group) and name in f["scalars"]:
             value = np.asarray(f["scalars"][name])
         elif name in f.attrs:
             value = np.asarray(f.attrs[name])
@@ -520,8 +528,13 @@ def _conditions(f, path: Path, axes: list[str], shape: tuple, components: int, s
     found: dict[str, tuple[str, np.ndarray | None]] = {}
     source: dict[str, str] = {}
     group = f["boundary_conditions"] if "boundary_conditions" in f else {}
+    if not isinstance(group, (dict, _h5py().Group)):
+        raise ValueError(f"{path}: /boundary_conditions is not a group")
     for name in group:
         sub = group[name]
+        if not isinstance(sub, _h5py().Group):
+            raise ValueError(f"{path}: boundary {name!r} is not a group (The Well: one group "
+                             "per boundary with its mask)")
         bc = _attr_str(sub.attrs.get("bc_type", "")).strip().upper()
         if bc not in ("WALL", "OPEN", "PERIODIC"):
             raise ValueError(f"{path}: boundary {name!r} has bc_type {bc!r}; The Well's types "
@@ -754,6 +767,8 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
             raise ValueError(f"{path} holds {declared} data (physguard_problem), not "
                              f"{problem}: run 'physguard run {declared} --data {path}'")
         dims = f["dimensions"]
+        if not isinstance(dims, _h5py().Group):
+            raise ValueError(f"{path}: /dimensions is not a group")
         axes = [_attr_str(a) for a in dims.attrs.get("spatial_dims", ["x", "y"][:n_dims])]
         if axes != ["x", "y"][:n_dims]:
             raise ValueError(f"{path}: spatial_dims {axes}; physguard reads the axes "
@@ -791,10 +806,8 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         if n < 1 or steps < 2:
             raise ValueError(f"{path}: {dataset} has {n} sample(s) of {steps} step(s); need an "
                              "initial step and at least one more")
-        grid = {a: _uniform(dims[f"physguard_{a}"] if f"physguard_{a}" in dims else dims[a],
-                            a, path, 3) for a in axes}
-        time = _uniform(dims["physguard_time"] if "physguard_time" in dims else dims["time"],
-                        "time", path, 1)
+        grid = {a: _uniform(_grid(dims, a, path), a, path, 3) for a in axes}
+        time = _uniform(_grid(dims, "time", path), "time", path, 1)
         for axis, length in zip(axes, shape[2:2 + n_dims], strict=True):
             if len(grid[axis]) != length:
                 raise ValueError(f"{path}: dimensions/{axis} has {len(grid[axis])} points, "
