@@ -253,6 +253,16 @@ def test_the_wells_reader_opens_exports(tmp_path):
         assert torch.equal(sample["boundary_conditions"], torch.full((1, 2), code))
 
 
+def _boundary_groups(f, groups):
+    """``/boundary_conditions`` of ``(name, attributes, {dataset: values})`` groups."""
+    bcs = f.create_group("boundary_conditions")
+    for name, attrs, datasets in groups:
+        g = bcs.create_group(name)
+        g.attrs.update(attrs)
+        for key, value in datasets.items():
+            g.create_dataset(key, data=value)
+
+
 def _well_file(path, u, x, t, groups, params=None):
     """A 1-D file in The Well's conventions: upper-case bc_type, per-axis groups, a constant
     parameter as a () scalar."""
@@ -267,12 +277,7 @@ def _well_file(path, u, x, t, groups, params=None):
         scalars = f.create_group("scalars")
         scalars.attrs["field_names"] = ["nu"]
         scalars.create_dataset("nu", data=np.float32(0.1) if params is None else params)
-        bcs = f.create_group("boundary_conditions")
-        for name, attrs, datasets in groups:
-            g = bcs.create_group(name)
-            g.attrs.update(attrs)
-            for key, value in datasets.items():
-                g.create_dataset(key, data=value)
+        _boundary_groups(f, groups)
         fields = f.create_group("t0_fields")
         fields.attrs["field_names"] = ["u"]
         fields.create_dataset("u", data=u.astype(np.float32))
@@ -495,12 +500,7 @@ def _well_2d_file(path, fields, x, y, t, groups, vectors=()):
         scalars = f.create_group("scalars")
         scalars.attrs["field_names"] = ["F"]
         scalars.create_dataset("F", data=np.float32(0.04))
-        bcs = f.create_group("boundary_conditions")
-        for name, attrs, datasets in groups:
-            g = bcs.create_group(name)
-            g.attrs.update(attrs)
-            for key, value in datasets.items():
-                g.create_dataset(key, data=value)
+        _boundary_groups(f, groups)
         for group, names in (("t0_fields", [k for k in fields if k not in vectors]),
                              ("t1_fields", list(vectors)), ("t2_fields", [])):
             g = f.create_group(group)

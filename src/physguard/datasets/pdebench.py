@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .operator import OPERATOR_PROBLEMS, OperatorData
-from .operator2d import WALLS, OperatorData2d
+from .operator2d import OperatorData2d
 from .well import (
     AXIS_WALLS,
     LazyField,
@@ -38,6 +38,7 @@ from .well import (
     _h5py,
     _open,
     _uniform,
+    assemble,
     check_conditions,
     parse_walls,
     read_well,
@@ -179,20 +180,9 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
             full = torch.cat([full, full.narrow(2 + axis, 0, 1)], dim=2 + axis)
         inputs, targets = full[:, :1], full[:, target_steps]
     times = torch.from_numpy(time[target_steps])
-    if n_dims == 1:
-        (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
-        return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
-                            torch.from_numpy(params), inputs, targets,
-                            torch.from_numpy(left[:, target_steps]),
-                            torch.from_numpy(right[:, target_steps]))
     from .operator2d import FIELDS, FILE_PROBLEM
 
-    name = dataset.rsplit("/", 1)[0] if problem == FILE_PROBLEM else \
+    name = dataset.rsplit("/", 1)[-1] if problem == FILE_PROBLEM or n_dims == 1 else \
         FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
-    values = {w: torch.from_numpy(np.ascontiguousarray(v[:, target_steps]))
-              for w, (_, v) in conditions.items()}
-    return OperatorData2d(problem, setting, name, tuple(conditions[w][0] for w in WALLS),
-                          torch.from_numpy(grid["x"]), torch.from_numpy(grid["y"]), times,
-                          inputs, targets, **values)
-
-
+    return assemble(problem, setting, name, grid, times, target_steps, conditions, inputs,
+                    targets, params, 0)

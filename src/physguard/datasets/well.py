@@ -838,28 +838,37 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
                        components=components > 0)
     targets = LazyField(path, datasets, target_steps, append_periodic=appended,
                         components=components > 0)
-    if n_dims == 1:
-        (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
-        return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
-                            torch.from_numpy(params), inputs, targets,
-                            torch.from_numpy(left[:, target_steps]),
-                            torch.from_numpy(right[:, target_steps]))
-    if components:  # (n, S, N_wall, D) -> (n, S D, N_wall), step-major
-        wall_values = {w: torch.from_numpy(np.ascontiguousarray(np.moveaxis(
-            v[:, target_steps], -1, 2).reshape(n, -1, v.shape[2])))
-            for w, (_, v) in conditions.items()}
-    else:
-        wall_values = {w: torch.from_numpy(np.ascontiguousarray(v[:, target_steps]))
-                       for w, (_, v) in conditions.items()}
-    if problem == FILE_PROBLEM:
+    if problem == FILE_PROBLEM or n_dims == 1:
         name = ",".join(d.split("/", 1)[1] for d in datasets)
     elif vector:
         name = "velocity"
     else:
         name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
+    return assemble(problem, setting, name, grid, times, target_steps, conditions, inputs,
+                    targets, params, components)
+
+
+def assemble(problem: str, setting: str, name: str, grid: dict, times: torch.Tensor,
+             target_steps: list[int], conditions: dict, inputs, targets, params, components: int
+             ) -> OperatorData | OperatorData2d:
+    """The operator data of a read file: 1-D :class:`OperatorData` (``params (n,)``) or 2-D
+    :class:`OperatorData2d` (field ``name``; ``components`` per step, 0 for one scalar)
+    with the conditions' values at ``target_steps``."""
+    if len(grid) == 1:
+        (left_type, left), (right_type, right) = conditions["left"], conditions["right"]
+        return OperatorData(problem, left_type, right_type, torch.from_numpy(grid["x"]), times,
+                            torch.from_numpy(params), inputs, targets,
+                            torch.from_numpy(left[:, target_steps]),
+                            torch.from_numpy(right[:, target_steps]))
+    walls = {}
+    for wall, (_, v) in conditions.items():
+        v = v[:, target_steps]
+        if components:  # (n, S, N_wall, D) -> (n, S D, N_wall), step-major
+            v = np.moveaxis(v, -1, 2).reshape(v.shape[0], -1, v.shape[2])
+        walls[wall] = torch.from_numpy(np.ascontiguousarray(v))
     return OperatorData2d(problem, setting, name, tuple(conditions[w][0] for w in WALLS),
                           torch.from_numpy(grid["x"]), torch.from_numpy(grid["y"]), times,
-                          inputs, targets, **wall_values)
+                          inputs, targets, **walls)
 
 
 def _append_wrap_points(conditions: dict, grid: dict, periodic: list[str]) -> dict:
