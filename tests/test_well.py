@@ -682,3 +682,16 @@ def test_one_sample_and_two_step_files(tmp_path):
     result = runner.invoke(main, ["run", "stokes", "--data", str(tmp_path / "s.h5"),
                                   "--setting", "multi", "--out", str(tmp_path / "r3")])
     assert result.exit_code == 2 and "only --setting single applies" in result.output
+
+
+def test_huge_declared_field_without_data_is_refused(tmp_path):
+    """A field that declares 10^9 samples but stores none (the old MemoryError)."""
+    u, x, t = _dirichlet_ramp()
+    _well_file(tmp_path / "huge.h5", u, x, t, [])
+    with h5py.File(tmp_path / "huge.h5", "a") as f:
+        del f["t0_fields/u"]
+        f["t0_fields"].create_dataset("u", shape=(10**9, 4, 17), dtype=np.float32,
+                                      chunks=(1, 4, 17))
+        f.attrs["n_trajectories"] = 10**9
+    with pytest.raises(ValueError, match="stores no data"):
+        read_well(tmp_path / "huge.h5", "burgers-dirichlet", walls="x=dirichlet:0")

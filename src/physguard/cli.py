@@ -207,7 +207,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
             data = read_file(data_file, problem, setting or "multi", walls=stated,
                              fields=[n.strip() for n in field_names.split(",") if n.strip()]
                              if field_names else None,
-                             check_walls=check_walls)
+                             check_walls=check_walls, progress=not quiet)
         except (FileNotFoundError, ValueError) as err:
             raise click.ClickException(str(err)) from err
         one_step = data.t.numel() == 1

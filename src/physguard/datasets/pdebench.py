@@ -74,8 +74,8 @@ def read_file(path: str | os.PathLike, problem: str, setting: str = "multi", **o
 
 
 def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi", walls=None,
-                  fields: list[str] | None = None, check_walls: bool = True
-                  ) -> OperatorData | OperatorData2d:
+                  fields: list[str] | None = None, check_walls: bool = True,
+                  progress: bool = False) -> OperatorData | OperatorData2d:
     """Read a PDEBench HDF5 file (module docstring) as operator data.
 
     Args: as :func:`~physguard.datasets.well.read_well`; ``walls`` is required (PDEBench files
@@ -102,6 +102,8 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
                                  "(choose it with --fields NAME)")
             dataset, array = names[0], None
             shape = f[dataset].shape
+            if f[dataset].size and f[dataset].id.get_storage_size() == 0:
+                raise ValueError(f"{path}: {dataset} declares {shape} but stores no data")
             n_dims = len(shape) - 2
             axes = ["x", "y"][:n_dims]
             grid = {a: np.asarray(f[_GRID_KEYS[a]]) for a in axes if _GRID_KEYS[a] in f}
@@ -163,7 +165,7 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
     if check_walls:
         check_conditions(path, array if array is not None else _FieldReader(path, [dataset],
                                                                             False),
-                         conditions, grid)
+                         conditions, grid, progress=progress)
     # PDEBench's periodic grids never repeat the wrap-around point: append it
     periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
     conditions = _append_wrap_points(conditions, grid, periodic)

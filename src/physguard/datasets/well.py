@@ -710,8 +710,8 @@ def _end_values(values: np.ndarray, path: Path, name: str, n: int, steps: int, e
 
 
 def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
-              walls=None, fields: list[str] | None = None, check_walls: bool = True
-              ) -> OperatorData | OperatorData2d:
+              walls=None, fields: list[str] | None = None, check_walls: bool = True,
+              progress: bool = False) -> OperatorData | OperatorData2d:
     """Read an HDF5 file in The Well's layout; the dimension is the file's.
 
     Args:
@@ -728,6 +728,7 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         check_walls: check every condition against the file's fields (all samples and steps)
             before returning (:func:`check_conditions`); ``False`` skips it (the CLI's
             ``--no-check-walls``, recorded in the run's ``config.json``).
+        progress: a progress bar over the check's pass through the file (large files).
 
     Returns:
         1-D :class:`OperatorData` or 2-D :class:`OperatorData2d` whose ``inputs`` /
@@ -782,6 +783,9 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
                     or np.issubdtype(field.dtype, np.integer)):
                 raise ValueError(f"{path}: {dataset} holds {field.dtype} values; physguard "
                                  "trains on real (float) fields")
+            if field.size and field.id.get_storage_size() == 0:
+                raise ValueError(f"{path}: {dataset} declares {field.shape} but stores no "
+                                 "data")
             rank = 2 + n_dims + int(vector)
             if len(field.shape) != rank or (vector and field.shape[-1] != n_dims):
                 raise ValueError(f"{path}: {dataset} has shape {field.shape}; expected "
@@ -823,7 +827,7 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
     datasets = [d for d, _ in chosen]
     reader = _FieldReader(path, datasets, components > 0)
     if check_walls:
-        check_conditions(path, reader, conditions, grid)
+        check_conditions(path, reader, conditions, grid, progress=progress)
     # The Well writes periodic axes without the wrap-around point: append it (x[-1] + h),
     # as the grid says; physguard's own first exports (format 1) kept it.
     periodic = [] if legacy else \
@@ -929,7 +933,7 @@ NEUMANN_RTOL = 0.05
 
 
 def check_conditions(path, reader, conditions: dict, grid: dict,
-                     block_bytes: int = 1 << 26) -> None:
+                     block_bytes: int = 1 << 26, progress: bool = False) -> None:
     """Check every condition against the fields, every sample and every step after the
     initial one (the targets', whose conditions BOON enforces), in blocks.
 
@@ -973,7 +977,12 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
     per_sample = max(1, int(np.prod(shape[1:])) * 8)
     step = max(1, block_bytes // per_sample)
     worst: dict[str, tuple[float, float, float, int, int]] = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="checking the walls", unit="sample",
+               disable=not progress or n <= step)
     for start in range(0, n, step):
+        bar.update(min(step, n - start))
         block = blocks(start, start + step)
         if not np.isfinite(block).all():
             bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
@@ -1032,6 +1041,7 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
                                float(residual.reshape(*where.shape)[sample, at, point]),
                                float(allowed.reshape(*where.shape)[sample, at, point]),
                                start + sample, at + 1)
+    bar.close()
     for wall, (excess, residual, allowed, sample, at) in worst.items():
         if excess > 0:
             kind = conditions[wall][0]
