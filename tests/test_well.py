@@ -548,6 +548,9 @@ def test_gray_scott_shaped_file_trains_with_both_axes_periodic(tmp_path):
     assert result.exit_code == 0, result.output
     config = _check_boon_run(tmp_path / "run")
     assert config["data"]["field"] == "A,B" and config["data"]["grid"] == {"x": 13, "y": 11}
+    table = (tmp_path / "run" / "table.md").read_text()
+    assert "1 test samples, 13 x 11 nodes" in table and "gray_scott.h5" in table
+    assert "6 samples (5 train, 1 test)" in table and "left periodic" in table
 
 
 def test_rayleigh_benard_shaped_file_trains_with_stated_walls(tmp_path):

@@ -55,7 +55,7 @@ from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
 
 __all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls",
-           "check_conditions", "file_record", "data_summary", "WallCheckError"]
+           "check_conditions", "file_record", "data_summary", "data_note", "WallCheckError"]
 
 _FORMAT_VERSION = 2
 #: The walls of each axis, lower end first.
@@ -425,6 +425,24 @@ def data_summary(data, train: int, test: int, source: dict | None = None) -> dic
                                                    else {})},
             "output_times": [float(t) for t in data.t],
             "field": data.field if two_d else "u", "conditions": conditions}
+
+
+def data_note(summary: dict | None) -> str:
+    """The table's paragraph on a run's data file (``""`` for generated data)."""
+    if not summary:
+        return ""
+    walls = ", ".join(f"{w} {c['kind']}" + (f" [{c['min']:.4g}, {c['max']:.4g}]"
+                                             if "min" in c else "")
+                      for w, c in summary["conditions"].items())
+    grid = " x ".join(str(v) for v in summary["grid"].values())
+    source = (f"{summary['path']} ({summary['bytes']} bytes, SHA-256 "
+              f"{summary['sha256'][:12]}...)" if "path" in summary else "data given in memory")
+    checked = "" if summary.get("check_walls", True) else \
+        " The walls were NOT checked against the data (--no-check-walls)."
+    return (f"\nData: {source}; {summary['samples']} samples ({summary['train_samples']} "
+            f"train, {summary['test_samples']} test), grid {grid}, "
+            f"{len(summary['output_times'])} output time(s), field {summary['field']}; walls: "
+            f"{walls}.{checked}\n")
 
 
 def _uniform(grid: np.ndarray, name: str, path: Path, minimum: int) -> np.ndarray:

@@ -427,6 +427,9 @@ def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
                    data: OperatorData | None = None, source: dict | None = None
                    ) -> list[dict]:
     started = time.perf_counter()
+    from ..datasets.well import data_note
+
+    summary = None
     if data is None:
         write_json(out / "config.json", dataclasses.asdict(config))
         train, test = split_data(config)
@@ -434,8 +437,8 @@ def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
         from ..datasets.well import data_summary
 
         train, test, config = split_file_data(data, config)
-        write_json(out / "config.json", {**dataclasses.asdict(config), "data": data_summary(
-            data, len(train), len(test), source)})
+        summary = data_summary(data, len(train), len(test), source)
+        write_json(out / "config.json", {**dataclasses.asdict(config), "data": summary})
     records, predictions, history = [], {}, {}
     for name in MODELS:
         model, history[name], predictions[name], record = train_and_evaluate(
@@ -447,7 +450,7 @@ def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
         records.append(record)
     write_json(out / "training.json", history)
     write_json(out / "metrics.json", records)
-    write_text(out / "table.md", markdown_table(records, config, test))
+    write_text(out / "table.md", markdown_table(records, config, test) + data_note(summary))
     if figures:
         from ..plots import boon_figures
 

@@ -297,11 +297,14 @@ def metrics_2d(name: str, pred: torch.Tensor, data: OperatorData2d) -> dict:
     return record
 
 
-def markdown_table_2d(records: list[dict], config: BOON2dConfig, seconds: dict) -> str:
+def markdown_table_2d(records: list[dict], config: BOON2dConfig, seconds: dict,
+                      test: OperatorData2d | None = None) -> str:
     keys = ["rel_l2", "boundary_error", "bRMSE", "cRMSE", "fRMSE_low", "fRMSE_mid",
             "fRMSE_high"]
+    nx, ny = (len(test.x), len(test.y)) if test is not None else (config.n_points,) * 2
     lines = [f"# {config.problem} ({config.setting}-step, field {config.field}): FNO vs BOON",
-             "", f"{config.n_test} test samples, {config.n_points} x {config.n_points} nodes, "
+             "", f"{len(test) if test is not None else config.n_test} test samples, "
+             f"{nx} x {ny} nodes, "
              f"{config.epochs} epochs, width {config.width}, {config.modes} modes. "
              "boundary_error: mean |value error| (Dirichlet) or |flux error| of the 2nd-order "
              "one-sided stencil (Neumann) over the four walls, corners excluded.", "",
@@ -332,6 +335,9 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
     progress = progress and world()[0] == 0
     with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
         started = time.perf_counter()
+        from ..datasets.well import data_note
+
+        summary = None
         if data is None:
             write_json(folder / "config.json", dataclasses.asdict(config))
             train, test = split_data_2d(config, progress)
@@ -339,9 +345,8 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
             from ..datasets.well import data_summary
 
             train, test, config = split_file_data(data, config)
-            write_json(folder / "config.json", {**dataclasses.asdict(config),
-                                                "data": data_summary(data, len(train),
-                                                                     len(test), source)})
+            summary = data_summary(data, len(train), len(test), source)
+            write_json(folder / "config.json", {**dataclasses.asdict(config), "data": summary})
         data_seconds = time.perf_counter() - started
         records, predictions, history, seconds = [], {}, {}, {}
         for name in MODELS:
@@ -355,7 +360,8 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
             records.append(dict(record, train_seconds=seconds[name]))
         write_json(folder / "training.json", history)
         write_json(folder / "metrics.json", records)
-        write_text(folder / "table.md", markdown_table_2d(records, config, seconds))
+        write_text(folder / "table.md", markdown_table_2d(records, config, seconds, test)
+                   + data_note(summary))
         if figures:
             from ..plots import boon_2d_figures
 
