@@ -194,3 +194,104 @@ def test_call_time_errors():
         pg.BOON(model, domain=((0.0, 1.0),))
     with pytest.raises(ValueError, match="domain is for a wrapped neuraloperator"):
         pg.BOON(pg.FNO1d(1, 1, 4, 8, 2), domain=((0.0, 1.0),))
+
+
+# -- issue 25: a drop-in model for neuraloperator's training loop ------------------------------
+
+def _fno(**options):
+    torch.manual_seed(0)
+    return FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, n_layers=2,
+               **options)
+
+
+def test_called_like_neuraloperator_models_with_batch_values():
+    """model(**sample) as neuraloperator's Trainer calls it: x, y (ignored) and per-sample
+    wall values that replace the built ones for that batch only."""
+    boon = pg.BOON(_fno(), left=pg.Dirichlet(0.0), right=pg.Neumann(0.0))
+    x = torch.randn(3, 1, 33)
+    left = torch.tensor([1.0, -2.0, 0.5])
+    right = torch.tensor([0.3, 0.0, -4.0])
+    out = boon(x=x, y=torch.zeros(3, 1, 33), left_values=left, right_values=right)
+    assert torch.equal(out[:, 0, 0], left)
+    h = 1.0 / 32
+    flux = (3 * out[:, 0, -1] - 4 * out[:, 0, -2] + out[:, 0, -3]) / (2 * h)
+    torch.testing.assert_close(flux, right, atol=2e-4, rtol=0)
+    assert boon.left == pg.Dirichlet(0.0)  # the built conditions are back
+    assert float(boon(x)[:, 0, 0].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="names no wall"):
+        boon(x=x, middle_values=left)
+    with pytest.raises(ValueError, match="output_shape"):
+        boon(x=x, output_shape=(65,))
+    periodic = pg.BOON(_fno(), left=pg.Periodic(), right=pg.Periodic())
+    with pytest.raises(ValueError, match="a periodic one"):
+        periodic(x=x, left_values=left)
+
+
+def test_state_dict_and_checkpoints_round_trip(tmp_path):
+    """The reproduction: Unexpected key(s) "_metadata"; and the Trainer's checkpoint calls."""
+    boon = pg.BOON(_fno(), left=pg.Dirichlet(1.0), right=pg.Neumann(torch.tensor([0.5])))
+    state = boon.state_dict()
+    assert "_metadata" not in state
+    other = pg.BOON(FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8,
+                        n_layers=2), left=pg.Dirichlet(1.0), right=pg.Neumann(0.5))
+    other.load_state_dict(state)
+    x = torch.randn(2, 1, 33)
+    with torch.no_grad():
+        assert torch.equal(other(x), boon(x))
+    boon.save_checkpoint(tmp_path, "model")
+    torch.load(tmp_path / "model_state_dict.pt", weights_only=True)
+    torch.load(tmp_path / "model_metadata.pkl", weights_only=True)
+    third = pg.BOON(_fno(), left=pg.Dirichlet(1.0), right=pg.Neumann(0.5))
+    with torch.no_grad():
+        for parameter in third.parameters():
+            parameter.zero_()
+    third.load_checkpoint(tmp_path, "model")
+    rebuilt = pg.BOON.from_checkpoint(tmp_path, "model")
+    assert rebuilt.left == pg.Dirichlet(1.0) and rebuilt.right.flux.tolist() == [0.5]
+    with torch.no_grad():
+        assert torch.equal(third(x), boon(x)) and torch.equal(rebuilt(x), boon(x))
+    with pytest.raises(FileNotFoundError):
+        pg.BOON.from_checkpoint(tmp_path, "missing")
+
+
+def test_conditions_in_physical_units_with_a_normaliser():
+    """Dirichlet(1.0) held as mean + std (2.9456) in physical units before; now the walls hold
+    after the processor's inverse transform, also with a mean that varies along the normal."""
+    from neuralop.data.transforms.normalizers import UnitGaussianNormalizer
+
+    torch.manual_seed(1)
+    targets = 2.0 + torch.randn(16, 1, 33) * torch.linspace(0.5, 1.5, 33) \
+        + torch.linspace(0, 3, 33)
+    for dim in ([0, 2], [0]):  # per channel; per point (mean varies along the normal)
+        norm = UnitGaussianNormalizer(dim=dim)
+        norm.fit(targets)
+        boon = pg.BOON(_fno(), left=pg.Dirichlet(1.0), right=pg.Neumann(-2.0),
+                       output_normalizer=norm)
+        with torch.no_grad():
+            physical = norm.inverse_transform(boon(torch.randn(4, 1, 33)))
+        assert float((physical[:, 0, 0] - 1.0).abs().max()) < 1e-5
+        h = 1.0 / 32
+        flux = (3 * physical[:, 0, -1] - 4 * physical[:, 0, -2] + physical[:, 0, -3]) / (2 * h)
+        assert float((flux + 2.0).abs().max()) < 1e-3
+    with pytest.raises(TypeError, match="inverse_transform"):
+        pg.BOON(_fno(), left=pg.Dirichlet(0.0), output_normalizer=object())
+    with pytest.raises(ValueError, match="input_walls"):
+        pg.BOON(FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8),
+                left=pg.Dirichlet(0.0), input_walls=True, output_normalizer=norm)
+
+
+class MyFNO(FNO):
+    """A subclass defined outside neuraloperator (as The Well's benchmark FNO is)."""
+
+    def __init__(self, width=8, **kwargs):
+        super().__init__(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=width,
+                         n_layers=2, **kwargs)
+
+
+def test_subclasses_of_neuraloperators_fno():
+    torch.manual_seed(0)
+    boon = pg.BOON(MyFNO(), left=pg.Dirichlet(2.0), right=pg.Dirichlet(-1.0))
+    out = boon(torch.randn(2, 1, 33))
+    assert torch.equal(out[:, 0, 0], torch.full((2,), 2.0))
+    with pytest.raises(ValueError, match="MyFNO: norm is set"):
+        pg.BOON(MyFNO(norm="group_norm"), left=pg.Dirichlet(0.0))

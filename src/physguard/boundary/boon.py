@@ -228,6 +228,18 @@ class BOON(nn.Module):
             ``kernel_correction=False`` was 1.4x and 2.6x more accurate than the FNO
             (``benchmarks/results/boon_interior.md``, section 6); with the corrected kernels
             it was worse than the FNO.
+        output_normalizer: the normaliser of the outputs when the model learns normalised
+            targets (neuraloperator's ``UnitGaussianNormalizer``, the one its
+            ``DefaultDataProcessor`` applies to ``y``; anything with ``transform`` and
+            ``inverse_transform``). The conditions (and the batch's ``*_values``) are then in
+            physical units: BOON decodes the operator's output, sets the walls, and encodes it
+            again, so they hold to round-off after the processor's ``postprocess``; any
+            normaliser (per point, per channel) works, with a mean that varies along a Neumann
+            wall's normal too. Not with ``input_walls``.
+
+    Checkpoints in neuraloperator's format (:meth:`save_checkpoint`, :meth:`load_checkpoint`,
+    :meth:`from_checkpoint`; the state dict loads with ``weights_only=True``), so
+    ``neuralop.Trainer``'s ``save_every`` and ``resume_from_dir`` work with BOON as the model.
 
     Call it like the operator. 1-D: ``(B, in_channels, N) -> (B, out_channels, N)`` (for the
     space-time operator the output channels are the ``T`` time steps, so ``(B, T)`` values
@@ -254,7 +266,8 @@ class BOON(nn.Module):
     """
 
     def __init__(self, operator: FNO1d | FNO, left=None, right=None, bottom=None, top=None,
-                 domain=None, kernel_correction: bool = True, input_walls: bool = False):
+                 domain=None, kernel_correction: bool = True, input_walls: bool = False,
+                 output_normalizer=None):
         super().__init__()
         if is_neuralop_fno(operator):
             operator = NeuralopFNO(operator, domain)
@@ -295,18 +308,165 @@ class BOON(nn.Module):
                              f"the input must be the same field: in_channels "
                              f"{operator.in_channels} != out_channels {operator.out_channels}")
         self.input_walls = input_walls
+        if output_normalizer is not None:
+            if not all(callable(getattr(output_normalizer, name, None))
+                       for name in ("transform", "inverse_transform")):
+                raise TypeError("output_normalizer must have transform() and "
+                                "inverse_transform() (neuraloperator's UnitGaussianNormalizer), "
+                                f"got {type(output_normalizer).__name__}")
+            if input_walls:
+                raise ValueError("input_walls writes the walls' physical values into the "
+                                 "input, which a data processor feeds in normalised units: "
+                                 "use one of input_walls and output_normalizer")
+        self.output_normalizer = output_normalizer
 
     @property
     def periodic(self) -> bool:
         return isinstance(self.left, Periodic)
 
-    def forward(self, u: torch.Tensor, output_dtype: torch.dtype | None = None) -> torch.Tensor:
+    # -- neuraloperator's checkpoint interface (its Trainer's save_every / resume_from_dir) --
+
+    def state_dict(self, *args, **kwargs):
+        """The weights (tensors only: neuraloperator's ``_metadata`` entry of Python objects
+        is left out, so the file loads with ``weights_only=True``)."""
+        state = super().state_dict(*args, **kwargs)
+        state.pop("_metadata", None)
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; a neuraloperator ``_metadata`` entry is ignored."""
+        state_dict = {k: v for k, v in state_dict.items() if k != "_metadata"}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def checkpoint_metadata(self) -> dict:
+        """BOON's conditions and options and the wrapped operator's class and constructor
+        arguments (neuraloperator models), as plain data."""
+        from . import _checkpoint as ck
+
+        operator = getattr(self.operator, "model", self.operator)
+        cls = type(operator)
+        init = getattr(operator, "_init_kwargs", None)
+        norm = self.output_normalizer
+        return {
+            "walls": {w: ck.condition_record(bc) for w, bc in self._walls().items()},
+            "domain": ck.encode(_constructor_domain(self.operator)),
+            "kernel_correction": self.kernel_correction, "input_walls": self.input_walls,
+            "operator": {"class": f"{cls.__module__}:{cls.__qualname__}",
+                         "init": None if init is None else ck.encode(dict(init))},
+            "output_normalizer": None if norm is None else {
+                "class": f"{type(norm).__module__}:{type(norm).__qualname__}",
+                "shapes": {k: list(v.shape) for k, v in norm.state_dict().items()},
+                "eps": float(getattr(norm, "eps", 0.0)),
+                "dim": ck.encode(getattr(norm, "dim", None))},
+        }
+
+    def save_checkpoint(self, save_folder, save_name: str) -> None:
+        """Write ``{save_name}_state_dict.pt`` and ``{save_name}_metadata.pkl`` in
+        ``save_folder`` (neuraloperator's layout; both load with ``weights_only=True``)."""
+        from . import _checkpoint as ck
+
+        ck.save(save_folder, save_name, self.state_dict(), self.checkpoint_metadata())
+
+    def load_checkpoint(self, save_folder, save_name: str, map_location=None) -> None:
+        """Load the weights written by :meth:`save_checkpoint` into this BOON.
+
+        Raises:
+            FileNotFoundError: no file. ValueError: a file that is not a safe checkpoint.
+        """
+        from pathlib import Path
+
+        from . import _checkpoint as ck
+
+        path = Path(save_folder) / f"{save_name}_state_dict.pt"
+        self.load_state_dict(ck.load(path, map_location))
+
+    @classmethod
+    def from_checkpoint(cls, save_folder, save_name: str, map_location=None) -> BOON:
+        """Rebuild a BOON over a neuraloperator model from :meth:`save_checkpoint`'s files
+        (the model from its recorded constructor arguments; classes and functions are
+        imported from ``torch`` and ``neuralop`` only).
+
+        Raises:
+            FileNotFoundError: no file. ValueError: a physguard operator or a model class from
+            elsewhere (build it, wrap it and call :meth:`load_checkpoint`), or a damaged file.
+        """
+        from pathlib import Path
+
+        from . import _checkpoint as ck
+
+        meta = ck.load(Path(save_folder) / f"{save_name}_metadata.pkl")
+        if not isinstance(meta, dict) or meta.get("format") != ck.FORMAT:
+            raise ValueError(f"{save_folder}/{save_name}_metadata.pkl is not a BOON checkpoint")
+        operator = meta["operator"]
+        if operator["init"] is None:
+            raise ValueError(f"the checkpoint wraps {operator['class']}, whose constructor "
+                             "arguments are not recorded: build it, wrap it in BOON and call "
+                             "load_checkpoint")
+        init = ck.decode(operator["init"])
+        init.pop("_version", None)
+        init.pop("_name", None)
+        args = init.pop("args", ())
+        model = ck.load_object(operator["class"])(*args, **init)
+        norm = meta["output_normalizer"]
+        if norm is not None:
+            shapes = norm["shapes"]
+            norm = ck.load_object(norm["class"])(
+                mean=torch.zeros(shapes["mean"]), std=torch.ones(shapes["std"]),
+                eps=norm["eps"], dim=ck.decode(norm["dim"]))
+        walls = {w: ck.condition_from(r) for w, r in meta["walls"].items()}
+        boon = cls(model, **walls, domain=ck.decode(meta["domain"]),
+                   kernel_correction=meta["kernel_correction"],
+                   input_walls=meta["input_walls"], output_normalizer=norm)
+        boon.load_checkpoint(save_folder, save_name, map_location)
+        return boon
+
+    def forward(self, x: torch.Tensor, output_dtype: torch.dtype | None = None, *,
+                output_shape=None, **batch) -> torch.Tensor:
         """``(B, in_channels, *grid) -> (B, out_channels, *grid)`` with the conditions enforced.
+
+        Called like neuraloperator's models, ``model(**sample)`` (its ``Trainer``): ``x`` is
+        the input; ``left_values``, ``right_values`` (2-D also ``bottom_values``,
+        ``top_values``) replace, for this batch, the values of the conditions BOON was built
+        with (``(B,)``, or ``(B, T)`` per output channel or time step; the shapes of the
+        conditions' values); other keys (the target ``y``) are ignored, as neuraloperator's
+        models ignore them. With an ``output_normalizer`` the values are in physical units.
 
         ``output_dtype`` (e.g. ``torch.float64``) casts the operator's output before the
         boundary values are set, so that a Neumann stencil of a float32 network's output holds
         to float64 round-off rather than float32's ``eps / h``.
+
+        Raises:
+            ValueError: an ``output_shape`` other than the input grid (BOON's walls are the
+                input grid's), values for a wall without a Dirichlet or Neumann condition, or
+                a ``*_values`` key that names no wall.
         """
+        if output_shape is not None and tuple(output_shape) != tuple(x.shape[2:]):
+            raise ValueError(f"BOON outputs on the input grid {tuple(x.shape[2:])}, got "
+                             f"output_shape {tuple(output_shape)}")
+        values = {key[:-len("_values")]: batch[key] for key in batch if key.endswith("_values")}
+        if not values:
+            return self._forward(x, output_dtype)
+        saved = self._walls()
+        try:
+            for wall, value in values.items():
+                if wall not in saved:
+                    raise ValueError(f"{wall}_values names no wall (left, right, bottom, top)")
+                bc = saved[wall]
+                if not isinstance(bc, Dirichlet | Neumann):
+                    raise ValueError(f"{wall}_values given, but the {wall} wall has "
+                                     f"{'no condition' if bc is None else 'a periodic one'}: "
+                                     "values replace a Dirichlet value or a Neumann flux")
+                value = torch.as_tensor(value)
+                if not torch.is_floating_point(value):
+                    value = value.to(torch.get_default_dtype())
+                setattr(self, wall, Dirichlet(value) if isinstance(bc, Dirichlet)
+                        else Neumann(value, bc.order))
+            return self._forward(x, output_dtype)
+        finally:
+            for wall, bc in saved.items():
+                setattr(self, wall, bc)
+
+    def _forward(self, u: torch.Tensor, output_dtype) -> torch.Tensor:
         if self.two_d:
             return self._forward_walls(u, output_dtype)
         self.operator.check_input(u)
@@ -336,7 +496,12 @@ class BOON(nn.Module):
         out = self.operator(u, correction=correction, layer_hook=hook, **options)
         if output_dtype is not None:
             out = out.to(output_dtype)
-        return self.enforce(out)
+        norm = self.output_normalizer
+        if norm is None:
+            return self.enforce(out)
+        # The conditions are physical: set them on the decoded output, then encode it again,
+        # so that they hold to round-off after the data processor's postprocess (decode).
+        return norm.transform(self.enforce(norm.inverse_transform(out)))
 
     def enforce(self, out: torch.Tensor) -> torch.Tensor:
         """Set the boundary values of ``out`` (``(B, C, N)``, or ``(B, C, Nx, Ny)`` in 2-D) so
@@ -402,6 +567,14 @@ class BOON(nn.Module):
         """Set the wall values of a 2-D output ``(B, C, Nx, Ny)`` (see the corner rules in
         :mod:`physguard.boundary.walls`)."""
         return enforce_walls(out, self._walls(), self.operator.domain[-2:])
+
+
+def _constructor_domain(operator):
+    """The ``domain`` argument that rebuilds a wrapped neuraloperator model's BOON (``None``
+    for physguard's operators, which carry theirs)."""
+    if not isinstance(operator, NeuralopFNO):
+        return None
+    return (operator.domain,) if operator.n_dims == 1 else operator.domain
 
 
 def _periodic_mean(v: torch.Tensor) -> torch.Tensor:

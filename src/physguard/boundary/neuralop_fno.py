@@ -69,9 +69,10 @@ __all__ = ["NeuralopFNO", "is_neuralop_fno"]
 
 
 def is_neuralop_fno(obj) -> bool:
-    """Whether ``obj`` is a ``neuralop.models.FNO`` (or a subclass such as ``TFNO``); never
-    imports neuraloperator for other objects."""
-    if not (type(obj).__module__ or "").startswith("neuralop"):
+    """Whether ``obj`` is a ``neuralop.models.FNO`` or a subclass (``TFNO``, or one defined
+    outside neuraloperator, as The Well's benchmark FNO); never imports neuraloperator for
+    objects whose classes do not come from it."""
+    if not any((c.__module__ or "").startswith("neuralop") for c in type(obj).__mro__):
         return False
     from neuralop.models import FNO
 
@@ -115,31 +116,34 @@ def _refuse(model) -> None:
     for i in range(blocks.n_layers):
         conv = blocks.convs[i]
         if type(conv) is not SpectralConv:
-            raise ValueError(f"BOON needs neuraloperator's SpectralConv in every block, got "
-                             f"{type(conv).__name__}: physguard reads the kernel from its "
-                             "Fourier weights")
+            raise ValueError(f"BOON cannot wrap this {name}: block {i} has a "
+                             f"{type(conv).__name__}, not neuraloperator's SpectralConv: "
+                             "physguard reads the kernel from its Fourier weights")
         skips = [blocks.fno_skips[i]] if blocks.fno_skips is not None else []
         if blocks.use_channel_mlp:
             if not isinstance(blocks.channel_mlp[i], ChannelMLP):
-                raise ValueError("BOON needs neuraloperator's pointwise ChannelMLP in every "
-                                 f"block, got {type(blocks.channel_mlp[i]).__name__}")
+                raise ValueError(f"BOON cannot wrap this {name}: block {i}'s channel MLP is a "
+                                 f"{type(blocks.channel_mlp[i]).__name__}, not "
+                                 "neuraloperator's pointwise ChannelMLP")
             if blocks.channel_mlp_skips is not None:
                 skips.append(blocks.channel_mlp_skips[i])
         for skip in skips:
             pointwise = isinstance(skip, pointwise_skip) and not (
                 isinstance(skip, Flattened1dConv) and skip.conv.kernel_size != (1,))
             if not pointwise:
-                raise ValueError(f"BOON needs pointwise skips (linear 1 x 1, identity or "
-                                 f"soft-gating), got {type(skip).__name__}: a skip that mixes "
+                raise ValueError(f"BOON cannot wrap this {name}: block {i} has a "
+                                 f"{type(skip).__name__} skip; BOON needs pointwise skips "
+                                 "(linear 1 x 1, identity or soft-gating): a skip that mixes "
                                  "grid points leaks the interior into the walls")
     for part in ("lifting", "projection"):
         if not isinstance(getattr(model, part), ChannelMLP):
-            raise ValueError(f"BOON needs neuraloperator's pointwise ChannelMLP as the {part}, "
-                             f"got {type(getattr(model, part)).__name__}")
+            raise ValueError(f"BOON cannot wrap this {name}: its {part} is a "
+                             f"{type(getattr(model, part)).__name__}, not neuraloperator's "
+                             "pointwise ChannelMLP")
     embedding = model.positional_embedding
     if embedding is not None and not isinstance(embedding, GridEmbeddingND | GridEmbedding2D):
-        raise ValueError(f"BOON supports the grid positional embedding or none, got "
-                         f"{type(embedding).__name__}")
+        raise ValueError(f"BOON cannot wrap this {name}: its positional embedding is a "
+                         f"{type(embedding).__name__}; BOON supports the grid embedding or none")
 
 
 def _skip_matrix(skip, channels: int, like: torch.Tensor) -> torch.Tensor:
