@@ -69,5 +69,30 @@ def test_bad_simulation_arguments():
                           ((9, [-1.0]), "increasing"), ((9, [0.1], np.zeros((8, 8))), "psi0")):
         with pytest.raises(ValueError, match=message):
             cavity.simulate(*args)
-    with pytest.raises(ValueError, match="blew up"):
+    with pytest.raises(ValueError, match="stability limits"):
         pg.LidDrivenCavity(1000).simulate(33, [50.0], dt=0.5)
+
+
+def test_default_step_is_stable_on_grids_and_reynolds_numbers_that_failed():
+    """The reproductions: the README's 129 x 129 grid at Re 100, Re <= 50 on 65 nodes, and
+    the 55-point export at Re 100 and 20 blew up with the old default step."""
+    psi0 = random_stream_function(55, 4, 0.5, np.random.default_rng(0))
+    for re, n, start in ((100, 129, None), (20, 65, None), (50, 65, None), (100, 55, psi0),
+                         (20, 55, psi0)):
+        cavity = pg.LidDrivenCavity(re)
+        omega = cavity.simulate(n, [0.5], start)
+        assert np.isfinite(omega).all() and np.abs(omega).max() < 1e3
+        h = 1 / (n - 1)
+        step = cavity.time_step(n)
+        assert cavity.nu * step / h**2 <= 0.4 + 1e-12 and step / h <= 0.5 + 1e-12
+
+
+def test_a_step_beyond_the_stability_limits_is_refused_before_the_solve():
+    cavity = pg.LidDrivenCavity(100)
+    for dt, what in ((1.0, "CFL"), (0.6 * (1 / 32) ** 2 / 0.01, "diffusion number")):
+        with pytest.raises(ValueError, match=f"beyond the scheme's stability limits.*{what}"):
+            cavity.simulate(33, [1.0], dt=dt)
+    slow = pg.LidDrivenCavity(10)  # diffusion-limited: D = 0.5 passes, 0.52 does not
+    assert slow.time_step(33, 0.5 * (1 / 32) ** 2 / 0.1) > 0
+    with pytest.raises(ValueError, match="diffusion number"):
+        slow.time_step(33, 0.52 * (1 / 32) ** 2 / 0.1, scheme="lagged")

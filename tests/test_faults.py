@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from physguard._io import run_folder
@@ -138,3 +139,58 @@ def test_same_seed_gives_byte_identical_outputs(tmp_path):
         outputs.append({name: (out / name).read_bytes()
                         for name in ("metrics.json", "predictions.npz")})
     assert outputs[0] == outputs[1]
+
+
+# -- issue 25: every option honoured or refused, every accepted seed usable -------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "cavity", "--uq", "--field", "vorticity"], "--field does not apply"),
+    (["data", "export", "heat-neumann", "--field", "vorticity", "--out", "x.h5"],
+     "does not apply to heat-neumann"),
+    (["bench", "boon", "--penalty", "inf"], "penalty"),
+    (["bench", "boon", "--penalty", "nan"], "penalty"),
+    (["bench", "boon", "--extra-seeds", "-1"], "0 .. 4294967295"),
+    (["bench", "boon", "--extra-seeds", "99999999999999999999"], "0 .. 4294967295"),
+    (["run", "wave2d", "--seed", "20000000000000"], "4294967295"),
+    (["bench", "boon", "--seed", "4294967296"], "4294967295"),
+])
+def test_options_are_honoured_or_refused_before_any_work(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not any(tmp_path.iterdir())  # nothing written, nothing trained
+
+
+def test_the_largest_accepted_seed_generates_data():
+    from physguard.datasets.operator2d import make_operator_data_2d
+
+    data = make_operator_data_2d("wave2d", 1, n_points=5, seed=2**32 - 1, progress=False)
+    assert bool(torch.isfinite(data.targets).all())
+
+
+def test_api_arguments_are_checked_by_name(tmp_path):
+    import dataclasses
+
+    import physguard as pg
+    from physguard.datasets.operator2d import OperatorData2d, make_operator_data_2d
+
+    with pytest.raises(ValueError, match="width must be an integer"):
+        pg.FNO2d(1, 1, 4, width=2.5, n_layers=2)
+    with pytest.raises(ValueError, match="n_points must be an integer"):
+        make_operator_data_2d("wave2d", 2, n_points=5.5, progress=False)
+    data = make_operator_data_2d("wave2d", 2, n_points=7, progress=False)
+    for change, error, message in (
+            (dict(inputs=data.inputs.numpy()), TypeError, "inputs must be a torch.Tensor"),
+            (dict(targets=data.targets.to(torch.complex128)), TypeError, "real floating"),
+            (dict(x=data.x.flip(0)), ValueError, "uniform increasing"),
+            (dict(y=data.y ** 2), ValueError, "uniform increasing")):
+        with pytest.raises(error, match=message):
+            dataclasses.replace(data, **change)
+    data.save(tmp_path / "d.npz")
+    with np.load(tmp_path / "d.npz") as npz:
+        arrays = dict(npz)
+    arrays["targets"] = arrays["targets"] + 1j
+    np.savez(tmp_path / "c.npz", **arrays)
+    with pytest.raises(ValueError, match="complex"):
+        OperatorData2d.load(tmp_path / "c.npz")

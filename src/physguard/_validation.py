@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts",
+           "check_count", "check_seed",
            "check_in_domain", "check_times"]
 
 
@@ -79,6 +80,30 @@ def check_broadcastable(names: tuple[str, str], a: torch.Size, b: torch.Size) ->
         raise ValueError(
             f"batch shapes of {names[0]} {tuple(a)} and {names[1]} {tuple(b)} do not broadcast"
         ) from err
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum``, or a ``ValueError`` / ``TypeError`` naming ``name``
+    (``2.5`` and ``True`` are not counts; ``3.0`` is 3)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
+            value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_seed(seed, derived: int = 1_000_003) -> int:
+    """``seed`` as an int whose derived per-sample seeds (``seed * derived + i``) fit a
+    64-bit generator seed, or a ``ValueError`` naming it."""
+    seed = check_count("seed", seed, 0)
+    if seed * derived >= 2**63 - 2**40:
+        raise ValueError(f"seed must lie in 0 .. {(2**63 - 2**40) // derived} (its samples' "
+                         f"seeds are seed * {derived} + i), got {seed}")
+    return seed
 
 
 def check_counts(config, exempt: tuple[str, ...] = ("seed",)) -> None:

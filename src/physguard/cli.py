@@ -30,8 +30,11 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-# Seeds feed torch.manual_seed and NumPy generators (offset by small integers): 0 .. 2^63 - 1.
-_SEED = click.IntRange(min=0, max=2**63 - 1)
+# One range for every seed option (--seed, --extra-seeds), checked before any work: seeds feed
+# torch.manual_seed and NumPy generators, and the 2-D generators' seed * 1_000_003 + i must fit
+# a 64-bit seed.
+_MAX_SEED = 2**32 - 1
+_SEED = click.IntRange(min=0, max=_MAX_SEED)
 _OVERWRITE = click.option("--overwrite", is_flag=True,
                           help="Replace a non-empty output folder whole (default: refuse).")
 
@@ -173,6 +176,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         raise click.UsageError(f"--input-walls / --no-input-walls apply to the BOON runs "
                                f"({', '.join(_BOON_PROBLEMS)}) without --uq, not to "
                                f"{problem}{' --uq' if uq else ''}")
+    if uq and field is not None:
+        raise click.UsageError("--uq runs the cavity's single-step velocity (its rows are the "
+                               "velocity's per-cell divergence); --field does not apply")
     if uq:
         from .experiments.uq import UQ_PROBLEMS
 
@@ -359,6 +365,9 @@ def data_export(problem: str, out: Path, setting: str, samples: int, points: int
     file is written beside --out and moved into place when complete."""
     from .datasets.well import export_well
 
+    if field is not None and field not in FIELDS.get(problem, ()):
+        raise click.UsageError(f"--field {field} does not apply to {problem} (cavity: "
+                               f"{', '.join(FIELDS['cavity'])})")
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists; choose another file or pass --overwrite to "
                                "replace it")
@@ -452,9 +461,13 @@ def bench_probconserv(out: Path, cases: str, paper: bool, epochs: int | None,
 
 def _seeds(texts: tuple[str, ...]) -> tuple[int, ...]:
     try:
-        return tuple(int(k) for k in texts)
+        seeds = tuple(int(k) for k in texts)
     except ValueError:
         raise ValueError(f"extra seeds must be integers, got {', '.join(texts)}") from None
+    for seed in seeds:
+        if not 0 <= seed <= _MAX_SEED:
+            raise ValueError(f"extra seeds must lie in 0 .. {_MAX_SEED} (as --seed), got {seed}")
+    return seeds
 
 
 @bench.command("boon")

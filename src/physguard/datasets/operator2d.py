@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import read_npz, write_npz
+from .._validation import check_count, check_seed
 from ..pdes.cavity import LidDrivenCavity, random_stream_function
 from ..pdes.two_d import Wave2d
 
@@ -112,8 +113,22 @@ class OperatorData2d:
                              f"{tuple(self.inputs.shape)}")
         for name in _ARRAYS:
             array = getattr(self, name)
-            if isinstance(array, torch.Tensor) and not bool(torch.isfinite(array).all()):
+            lazy = name in ("inputs", "targets") and hasattr(array, "subset")
+            if not (isinstance(array, torch.Tensor) or lazy):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(array).__name__}")
+            if lazy:
+                continue
+            if array.is_complex() or not torch.is_floating_point(array):
+                raise TypeError(f"{name} must be real floating point, got {array.dtype}")
+            if not bool(torch.isfinite(array).all()):
                 raise ValueError(f"{name} holds NaN or infinite values")
+        for name in ("x", "y"):
+            grid = getattr(self, name).to(torch.float64)
+            step = grid.diff()
+            if not bool((step > 0).all()) or \
+                    float((step - step.mean()).abs().max()) > 1e-4 * float(step.mean()):
+                raise ValueError(f"{name} must be a uniform increasing grid (the operators and "
+                                 "the Neumann stencils assume one)")
 
     def __len__(self) -> int:
         return self.targets.shape[0]
@@ -164,6 +179,9 @@ class OperatorData2d:
         try:
             names = [str(contents[k]) for k in ("problem", "setting", "field")]
             wall_types = tuple(str(k) for k in contents["wall_types"])
+            complex_arrays = [k for k in _ARRAYS if np.iscomplexobj(contents[k])]
+            if complex_arrays:
+                raise ValueError(f"{complex_arrays} hold complex values")
             arrays = {k: torch.from_numpy(np.asarray(contents[k], dtype=np.float64))
                       for k in _ARRAYS}
         except (TypeError, ValueError) as err:
@@ -224,9 +242,10 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         raise ValueError(f"field of {problem} must be one of {FIELDS[problem]}, got {field!r}")
     if setting not in ("single", "multi"):
         raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
-    if n_samples < 1 or n_points < 5 or n_steps < 1:
-        raise ValueError(f"need n_samples >= 1, n_points >= 5, n_steps >= 1, got {n_samples}, "
-                         f"{n_points}, {n_steps}")
+    n_samples, n_points, n_steps = (check_count("n_samples", n_samples),
+                                    check_count("n_points", n_points, 5),
+                                    check_count("n_steps", n_steps))
+    seed = check_seed(seed)
     times = np.array([_T_FINAL]) if setting == "single" \
         else np.linspace(_T_FINAL / n_steps, _T_FINAL, n_steps)
     x = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)

@@ -43,6 +43,7 @@ uses the notebooks' sizes (``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from pathlib import Path
@@ -63,6 +64,9 @@ __all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS",
 
 BENCH_CASES = (*OPERATOR_PROBLEMS, *PROBLEMS_2D)
 BENCH_MODELS = ("FNO", "BOON", "FNO+penalty")
+#: The largest seed of every seed option (the 2-D generators seed ``seed * 1_000_003 + i``,
+#: which must fit torch's 64-bit generator seeds).
+MAX_SEED = 2**32 - 1
 
 #: Bench sizes at the CPU defaults (the 1-D single step as ``physguard run``, the others
 #: smaller, so that the twelve rows of three models fit in about 32 minutes on 2 cores). The
@@ -126,6 +130,9 @@ class BOONBenchConfig:
 
     def __post_init__(self):
         extra = tuple(int(k) for k in self.extra_seeds)
+        for k in (self.seed, *extra):
+            if not 0 <= k <= MAX_SEED:
+                raise ValueError(f"seeds must lie in 0 .. {MAX_SEED} (as --seed), got {k}")
         if len(set(extra)) != len(extra) or self.seed in extra:
             raise ValueError(f"extra_seeds must be distinct and differ from seed {self.seed}, "
                              f"got {list(extra)}")
@@ -137,8 +144,8 @@ class BOONBenchConfig:
         if not self.settings or any(s not in ("single", "multi") for s in self.settings):
             raise ValueError(f"settings must be 'single' and/or 'multi', got "
                              f"{list(self.settings)}")
-        if not self.penalty >= 0:
-            raise ValueError(f"penalty must be >= 0, got {self.penalty}")
+        if not (self.penalty >= 0 and math.isfinite(self.penalty)):
+            raise ValueError(f"penalty must be finite and >= 0, got {self.penalty}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_count
 from .fno import check_operator_input, time_pad_split
 
 __all__ = ["SpectralConvNd", "FourierLayerNd", "FNO", "FNO2d", "SpaceTimeFNO2d"]
@@ -246,10 +247,10 @@ class FNO(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, modes, width: int, n_layers: int,
                  domain, projection_width: int = 128):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("width", width), ("n_layers", n_layers)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        in_channels, out_channels, width, n_layers, projection_width = (
+            check_count(name, value) for name, value in (
+                ("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
+                ("n_layers", n_layers), ("projection_width", projection_width)))
         try:
             n_dims = len(domain)
         except TypeError as err:

@@ -124,16 +124,51 @@ class LidDrivenCavity:
         return (omega[2:, 1:-1] + omega[:-2, 1:-1] + omega[1:-1, 2:] + omega[1:-1, :-2]
                 - 4 * omega[1:-1, 1:-1]) / h**2
 
-    def time_step(self, n_points: int, dt: float | None = None) -> float:
-        """The step: ``dt`` if given, else ``min(0.5 h / U, 2 h^2 / nu)``: advective CFL 0.5,
-        and 8x the explicit diffusion limit (the diffusion is implicit; the wall vorticity,
-        lagged or extrapolated, sets the limit). Raises ``ValueError`` for a bad ``dt``."""
+    #: Stability limits of the two time-stepping variants, measured
+    #: (``benchmarks/cavity_stability.py``, ``benchmarks/results/cavity_stability.md``): the
+    #: diffusion number ``nu dt / h^2`` (sharp: stable at 0.50, blown up at 0.52 for Re 10 to
+    #: 100 on 33 to 129 nodes with the wall vorticity extrapolated; lagged: converged at 0.5,
+    #: no steady state by t = 30 at 1.0, blown up at 1.6) and the advective CFL number
+    #: ``speed dt / h`` (stable at 1.0, blown up at 1.25 to 1.5 for Re 400 to 5000).
+    #: Crank-Nicolson alone is unconditionally stable; the explicit wall vorticity (Thom's
+    #: formula, whose time stepping E & Liu, J. Comput. Phys. 124 (1996) 368-382, analyse)
+    #: and the explicit AB2 advection set them.
+    LIMITS = {"extrapolated": {"diffusion": 0.5, "cfl": 1.0},
+              "lagged": {"diffusion": 0.5, "cfl": 1.0}}
+    #: The default step's share of each limit.
+    SAFETY = {"diffusion": 0.8, "cfl": 0.5}
+
+    def time_step(self, n_points: int, dt: float | None = None, speed: float | None = None,
+                  scheme: str = "extrapolated") -> float:
+        """The step for a grid of ``n_points`` nodes per side: ``dt`` if given and within the
+        scheme's stability limits (:attr:`LIMITS`), else the default
+        ``min(0.8 D_max h^2 / nu, 0.5 h / speed)``: 80 % of the diffusion-number limit and
+        CFL 0.5 (``speed``: the largest of the lid speed and the initial flow's).
+
+        ``scheme``: ``"extrapolated"`` (:meth:`simulate`, second order in time) or
+        ``"lagged"`` (:meth:`steady_state`).
+
+        Raises:
+            ValueError: a non-finite or non-positive ``dt``, or one beyond a limit (the
+                message gives the limit and the largest stable step).
+        """
+        limits = self.LIMITS[scheme]
         h = 1.0 / (n_points - 1)
-        default = min(0.5 * h / abs(self.lid_velocity), 2.0 * h**2 / self.nu)
+        speed = max(abs(self.lid_velocity), float(speed or 0.0))
+        largest = min(limits["diffusion"] * h**2 / self.nu, limits["cfl"] * h / speed)
         if dt is None:
-            return default
+            return min(self.SAFETY["diffusion"] * limits["diffusion"] * h**2 / self.nu,
+                       self.SAFETY["cfl"] * limits["cfl"] * h / speed)
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be finite and > 0, got {dt}")
+        diffusion, cfl = self.nu * dt / h**2, speed * dt / h
+        if diffusion > limits["diffusion"] or cfl > limits["cfl"]:
+            raise ValueError(
+                f"dt = {dt:g} is beyond the scheme's stability limits on {n_points} nodes at "
+                f"Re {self.reynolds:g}: diffusion number nu dt / h^2 = {diffusion:.3g} (limit "
+                f"{limits['diffusion']:g}), CFL speed dt / h = {cfl:.3g} (limit "
+                f"{limits['cfl']:g}); the largest stable step is {largest:.4g}, the default "
+                f"{self.time_step(n_points, None, speed, scheme):.4g}")
         return float(dt)
 
     def simulate(self, n_points: int, times, psi0: np.ndarray | None = None,
@@ -145,13 +180,14 @@ class LidDrivenCavity:
             times: increasing times ``>= 0`` (units of ``L / U``) at which to store the field.
             psi0: initial stream function ``(n, n)`` (zero with zero normal derivative on the
                 walls for a no-slip start); default rest, ``psi0 = 0``.
-            dt: time step (default :meth:`time_step`); the last step before each stored time
-                is shortened to land on it.
+            dt: time step (default :meth:`time_step`, from the scheme's stability limits; a
+                larger one is refused before the solve); the last step before each stored
+                time is shortened to land on it.
 
         Raises:
             ValueError: bad ``n_points``, ``times`` not increasing / negative / non-finite,
-                ``psi0`` of the wrong shape or non-finite, or a blown-up solution (too large
-                a ``dt``).
+                ``psi0`` of the wrong shape or non-finite, a ``dt`` beyond the stability
+                limits, or a blown-up solution (the check stays on).
         """
         n, h, lap = self._grid(n_points)
         times = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -165,7 +201,8 @@ class LidDrivenCavity:
         omega[1:-1, 1:-1] = -self._laplacian(psi, h)
         psi = self.stream_function(omega, lap)
         self._wall_vorticity(omega, psi, h)
-        step = self.time_step(n, dt)
+        u, v = self.velocity(psi)
+        step = self.time_step(n, dt, speed=float(np.hypot(u, v).max()) * abs(self.lid_velocity))
         out = np.empty((times.size, n, n))
         t, previous = 0.0, None
         for k, t_stop in enumerate(times):
@@ -243,7 +280,7 @@ class LidDrivenCavity:
             ValueError: no convergence by ``max_time`` (the message gives the last rate).
         """
         n, h, lap = self._grid(n_points)
-        step = self.time_step(n, dt)
+        step = self.time_step(n, dt, scheme="lagged")
         omega = np.zeros((n, n))
         psi = np.zeros((n, n))
         self._wall_vorticity(omega, psi, h)
