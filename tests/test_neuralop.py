@@ -295,3 +295,21 @@ def test_subclasses_of_neuraloperators_fno():
     assert torch.equal(out[:, 0, 0], torch.full((2,), 2.0))
     with pytest.raises(ValueError, match="MyFNO: norm is set"):
         pg.BOON(MyFNO(norm="group_norm"), left=pg.Dirichlet(0.0))
+
+
+def test_well_files_yield_trainer_samples_that_boon_takes(tmp_path):
+    """physguard's reader as a Trainer data set: each sample carries its walls' values, and
+    BOON(neuralop FNO) holds them per sample from the batch."""
+    from physguard.datasets.operator import make_operator_data
+    from physguard.datasets.well import TrainerSamples, export_well, read_well
+
+    data = make_operator_data("stokes", 6, 33, "single", seed=1)
+    export_well(data, tmp_path / "s.h5")
+    samples = TrainerSamples(read_well(tmp_path / "s.h5", "stokes"))
+    batch = next(iter(torch.utils.data.DataLoader(samples, batch_size=4)))
+    assert set(batch) == {"x", "y", "left_values", "right_values"}
+    boon = pg.BOON(_fno(), left=pg.Dirichlet(0.0), right=pg.Dirichlet(0.0))
+    out = boon(**batch)
+    torch.testing.assert_close(out[:, 0, 0], batch["left_values"][:, 0])
+    torch.testing.assert_close(out[:, 0, -1], batch["right_values"][:, 0])
+    assert float(batch["left_values"].std()) > 0  # the values differ between samples

@@ -55,7 +55,8 @@ from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
 
 __all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls",
-           "check_conditions", "file_record", "data_summary", "data_note", "WallCheckError"]
+           "check_conditions", "file_record", "data_summary", "data_note", "WallCheckError",
+           "TrainerSamples"]
 
 _FORMAT_VERSION = 2
 #: The walls of each axis, lower end first.
@@ -297,6 +298,34 @@ def _open(path) -> tuple[Path, object]:
         return path, _h5py().File(path, "r")
     except OSError as err:
         raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
+
+
+class TrainerSamples(torch.utils.data.Dataset):
+    """Operator data as the samples neuraloperator's ``Trainer`` expects: ``{"x": (C_in,
+    *grid), "y": (C_out, *grid), "<wall>_values": ...}`` float32, the wall values of each
+    Dirichlet or Neumann wall (1-D ``(T,)``, 2-D ``(C_out, N_wall)``), which a
+    :class:`~physguard.BOON` model takes from the batch (``model(**sample)``). Lazy fields are
+    read per sample.
+
+    Args:
+        data: :class:`OperatorData` or :class:`OperatorData2d` (e.g. from :func:`read_well`).
+    """
+
+    def __init__(self, data: OperatorData | OperatorData2d):
+        self.data = data
+        two_d = isinstance(data, OperatorData2d)
+        kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
+            {"left": data.left_type, "right": data.right_type}
+        self.walls = {w: getattr(data, w if two_d else f"{w}_values")
+                      for w, k in kinds.items() if k != "periodic"}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {"x": self.data.inputs[i].float(), "y": self.data.targets[i].float()}
+        sample.update({f"{w}_values": v[i].float() for w, v in self.walls.items()})
+        return sample
 
 
 class WallCheckError(ValueError):
