@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ["as_float_tensor", "check_finite", "check_broadcastable", "check_counts",
-           "check_count", "check_seed",
+           "check_count", "check_seed", "MAX_SEED",
            "check_in_domain", "check_times"]
 
 
@@ -94,6 +94,11 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+#: The largest seed of every seed option (``--seed``, ``--extra-seeds``, the bench's seeds):
+#: the 2-D generators seed each sample ``seed * 1_000_003 + i``, which must fit a 64-bit seed.
+MAX_SEED = 2**32 - 1
 
 
 def check_seed(seed, derived: int = 1_000_003) -> int:

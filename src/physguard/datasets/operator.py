@@ -70,6 +70,11 @@ class OperatorData:
     def __len__(self) -> int:
         return self.targets.shape[0]
 
+    def wall_conditions(self) -> dict[str, tuple[str, torch.Tensor]]:
+        """``{"left" | "right": (kind, values (n, T))}``."""
+        return {"left": (self.left_type, self.left_values),
+                "right": (self.right_type, self.right_values)}
+
     def subset(self, index) -> OperatorData:
         """The samples ``index``; lazy fields (:class:`~physguard.datasets.well.LazyField`)
         stay lazy."""

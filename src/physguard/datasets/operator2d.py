@@ -133,6 +133,11 @@ class OperatorData2d:
     def __len__(self) -> int:
         return self.targets.shape[0]
 
+    def wall_conditions(self) -> dict[str, tuple[str, torch.Tensor]]:
+        """``{wall: (kind, values (n, C, N_wall))}`` for left, right, bottom, top."""
+        return {wall: (kind, getattr(self, wall))
+                for wall, kind in zip(WALLS, self.wall_types, strict=True)}
+
     @property
     def fields(self) -> int:
         """Fields per output time (the velocity: 2; channel ``k * fields + f``)."""

@@ -34,7 +34,6 @@ from .well import (
     LazyField,
     _append_wrap_points,
     _conditions,
-    _FieldReader,
     _h5py,
     _open,
     _uniform,
@@ -163,9 +162,9 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
                              "\"left=dirichlet:0,right=neumann:0\"")
         conditions = _conditions(f, path, axes, shape, False, stated)
     if check_walls:
-        check_conditions(path, array if array is not None else _FieldReader(path, [dataset],
-                                                                            False),
-                         conditions, grid, progress=progress)
+        check_conditions(path, array if array is not None
+                         else LazyField(path, dataset, range(steps)), conditions, grid,
+                         progress=progress)
     # PDEBench's periodic grids never repeat the wrap-around point: append it
     periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
     conditions = _append_wrap_points(conditions, grid, periodic)

@@ -108,8 +108,7 @@ def export_well(data: OperatorData | OperatorData2d, path: str | os.PathLike) ->
     two_d = isinstance(data, OperatorData2d)
     time = np.concatenate([[0.0], data.t.numpy()])
     fields = _trajectories(data)
-    kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
-        {"left": data.left_type, "right": data.right_type}
+    kinds = {wall: kind for wall, (kind, _) in data.wall_conditions().items()}
     grids = {"x": data.x.numpy(), **({"y": data.y.numpy()} if two_d else {})}
     if two_d and "," in data.field:
         raise ValueError(f"export_well writes one field; the data hold {data.field}")
@@ -187,24 +186,18 @@ def _exact_values(data, side: str) -> np.ndarray:
     its field, by the same condition) at step 0, then the targets' recorded values."""
     from ..metrics import boundary_residual
 
-    if isinstance(data, OperatorData2d):
-        axis, end = _WALL_AXIS[side]
-        kind = data.wall_types[WALLS.index(side)]
-        h = float(data.x[1] - data.x[0]) if axis == "x" else float(data.y[1] - data.y[0])
-        inputs = data.inputs.transpose(-1, -2) if axis == "x" else data.inputs
-        zero = torch.zeros(inputs.shape[:-1], dtype=inputs.dtype)
-        initial = boundary_residual(inputs, kind, zero, "left" if end == 0 else "right",
-                                    h).numpy()  # (n, C_in, N_wall)
-        targets = getattr(data, side)  # (n, C, N_wall)
-        if data.field == "velocity":  # (n, 2 comps, N_wall) per step -> (n, steps, N_wall, 2)
-            return np.concatenate([initial[:, None], data.per_step(targets).numpy()],
-                                  axis=1).transpose(0, 1, 3, 2)
-        return np.concatenate([initial, targets.numpy()], axis=1)
-    h = float(data.x[1] - data.x[0])
-    kind = getattr(data, f"{side}_type")
-    zero = torch.zeros(len(data), 1, dtype=torch.float64)
-    initial = boundary_residual(data.inputs, kind, zero, side, h).numpy()  # (n, 1)
-    return np.concatenate([initial, getattr(data, f"{side}_values").numpy()], axis=1)
+    kind, targets = data.wall_conditions()[side]  # (n, T) in 1-D, (n, C, N_wall) in 2-D
+    axis, end = _WALL_AXIS[side]
+    grid = data.x if axis == "x" else data.y
+    two_d = isinstance(data, OperatorData2d)
+    inputs = data.inputs.transpose(-1, -2) if two_d and axis == "x" else data.inputs
+    zero = torch.zeros(inputs.shape[:-1], dtype=inputs.dtype)  # the wall's normal last
+    initial = boundary_residual(inputs, kind, zero, "left" if end == 0 else "right",
+                                float(grid[1] - grid[0])).numpy()  # (n, C_in[, N_wall])
+    if two_d and data.field == "velocity":  # (n, 2 comps, N_wall) per step
+        return np.concatenate([initial[:, None], data.per_step(targets).numpy()],
+                              axis=1).transpose(0, 1, 3, 2)  # -> (n, steps, N_wall, 2)
+    return np.concatenate([initial, targets.numpy()], axis=1)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -313,11 +306,8 @@ class TrainerSamples(torch.utils.data.Dataset):
 
     def __init__(self, data: OperatorData | OperatorData2d):
         self.data = data
-        two_d = isinstance(data, OperatorData2d)
-        kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
-            {"left": data.left_type, "right": data.right_type}
-        self.walls = {w: getattr(data, w if two_d else f"{w}_values")
-                      for w, k in kinds.items() if k != "periodic"}
+        self.walls = {wall: values for wall, (kind, values) in data.wall_conditions().items()
+                      if kind != "periodic"}
 
     def __len__(self) -> int:
         return len(self.data)
@@ -441,13 +431,9 @@ def data_summary(data, train: int, test: int, source: dict | None = None) -> dic
     bytes, SHA-256, stated walls, whether the walls were checked), the samples, the grid,
     the steps, the field and each wall's condition with the range of its values."""
     two_d = isinstance(data, OperatorData2d)
-    kinds = dict(zip(WALLS, data.wall_types, strict=True)) if two_d else \
-        {"left": data.left_type, "right": data.right_type}
-    conditions = {}
-    for wall, kind in kinds.items():
-        values = getattr(data, wall) if two_d else getattr(data, f"{wall}_values")
-        conditions[wall] = {"kind": kind} if kind == "periodic" else {
-            "kind": kind, "min": float(values.min()), "max": float(values.max())}
+    conditions = {wall: {"kind": kind} if kind == "periodic" else {
+        "kind": kind, "min": float(values.min()), "max": float(values.max())}
+        for wall, (kind, values) in data.wall_conditions().items()}
     return {**(source or {}), "samples": len(data), "train_samples": train,
             "test_samples": test,
             "grid": {"x": int(data.x.shape[0]), **({"y": int(data.y.shape[0])} if two_d
@@ -872,9 +858,9 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
                                  parse_walls(walls, n_dims), names)
         params = _parameters(f, n, path) if n_dims == 1 else None
     datasets = [d for d, _ in chosen]
-    reader = _FieldReader(path, datasets, components > 0)
     if check_walls:
-        check_conditions(path, reader, conditions, grid, progress=progress)
+        every_step = LazyField(path, datasets, range(steps), components=components > 0)
+        check_conditions(path, every_step, conditions, grid, components, progress=progress)
     # The Well writes periodic axes without the wrap-around point: append it (x[-1] + h),
     # as the grid says; physguard's own first exports (format 1) kept it.
     periodic = [] if legacy else \
@@ -938,31 +924,6 @@ def _append_wrap_points(conditions: dict, grid: dict, periodic: list[str]) -> di
     return out
 
 
-class _FieldReader:
-    """Blocks of samples ``(B, steps, *spatial[, D])`` float64 of one or several datasets of
-    a file (scalar fields and vector components stacked on the last axis when ``stack``)."""
-
-    def __init__(self, path, datasets: list[str], stack: bool):
-        self.path, self.datasets, self.stack = path, datasets, stack
-        with _h5py().File(path, "r") as f:
-            shapes = [f[d].shape for d in datasets]
-        vector = [d.startswith("t1_fields/") for d in datasets]
-        spatial = shapes[0][:-1] if vector[0] else shapes[0]
-        components = sum(s[-1] if v else 1 for s, v in zip(shapes, vector, strict=True))
-        self.shape = (*spatial, components) if stack else shapes[0]
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def block(self, start: int, stop: int) -> np.ndarray:
-        with _h5py().File(self.path, "r") as f:
-            parts = [np.asarray(f[d][start:stop], np.float64) for d in self.datasets]
-        if not self.stack:
-            return parts[0]
-        return np.concatenate([p if d.startswith("t1_fields/") else p[..., None]
-                               for p, d in zip(parts, self.datasets, strict=True)], axis=-1)
-
-
 def read_well_2d(path: str | os.PathLike, problem: str, setting: str = "multi", **options
                  ) -> OperatorData2d:
     """:func:`read_well` for a file that must be 2-D (same arguments and errors)."""
@@ -979,14 +940,15 @@ NEUMANN_TRUNCATION = 4.0
 NEUMANN_RTOL = 0.05
 
 
-def check_conditions(path, reader, conditions: dict, grid: dict,
+def check_conditions(path, fields, conditions: dict, grid: dict, components: int = 0,
                      block_bytes: int = 1 << 26, progress: bool = False) -> None:
     """Check every condition against the fields, every sample and every step after the
     initial one (the targets', whose conditions BOON enforces), in blocks.
 
-    ``reader``: the fields as stored (without appended wrap-around points): a
-    :class:`_FieldReader` of the file, or an array ``(B, steps, *spatial[, D])`` already
-    read. Values ``(B, steps[, N_wall][, D])`` as :func:`read_well` builds them.
+    ``fields``: every step of the fields as stored (without appended wrap-around points), a
+    :class:`LazyField` of the file or an array already read, ``(B, steps * D, *spatial)``
+    step-major with ``components = D`` (``(B, steps, *spatial)`` and 0 for one scalar field).
+    Values ``(B, steps[, N_wall][, D])`` as :func:`read_well` builds them.
 
     * NaN / inf anywhere in the field: refused (the first sample named).
     * Dirichlet: ``|u_wall - g| <= DIRICHLET_RTOL * max(1, max |u|)``.
@@ -1016,11 +978,8 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
     from ..metrics import boundary_residual
 
     axes = list(grid)
-    blocks = reader.block if hasattr(reader, "block") else \
-        (lambda start, stop: np.asarray(reader[start:stop], np.float64))
-    shape = reader.shape
+    shape = fields.shape
     n = shape[0]
-    vector = len(shape) > 2 + len(grid)  # a component axis last
     per_sample = max(1, int(np.prod(shape[1:])) * 8)
     step = max(1, block_bytes // per_sample)
     worst: dict[str, tuple[float, float, float, int, int]] = {}
@@ -1030,15 +989,15 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
                disable=not progress or n <= step)
     for start in range(0, n, step):
         bar.update(min(step, n - start))
-        block = blocks(start, start + step)
+        block = np.asarray(fields[start:start + step], np.float64)
         if not np.isfinite(block).all():
             bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
             raise ValueError(f"{path}: the field holds NaN or infinite values (first in "
                              f"sample {bad}); physguard will not train on them")
+        if components:  # (B, S D, *spatial) -> (B, S, D, *spatial)
+            block = block.reshape(block.shape[0], -1, components, *block.shape[2:])
         block = block[:, 1:]  # the targets' steps: BOON holds their conditions; an initial
         # field need not meet them (heat's cos(omega pi x) against a zero flux)
-        if vector:  # (B, S, *spatial, D) -> components as a leading axis
-            block = np.moveaxis(block, -1, 2)
         u = torch.from_numpy(block)
         scale = max(1.0, float(u.abs().max()))
         for wall, (kind, values) in conditions.items():
@@ -1048,7 +1007,7 @@ def check_conditions(path, reader, conditions: dict, grid: dict,
             along = u if axis == axes[-1] else u.transpose(-1, -2)  # the axis last
             h = float(grid[axis][1] - grid[axis][0])
             g = torch.from_numpy(np.asarray(values[start:start + step, 1:]))
-            if vector:
+            if components:
                 g = torch.movedim(g, -1, 2)
             side = "left" if end == 0 else "right"
             allowance = DIRICHLET_RTOL * scale

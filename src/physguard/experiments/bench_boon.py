@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from .. import metrics as M
 from .._distributed import is_main, run_folder_on_main
 from .._io import atomic_path, resolve_device, write_json, write_text
+from .._validation import MAX_SEED
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
 from .boon import BOONConfig, boon_options, relative_l2_loss, split_data, train_and_evaluate
@@ -64,9 +65,6 @@ __all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS",
 
 BENCH_CASES = (*OPERATOR_PROBLEMS, *PROBLEMS_2D)
 BENCH_MODELS = ("FNO", "BOON", "FNO+penalty")
-#: The largest seed of every seed option (the 2-D generators seed ``seed * 1_000_003 + i``,
-#: which must fit torch's 64-bit generator seeds).
-MAX_SEED = 2**32 - 1
 
 #: Bench sizes at the CPU defaults (the 1-D single step as ``physguard run``, the others
 #: smaller, so that the twelve rows of three models fit in about 32 minutes on 2 cores). The
@@ -261,7 +259,7 @@ def conditions_spread(*datasets) -> float | None:
     from the exact wall values (at most the :func:`wall_error_share` bound) and from how the
     corrected layers train. ``None``: every wall is periodic (no condition data).
     """
-    walls = [[values for kind, values in _condition_walls(data) if kind != "periodic"]
+    walls = [[values for kind, values in data.wall_conditions().values() if kind != "periodic"]
              for data in datasets]
     if not walls[0]:
         return None
@@ -269,21 +267,11 @@ def conditions_spread(*datasets) -> float | None:
                for values in (torch.cat(parts) for parts in zip(*walls, strict=True)))
 
 
-def _condition_walls(data: OperatorData | OperatorData2d) -> list[tuple[str, torch.Tensor]]:
-    """``(kind, values)`` of every wall: 1-D ``left_values`` / ``right_values (n, T)``; 2-D
-    ``left`` ... ``top (n, C, N_wall)``."""
-    if isinstance(data, OperatorData):
-        return [(kind, getattr(data, f"{side}_values")) for side, kind in
-                (("left", data.left_type), ("right", data.right_type))]
-    return [(kind, getattr(data, wall)) for wall, kind in zip(WALLS, data.wall_types,
-                                                             strict=True)]
-
-
 def _kernel_correction(data: OperatorData | OperatorData2d) -> bool:
     """Whether BOON corrects the kernels on this data (a Dirichlet or Neumann wall); with
     periodic walls only, it averages the two ends after every layer and nothing else. (A
     row's config can also switch the correction off: ``BOON2dConfig.kernel_correction``.)"""
-    return any(kind != "periodic" for kind, _ in _condition_walls(data))
+    return any(kind != "periodic" for kind, _ in data.wall_conditions().values())
 
 
 def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,

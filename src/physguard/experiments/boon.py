@@ -414,31 +414,33 @@ def train_and_evaluate(name: str, train: OperatorData, test: OperatorData, confi
     return model, losses, prediction, operator_metrics(name, prediction, test)
 
 
-def split_file_data(data, config):
-    """``(train, test)`` of given data: the last ``max(1, min(n_test, n // 5))`` samples are
-    the test set (read into memory), and ``config`` with the sizes used."""
+def split_file_data(data, config, source: dict | None = None):
+    """``(train, test, config, summary)`` of given data: the last ``max(1, min(n_test,
+    n // 5))`` samples are the test set (read into memory), ``config`` with the sizes used,
+    and the data's summary for ``config.json`` and the table
+    (:func:`~physguard.datasets.well.data_summary`; ``source``: the file's record)."""
+    from ..datasets.well import data_summary
+
     n_test = max(1, min(config.n_test, len(data) // 5))
     train = data.subset(slice(0, len(data) - n_test))
     test = data.subset(slice(len(data) - n_test, None)).in_memory()
-    return train, test, dataclasses.replace(config, n_train=len(train), n_test=n_test)
+    return (train, test, dataclasses.replace(config, n_train=len(train), n_test=n_test),
+            data_summary(data, len(train), n_test, source))
 
 
 def _run_boon_into(config: BOONConfig, out: Path, progress: bool, figures: bool,
                    data: OperatorData | None = None, source: dict | None = None
                    ) -> list[dict]:
-    started = time.perf_counter()
     from ..datasets.well import data_note
 
-    summary = None
+    started = time.perf_counter()
     if data is None:
-        write_json(out / "config.json", dataclasses.asdict(config))
         train, test = split_data(config)
+        summary = None
     else:
-        from ..datasets.well import data_summary
-
-        train, test, config = split_file_data(data, config)
-        summary = data_summary(data, len(train), len(test), source)
-        write_json(out / "config.json", {**dataclasses.asdict(config), "data": summary})
+        train, test, config, summary = split_file_data(data, config, source)
+    write_json(out / "config.json", {**dataclasses.asdict(config),
+                                     **({"data": summary} if summary else {})})
     records, predictions, history = [], {}, {}
     for name in MODELS:
         model, history[name], predictions[name], record = train_and_evaluate(

@@ -334,19 +334,16 @@ def run_boon_2d(config: BOON2dConfig, out: str | Path, progress: bool = True,
     config.torch_device()
     progress = progress and world()[0] == 0
     with run_folder_on_main(out, overwrite) as folder:  # torchrun: rank 0 writes
-        started = time.perf_counter()
         from ..datasets.well import data_note
 
-        summary = None
+        started = time.perf_counter()
         if data is None:
-            write_json(folder / "config.json", dataclasses.asdict(config))
             train, test = split_data_2d(config, progress)
+            summary = None
         else:
-            from ..datasets.well import data_summary
-
-            train, test, config = split_file_data(data, config)
-            summary = data_summary(data, len(train), len(test), source)
-            write_json(folder / "config.json", {**dataclasses.asdict(config), "data": summary})
+            train, test, config, summary = split_file_data(data, config, source)
+        write_json(folder / "config.json", {**dataclasses.asdict(config),
+                                            **({"data": summary} if summary else {})})
         data_seconds = time.perf_counter() - started
         records, predictions, history, seconds = [], {}, {}, {}
         for name in MODELS:
