@@ -8,6 +8,9 @@ import torch
 #: Relative Tikhonov shift of a boundary block: ``A + SHIFT * scale * I`` (sign-safe pivots).
 SHIFT = 1e-7
 
+#: Damping of the elimination, relative to the block's RMS singular value (0: exact).
+DAMPING = 0.0
+
 
 def shifted(A: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """``A + SHIFT * magnitude * I`` on the last two dims; an all-zero block (zero kernel
@@ -25,6 +28,11 @@ def solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         ValueError: the block is singular (non-finite or degenerate weights).
     """
     try:
+        if DAMPING > 0:
+            lam = DAMPING * torch.linalg.matrix_norm(A).detach() / A.shape[-1] ** 0.5
+            AH = A.mH
+            eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+            return torch.linalg.solve(AH @ A + (lam ** 2)[..., None, None] * eye, AH @ rhs)
         return torch.linalg.solve(A, rhs)
     except torch.linalg.LinAlgError as err:
         raise ValueError("the boundary block of a kernel layer is singular even after the "
