@@ -11,6 +11,8 @@ mean over the kernel layers, on the trained model and the test inputs) and the c
 number of the wall blocks.
 
 Variants: ``FNO``; ``BOON`` (Saad et al.'s exact elimination ``A delta = -K[P, I] v_I``);
+``BOON-output-only``: the exact output alone (``kernel_correction=False``: with periodic walls,
+no mean of the two ends between layers);
 ``BOON-damped-<rho>``: the elimination as damped least squares,
 ``delta = -(A^T A + lam^2 I)^-1 A^T K[P, I] v_I`` with ``lam = rho * rms singular value of
 A`` (the output's conditions still hold exactly: they are set after the projection).
@@ -101,6 +103,8 @@ def run(rows, seeds, variants, data_seed, out: Path, epochs=None):
                 if (problem, setting, variant, seed) in done:
                     continue
                 cfg = dataclasses.replace(config, seed=seed)
+                if variant == "BOON-output-only":
+                    cfg = dataclasses.replace(cfg, kernel_correction=False)
                 name = "FNO" if variant == "FNO" else "BOON"
                 start = time.perf_counter()
                 with variant_context(variant):

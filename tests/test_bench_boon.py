@@ -20,6 +20,7 @@ from physguard.experiments.bench_boon import (
     conditions_spread,
     interior_rel_l2,
     run_bench_boon,
+    seed_statistics,
     wall_error_share,
 )
 
@@ -28,7 +29,7 @@ TINY = dict(n_train=4, n_test=2, n_points=17, width=4, modes=3, epochs=1, n_step
 
 def test_tiny_bench_writes_report_and_records(tmp_path):
     config = BOONBenchConfig(cases=("stokes", "wave2d"), settings=("single", "multi"),
-                             overrides=TINY, device="cpu")
+                             overrides=TINY, device="cpu", seeds=1)
     records = run_bench_boon(config, tmp_path / "bench", progress=False)
     folder = tmp_path / "bench"
     assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "report.md",
@@ -93,23 +94,48 @@ def test_penalty_residual_2d_and_identical_wall_inputs():
     assert not _identical_walls(heat)
 
 
-def test_extra_seeds_give_the_ratio_per_seed_and_its_median(tmp_path):
+def test_seeds_give_the_ratio_per_seed_its_median_range_and_spreads(tmp_path):
     config = BOONBenchConfig(cases=("heat-neumann",), settings=("single",), overrides=TINY,
-                             device="cpu", extra_seeds=(3, 5), recheck=False)
+                             device="cpu", seeds=(0, 3, 5))
+    assert config.seed == 0
     records = run_bench_boon(config, tmp_path / "b", progress=False)
-    boon = next(r for r in records if r["model"] == "BOON")
-    fno = next(r for r in records if r["model"] == "FNO")
-    assert set(boon["seed_rel_l2"]) == {"3", "5"}
-    ratios = [fno["rel_l2"] / boon["rel_l2"]] + [v["FNO"] / v["BOON"]
-                                                 for v in boon["seed_rel_l2"].values()]
+    # FNO and BOON on every seed, the penalty baseline on the first only
+    assert sorted((r["model"], r["seed"]) for r in records) == sorted(
+        [("FNO", 0), ("BOON", 0), ("FNO+penalty", 0), ("FNO", 3), ("BOON", 3), ("FNO", 5),
+         ("BOON", 5)])
+    rel = {(r["model"], r["seed"]): r["rel_l2"] for r in records}
+    ratios = [rel["FNO", k] / rel["BOON", k] for k in (0, 3, 5)]
     assert len(set(ratios)) == 3  # new data and weights per seed
+    stat = seed_statistics(records)
+    assert stat["median"] == pytest.approx(sorted(ratios)[1])
+    assert (stat["min"], stat["max"]) == pytest.approx((min(ratios), max(ratios)))
+    boon = [rel["BOON", k] for k in (0, 3, 5)]
+    assert stat["boon_spread"] == pytest.approx(max(boon) / min(boon))
+    expected = "ahead" if min(ratios) > 1 else "behind" if max(ratios) < 1 else "unresolved"
+    assert stat["verdict"] == expected
     report = (tmp_path / "b" / "report.md").read_text()
-    assert "| seed 0 | seed 3 | seed 5 | median |" in report
-    assert f"| {sorted(ratios)[1]:.2f} |\n" in report  # the median closes the row
+    assert "| seed 0 | seed 3 | seed 5 | median | range |" in report
+    assert f"{sorted(ratios)[1]:.2f} [{min(ratios):.2f}, {max(ratios):.2f}]" in report
+    assert f"| {expected} |" in report and "Over 3 seeds" in report
+
+
+def test_seed_options():
+    assert BOONBenchConfig().seeds == (0, 1, 2)  # three seeds by default
+    assert BOONBenchConfig(seed=4, seeds=2).seeds == (4, 5)
+    assert BOONBenchConfig(seed=4, extra_seeds=(7,)).seeds == (4, 7)
+    assert BOONBenchConfig(seeds=(9, 2)).seed == 9
     with pytest.raises(ValueError, match="extra_seeds"):
         BOONBenchConfig(extra_seeds=(0,))
     with pytest.raises(ValueError, match="extra_seeds"):
         BOONBenchConfig(extra_seeds=(2, 2))
+    with pytest.raises(ValueError, match="distinct"):
+        BOONBenchConfig(seeds=(2, 2))
+    with pytest.raises(ValueError, match="count >= 1"):
+        BOONBenchConfig(seeds=0)
+    with pytest.raises(ValueError, match="not both"):
+        BOONBenchConfig(seeds=2, extra_seeds=(5,))
+    with pytest.raises(ValueError, match="4294967295"):
+        BOONBenchConfig(seeds=(1, 2**32))
 
 
 def test_bench_boon_cli_errors(tmp_path):
@@ -123,6 +149,9 @@ def test_bench_boon_cli_errors(tmp_path):
     result = runner.invoke(main, ["bench", "boon", "--extra-seeds", "1,x", "--out",
                                   str(tmp_path / "b")])
     assert result.exit_code == 2 and "extra seeds must be integers" in result.output
+    result = runner.invoke(main, ["bench", "boon", "--seeds", "two", "--out",
+                                  str(tmp_path / "b")])
+    assert result.exit_code == 2 and "--seeds must be a count" in result.output
     assert not (tmp_path / "b").exists()
     with pytest.raises(ValueError, match="penalty"):
         BOONBenchConfig(penalty=-1.0)
@@ -180,7 +209,7 @@ def test_recheck_trains_a_lost_row_again_with_the_next_seed(tmp_path, monkeypatc
 
     monkeypatch.setattr(bench_module, "train_and_evaluate", rigged)
     config = BOONBenchConfig(cases=("heat-neumann",), settings=("single",), overrides=TINY,
-                             device="cpu")
+                             device="cpu", seeds=1)
     records = run_bench_boon(config, tmp_path / "bench", progress=False)
     assert calls[-2:] == [("FNO", 1, False), ("BOON", 1, False)]
     boon = {r["model"]: r for r in records}["BOON"]

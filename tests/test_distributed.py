@@ -12,7 +12,8 @@ ARGS = ["run", "heat-neumann", "--epochs", "2", "--functions", "20", "--test-fun
         "--quiet", "--device", "cpu"]
 
 
-BENCH = ["bench", "boon", "--cases", "stokes", "--settings", "single", "--epochs", "2",
+BENCH = ["bench", "boon", "--cases", "stokes", "--settings", "single", "--seeds", "1",
+         "--epochs", "2",
          "--functions", "12", "--test-functions", "4", "--quiet", "--device", "cpu"]
 
 

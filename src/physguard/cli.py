@@ -465,6 +465,20 @@ def _seeds(texts: tuple[str, ...]) -> tuple[int, ...]:
         raise ValueError(f"extra seeds must be integers, got {', '.join(texts)}") from None
 
 
+def _seed_count(text: str) -> int | tuple[int, ...]:
+    """``--seeds``: one number is a count of seeds from ``--seed`` on; a comma-separated list
+    names the seeds (the first replaces ``--seed``)."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    try:
+        values = tuple(int(k) for k in parts)
+    except ValueError:
+        raise ValueError(f"--seeds must be a count or comma-separated integers, got "
+                         f"{text!r}") from None
+    if not values:
+        raise ValueError("--seeds is empty")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
 @bench.command("boon")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs") / "bench-boon", show_default=True,
@@ -486,19 +500,24 @@ def _seeds(texts: tuple[str, ...]) -> tuple[int, ...]:
               help="Where BOON loses a row for no measured reason, train FNO and BOON again "
                    "with the next seed's weights (same data) and report whether the gap keeps "
                    "its sign.")
+@click.option("--seeds", "seeds", default="3", show_default=True,
+              help="How many seeds (from --seed on), or comma-separated seeds: each draws new "
+                   "data and weights and trains FNO and BOON (FNO+penalty: the first seed); "
+                   "the report gives FNO / BOON per seed, its median and range, and each "
+                   "model's spread. Each seed after the first costs about two thirds of the "
+                   "bench again.")
 @click.option("--extra-seeds", default="", show_default=False,
-              help="Comma-separated further seeds (new data and weights; FNO and BOON only): "
-                   "the report adds FNO / BOON per seed and its median. Each costs about "
-                   "two thirds of the bench again.")
+              help="Comma-separated further seeds (the older spelling of --seeds SEED,...).")
 @_run_options
 def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | None,
                penalty: float, functions: int | None, test_functions: int | None,
-               recheck: bool, extra_seeds: str, seed: int, device: str, overwrite: bool,
+               recheck: bool, seeds: str, extra_seeds: str, seed: int, device: str, overwrite: bool,
                quiet: bool) -> None:
     """FNO vs BOON vs an FNO with a boundary penalty (Saad et al., ICLR 2023) on every BOON
     problem, 1-D and 2-D, single and multi step, with published numbers beside ours.
 
-    The default sizes take about 35 minutes on 2 CPU cores (34.0 measured, rechecks included).
+    The default sizes take about 35 minutes per seed on 2 CPU cores (34.0 measured for one
+    seed, rechecks included); three seeds by default.
     """
     from . import _distributed
     from .experiments.bench_boon import BOONBenchConfig, run_bench_boon
@@ -512,7 +531,8 @@ def bench_boon(out: Path, cases: str, settings: str, paper: bool, epochs: int | 
         config = BOONBenchConfig(cases=split(cases), settings=split(settings), paper=paper,
                                  epochs=epochs, penalty=penalty, seed=seed, device=device,
                                  overrides=sizes, recheck=recheck,
-                                 extra_seeds=_seeds(split(extra_seeds)))
+                                 extra_seeds=_seeds(split(extra_seeds)),
+                                 seeds=None if extra_seeds.strip() else _seed_count(seeds))
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     distributed = _distributed.init(device)  # torchrun: every row trains with DDP

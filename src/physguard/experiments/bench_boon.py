@@ -60,7 +60,7 @@ from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
 from .boon import BOONConfig, boon_options, relative_l2_loss, split_data, train_and_evaluate
 from .boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d, wall_residuals
 
-__all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS",
+__all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS", "seed_statistics",
            "boundary_residual"]
 
 BENCH_CASES = (*OPERATOR_PROBLEMS, *PROBLEMS_2D)
@@ -99,20 +99,24 @@ class BOONBenchConfig:
         epochs: overrides every row's epochs; penalty: the soft-constraint weight.
         overrides: further size overrides applied to every row (for example in tests).
         seed, device: as in ``physguard run``.
-        recheck: on a row where BOON does not beat the FNO and neither slower training nor
-            identical wall inputs explain it, train both again on the same data with the
-            initial weights and batch order of ``seed + 1``, and say in the note whether the
-            gap keeps its sign (a measured seed spread, at the cost of two more trainings
-            on such rows only).
-        extra_seeds: further seeds for every row: new data and initial weights, the FNO and
-            BOON trained on each (two more trainings per row and seed). The report then
-            gives FNO / BOON per seed and its median over all seeds: one seed's ratio
+        seeds: the seeds of every row: an int ``k`` for ``seed, seed + 1, ..., seed + k - 1``
+            (default 3), or the seeds themselves (the first is the table's). Each seed draws
+            new data and initial weights and trains the FNO and BOON on them (the
+            FNO+penalty baseline: the first seed only). The report gives FNO / BOON per seed,
+            its median and range, each model's seed-to-seed spread (max / min relative L2),
+            and calls a row ahead or behind only where every seed says so: one seed's ratio
             swings between about 0.5 and 2 at the CPU sizes
-            (``benchmarks/results/boon_interior.md``, section 3).
+            (``benchmarks/results/boon_seed_spread.md``).
+        extra_seeds: the older spelling: ``seeds = (seed, *extra_seeds)``.
+        recheck: with one seed only, on a row where BOON does not beat the FNO and neither
+            slower training nor identical wall inputs explain it, train both again on the same
+            data with the initial weights and batch order of ``seed + 1``, and say in the note
+            whether the gap keeps its sign (two more trainings on such rows only).
 
     Raises:
         ValueError: an unknown case or setting, an empty selection, a negative penalty,
-            extra seeds that repeat or include ``seed``.
+            seeds that repeat, lie outside ``0 .. 2^32 - 1``, or ``seeds`` given with
+            ``extra_seeds``.
     """
 
     cases: tuple[str, ...] = BENCH_CASES
@@ -125,16 +129,32 @@ class BOONBenchConfig:
     device: str = "auto"
     recheck: bool = True
     extra_seeds: tuple[int, ...] = ()
+    seeds: int | tuple[int, ...] | None = None
 
     def __post_init__(self):
         extra = tuple(int(k) for k in self.extra_seeds)
-        for k in (self.seed, *extra):
-            if not 0 <= k <= MAX_SEED:
-                raise ValueError(f"seeds must lie in 0 .. {MAX_SEED} (as --seed), got {k}")
         if len(set(extra)) != len(extra) or self.seed in extra:
             raise ValueError(f"extra_seeds must be distinct and differ from seed {self.seed}, "
                              f"got {list(extra)}")
+        if extra and self.seeds is not None:
+            raise ValueError("give seeds or extra_seeds, not both")
+        seeds = self.seeds
+        if extra:
+            seeds = (self.seed, *extra)
+        elif seeds is None or isinstance(seeds, int):
+            count = 3 if seeds is None else seeds
+            if isinstance(count, bool) or count < 1:
+                raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {count}")
+            seeds = tuple(range(self.seed, self.seed + count))
+        seeds = tuple(int(k) for k in seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+        for k in seeds:
+            if not 0 <= k <= MAX_SEED:
+                raise ValueError(f"seeds must lie in 0 .. {MAX_SEED} (as --seed), got {k}")
         object.__setattr__(self, "extra_seeds", extra)
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "seed", seeds[0])
         unknown = [c for c in self.cases if c not in BENCH_CASES]
         if unknown or not self.cases:
             raise ValueError(f"cases must be a non-empty selection of {', '.join(BENCH_CASES)}; "
@@ -287,33 +307,35 @@ def _run_row(problem: str, setting: str, config, bench: BOONBenchConfig,
                  kernel_correction=_kernel_correction(train) and config.kernel_correction,
                  boon_options=" and ".join(boon_options(config)))
     records = []
-    for label in BENCH_MODELS:
-        name = "BOON" if label == "BOON" else "FNO"
-        loss = _penalised_loss(train, bench.penalty) if label == "FNO+penalty" else None
-        tic = time.perf_counter()
-        _, losses, prediction, record = evaluate(name, train, test, config, progress, loss)
-        record.update(interior_rel_l2=interior_rel_l2(prediction, test.targets, two_d),
-                      wall_error_share=wall_error_share(prediction, test.targets, two_d),
-                      model=label, problem=problem, setting=setting,
-                      train_seconds=time.perf_counter() - tic, data_seconds=data_seconds,
-                      final_train_loss=losses[-1], n_points=config.n_points,
-                      n_train=config.n_train, n_test=config.n_test, epochs=config.epochs,
-                      width=config.width, modes=config.modes, **walls)
-        if two_d:
-            record["field"] = config.field
-        records.append(record)
+    for seed in bench.seeds:  # each seed: new data and initial weights
+        if seed != config.seed:
+            config = dataclasses.replace(config, seed=seed)
+            started = time.perf_counter()
+            train, test = split(config)
+            data_seconds = time.perf_counter() - started
+        labels = BENCH_MODELS if seed == bench.seeds[0] else BENCH_MODELS[:2]
+        for label in labels:
+            name = "BOON" if label == "BOON" else "FNO"
+            loss = _penalised_loss(train, bench.penalty) if label == "FNO+penalty" else None
+            tic = time.perf_counter()
+            _, losses, prediction, record = evaluate(name, train, test, config, progress, loss)
+            record.update(interior_rel_l2=interior_rel_l2(prediction, test.targets, two_d),
+                          wall_error_share=wall_error_share(prediction, test.targets, two_d),
+                          model=label, problem=problem, setting=setting, seed=seed,
+                          train_seconds=time.perf_counter() - tic, data_seconds=data_seconds,
+                          final_train_loss=losses[-1], n_points=config.n_points,
+                          n_train=config.n_train, n_test=config.n_test, epochs=config.epochs,
+                          width=config.width, modes=config.modes, **walls)
+            if two_d:
+                record["field"] = config.field
+            records.append(record)
     fno, boon = records[0], records[1]
-    if bench.recheck and _unexplained(fno, boon):
+    if bench.recheck and len(bench.seeds) == 1 and _unexplained(fno, boon):
         other = dataclasses.replace(config, seed=config.seed + 1)
         again = {name: evaluate(name, train, test, other, progress)[3]["rel_l2"]
                  for name in ("FNO", "BOON")}
         boon.update(recheck_seed=other.seed, recheck_fno_rel_l2=again["FNO"],
                     recheck_boon_rel_l2=again["BOON"])
-    for seed in bench.extra_seeds:  # new data and initial weights
-        other = dataclasses.replace(config, seed=seed)
-        data = split(other)
-        boon.setdefault("seed_rel_l2", {})[str(seed)] = {
-            name: evaluate(name, *data, other, progress)[3]["rel_l2"] for name in ("FNO", "BOON")}
     return records
 
 
@@ -424,12 +446,20 @@ def _gain_note(rows: list[dict]) -> str | None:
 def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                  seconds: float) -> None:
     """``report.md`` and ``rel_l2.png`` from the records (see the module)."""
-    rows: dict[tuple[str, str], list[dict]] = {}
+    everything: dict[tuple[str, str], list[dict]] = {}
     for r in records:
-        rows.setdefault((r["problem"], r["setting"]), []).append(r)
+        everything.setdefault((r["problem"], r["setting"]), []).append(r)
+    first = bench.seeds[0]
+    rows = {key: [r for r in group if r.get("seed", first) == first]
+            for key, group in everything.items()}
+    stats = {key: seed_statistics(group) for key, group in everything.items()}
+    several = len(bench.seeds) > 1
     sizes = "the notebooks' sizes (--paper)" if bench.paper else "the CPU bench sizes"
+    seeds_text = (f"Seeds {', '.join(map(str, bench.seeds))} (the table's numbers: seed "
+                  f"{first}; FNO / BOON over all seeds beside them)" if several
+                  else f"Seed {first}")
     lines = ["# BOON bench: FNO vs BOON vs FNO + boundary penalty", "",
-             f"Seed {bench.seed}, {sizes}, penalty weight {bench.penalty:g}; total "
+             f"{seeds_text}, {sizes}, penalty weight {bench.penalty:g}; total "
              f"{seconds:.0f} s. Same data, seed, architecture and budget for the three models "
              "of a row. rel_l2: mean relative L2 over the test samples (whole field); "
              "interior: the ratio of the same over the points off the walls (BOON's "
@@ -437,9 +467,10 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
              "mean absolute violation of the conditions (Neumann: the "
              "2nd-order stencil's flux).", "",
              "| problem | setting | grid | n train / test, epochs, width, modes | FNO | BOON | "
-             "FNO+penalty | FNO / BOON | interior FNO / BOON | boundary error FNO / BOON / "
+             "FNO+penalty | FNO / BOON | FNO / BOON over seeds: median [min, max] | "
+             "interior FNO / BOON | boundary error FNO / BOON / "
              "FNO+penalty | train s FNO / BOON / FNO+penalty | published |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes, gains, options, wins, big = [], [], [], 0, 0
     given: dict[bool, list[str]] = {True: [], False: []}  # conditions differ between samples?
     for (problem, setting), group in rows.items():
@@ -454,6 +485,7 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
             f"| {problem} | {setting} | {grid} | {fno['n_train']} / {fno['n_test']}, "
             f"{fno['epochs']}, {fno['width']}, {fno['modes']} | {fno['rel_l2']:.3e} | "
             f"{boon['rel_l2']:.3e} | {soft['rel_l2']:.3e} | {ratio:.2f} | "
+            f"{_range_cell(stats[problem, setting])} | "
             f"{fno['interior_rel_l2'] / max(boon['interior_rel_l2'], 1e-300):.2f} | "
             f"{fno['boundary_error']:.1e} / {boon['boundary_error']:.1e} / "
             f"{soft['boundary_error']:.1e} | {fno['train_seconds']:.0f} / "
@@ -471,7 +503,9 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                 f"{problem} {setting} ({ratio:.2f}x)")
         if boon.get("boon_options"):
             options.append(f"{problem} {setting}: BOON runs {boon['boon_options']}")
-    lines += ["", f"BOON beats the FNO in {wins} of {len(rows)} rows, by 2x or more in {big}.",
+    summary = (f"BOON beats the FNO in {wins} of {len(rows)} rows, by 2x or more in {big}."
+               if not several else _seed_summary(stats))
+    lines += ["", summary,
               "The paper's abstract claims 2x-20x lower relative L2 than the wrapped operator "
               "(0.000084 on Burgers); the notebook numbers above are BOON's own test errors "
               "at the notebooks' sizes.", ""]
@@ -499,49 +533,78 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                   + (", ".join(given[True]) or "none"),
                   f"- the same conditions in every sample, or none ({_rows(given[False])}): "
                   + (", ".join(given[False]) or "none")]
-    lines += _seed_section(rows, bench.seed)
+    if several:
+        lines += _seed_section(stats)
     lines += ["", "Why the gain is smaller than the paper's (measured on other seeds than "
               "this bench's: correction variants, budgets, the seed-to-seed spread of the "
               "FNO / BOON ratio): benchmarks/results/boon_interior.md in the repository."]
     write_text(out / "report.md", "\n".join(lines) + "\n")
-    _figure(rows, out / "rel_l2.png")
+    _figure(rows, out / "rel_l2.png", stats if several else None)
 
 
 def _rows(items: list) -> str:
     return f"{len(items)} row" + ("" if len(items) == 1 else "s")
 
 
-def _seed_section(rows: dict, seed: int) -> list[str]:
-    """FNO / BOON per seed and its median over seeds, for the rows run with extra seeds."""
-    ratios = {}
-    for key, group in rows.items():
-        by = {r["model"]: r for r in group}
-        extra = by["BOON"].get("seed_rel_l2")
-        if extra:
-            pairs = {seed: (by["FNO"]["rel_l2"], by["BOON"]["rel_l2"]),
-                     **{int(k): (v["FNO"], v["BOON"]) for k, v in extra.items()}}
-            ratios[key] = {k: f / max(b, 1e-300) for k, (f, b) in pairs.items()}
-    if not ratios:
-        return []
-    seeds = sorted({k for r in ratios.values() for k in r})
+def seed_statistics(group: list[dict]) -> dict:
+    """FNO and BOON over the seeds of one row's records: ``{"seeds", "fno", "boon" (rel_l2
+    per seed), "ratios" (FNO / BOON per seed), "median", "min", "max", "fno_spread",
+    "boon_spread" (max / min relative L2 over the seeds), "verdict"}``; the verdict is
+    ``"ahead"`` where BOON beats the FNO on every seed, ``"behind"`` where it loses on every
+    seed, ``"unresolved"`` otherwise (the seeds' range includes 1)."""
+    fno = {r.get("seed", 0): r["rel_l2"] for r in group if r["model"] == "FNO"}
+    boon = {r.get("seed", 0): r["rel_l2"] for r in group if r["model"] == "BOON"}
+    seeds = [k for k in fno if k in boon]
+    ratios = {k: fno[k] / max(boon[k], 1e-300) for k in seeds}
+    values = list(ratios.values())
+    verdict = "ahead" if min(values) > 1 else "behind" if max(values) < 1 else "unresolved"
+    return {"seeds": seeds, "fno": fno, "boon": boon, "ratios": ratios,
+            "median": statistics.median(values), "min": min(values), "max": max(values),
+            "fno_spread": max(fno.values()) / max(min(fno.values()), 1e-300),
+            "boon_spread": max(boon.values()) / max(min(boon.values()), 1e-300),
+            "verdict": verdict}
+
+
+def _range_cell(stat: dict) -> str:
+    if len(stat["seeds"]) < 2:
+        return ""
+    return f"{stat['median']:.2f} [{stat['min']:.2f}, {stat['max']:.2f}]"
+
+
+def _seed_summary(stats: dict) -> str:
+    """The headline with several seeds: a row counts as ahead only where every seed says so."""
+    verdicts = [s["verdict"] for s in stats.values()]
+    medians = [s["median"] for s in stats.values()]
+    return (f"Over {len(next(iter(stats.values()))['seeds'])} seeds, BOON beats the FNO on "
+            f"every seed in {verdicts.count('ahead')} of {len(stats)} rows and loses on every "
+            f"seed in {verdicts.count('behind')}; in {verdicts.count('unresolved')} the seeds "
+            f"disagree. The median FNO / BOON is at least 1 in "
+            f"{sum(m >= 1 for m in medians)} rows and at least 2 in "
+            f"{sum(m >= 2 for m in medians)}.")
+
+
+def _seed_section(stats: dict) -> list[str]:
+    """FNO / BOON per seed, its median and range, and each model's seed-to-seed spread."""
+    seeds = sorted({k for s in stats.values() for k in s["seeds"]})
     lines = ["", "## FNO / BOON over seeds", "",
              "Each seed draws new data and initial weights; the same seed is used for both "
-             "models. Median over the seeds of the row.", "",
-             "| problem | setting | " + " | ".join(f"seed {k}" for k in seeds) + " | median |",
-             "|---|---|" + "---|" * (len(seeds) + 1)]
-    medians = {}
-    for (problem, setting), r in ratios.items():
-        medians[problem, setting] = statistics.median(r.values())
-        cells = " | ".join(f"{r[k]:.2f}" if k in r else "" for k in seeds)
-        lines.append(f"| {problem} | {setting} | {cells} | {medians[problem, setting]:.2f} |")
-    values = list(medians.values())
-    lines += ["", f"On the median over seeds, BOON beats the FNO in "
-              f"{sum(v > 1 for v in values)} of {len(values)} rows, by 2x or more in "
-              f"{sum(v >= 2 for v in values)}."]
+             "models. spread: max / min of a model's relative L2 over the seeds (data and "
+             "training together). A row is ahead or behind only where every seed agrees.", "",
+             "| problem | setting | " + " | ".join(f"seed {k}" for k in seeds)
+             + " | median | range | spread FNO | spread BOON | BOON spread / FNO spread | "
+             "verdict |", "|---|---|" + "---|" * (len(seeds) + 6)]
+    for (problem, setting), s in stats.items():
+        cells = " | ".join(f"{s['ratios'][k]:.2f}" if k in s["ratios"] else "" for k in seeds)
+        lines.append(f"| {problem} | {setting} | {cells} | {s['median']:.2f} | "
+                     f"{s['min']:.2f} .. {s['max']:.2f} | {s['fno_spread']:.2f} | "
+                     f"{s['boon_spread']:.2f} | {s['boon_spread'] / s['fno_spread']:.2f} | "
+                     f"{s['verdict']} |")
     return lines
 
 
-def _figure(rows, path: Path) -> None:
+def _figure(rows, path: Path, stats: dict | None = None) -> None:
+    """Bars: each model's relative L2 at the first seed; with several seeds, whiskers from
+    the FNO's and BOON's smallest to largest error over the seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -552,10 +615,17 @@ def _figure(rows, path: Path) -> None:
     width = 0.27
     for i, model in enumerate(BENCH_MODELS):
         values = [{r["model"]: r for r in group}[model]["rel_l2"] for group in rows.values()]
-        ax.bar([k + (i - 1) * width for k in range(len(rows))], values, width, label=model)
+        where = [k + (i - 1) * width for k in range(len(rows))]
+        ax.bar(where, values, width, label=model)
+        if stats is not None and model in ("FNO", "BOON"):
+            spans = [list(stats[key][model.lower()].values()) for key in rows]
+            low = [v - min(s) for v, s in zip(values, spans, strict=True)]
+            high = [max(s) - v for v, s in zip(values, spans, strict=True)]
+            ax.errorbar(where, values, yerr=[low, high], fmt="none", ecolor="black",
+                        capsize=2, lw=0.8)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("test relative L2")
+    ax.set_ylabel("test relative L2" + (" (whiskers: range over seeds)" if stats else ""))
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
