@@ -20,6 +20,9 @@ A`` (the output's conditions still hold exactly: they are set after the projecti
     python benchmarks/boon_seed_spread.py --rows burgers-dirichlet:multi --seeds 1-10 \\
         --variants FNO,BOON,BOON-damped-0.3 --json runs/spread.json
 
+``--new-data`` draws new data from every seed too, as ``physguard bench boon --seeds`` does
+(use seeds other than the bench's 0, 1, 2).
+
 Results append to ``--json`` as they come (one record per training), so a long run can be
 read while it goes; ``--report`` prints the table of a finished JSON.
 """
@@ -36,7 +39,6 @@ from pathlib import Path
 
 import torch
 
-from physguard.boundary import _block
 from physguard.boundary import boon as boon_module
 from physguard.experiments import boon as experiment
 from physguard.experiments.bench_boon import BOONBenchConfig
@@ -44,17 +46,21 @@ from physguard.experiments.bench_boon import BOONBenchConfig
 
 @contextlib.contextmanager
 def damping(rho: float):
-    saved = _block.DAMPING
-    _block.DAMPING = rho
+    """BOON's default damping set to ``rho`` (``physguard.boundary.boon.DAMPING``)."""
+    saved = boon_module.DAMPING
+    boon_module.DAMPING = rho
     try:
         yield
     finally:
-        _block.DAMPING = saved
+        boon_module.DAMPING = saved
 
 
 def variant_context(variant: str):
+    """``BOON``: the exact elimination (damping 0, Saad et al.); ``BOON-damped-<rho>``."""
     if variant.startswith("BOON-damped-"):
         return damping(float(variant.rsplit("-", 1)[1]))
+    if variant.startswith("BOON"):
+        return damping(0.0)
     return contextlib.nullcontext()
 
 
@@ -88,7 +94,7 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def run(rows, seeds, variants, data_seed, out: Path, epochs=None):
+def run(rows, seeds, variants, data_seed, out: Path, epochs=None, new_data=False):
     done = set()
     if out.exists():
         for r in json.loads(out.read_text()):
@@ -97,8 +103,14 @@ def run(rows, seeds, variants, data_seed, out: Path, epochs=None):
                             epochs=epochs)
     for problem, setting in rows:
         config = bench.case_config(problem, setting)
-        train, test = experiment.split_data(config)
+        if not new_data:
+            train, test = experiment.split_data(config)
         for seed in seeds:
+            if new_data:  # the bench's protocol: new data and weights per seed
+                if all((problem, setting, v, seed) in done for v in variants):
+                    continue
+                data_seed = seed
+                train, test = experiment.split_data(dataclasses.replace(config, seed=seed))
             for variant in variants:
                 if (problem, setting, variant, seed) in done:
                     continue
@@ -168,6 +180,9 @@ def main():
     parser.add_argument("--variants", default="FNO,BOON")
     parser.add_argument("--data-seed", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--new-data", action="store_true",
+                        help="draw new data for every seed (the bench's protocol; use seeds "
+                             "other than the bench's) instead of one --data-seed")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=Path("boon_seed_spread.json"))
     parser.add_argument("--report", nargs="*", type=Path)
@@ -179,7 +194,7 @@ def main():
         torch.set_num_threads(args.threads)
     rows = [tuple(r.split(":")) for r in args.rows.split(",")]
     run(rows, parse_seeds(args.seeds), args.variants.split(","), args.data_seed, args.json,
-        args.epochs)
+        args.epochs, args.new_data)
     print(report([args.json]))
 
 

@@ -90,6 +90,50 @@ def test_corrected_kernel_decouples_boundary_from_interior(points):
     assert (layer(v)[:, :, points] - layer(w)[:, :, points]).abs().max() > 1e-2
 
 
+def test_damped_solve_is_the_regularised_least_squares_solution():
+    """solve(A, rhs, d) minimises |A x - rhs|^2 + lam^2 |x|^2, lam = d * RMS singular value
+    of A: the stacked system [A; lam I] x = [rhs; 0] in the least-squares sense."""
+    from physguard.boundary._block import solve
+
+    gen = torch.Generator().manual_seed(5)
+    A = torch.randn(3, 6, 6, dtype=torch.float64, generator=gen)
+    A[0, :, 0] *= 1e-6  # a nearly singular block
+    rhs = torch.randn(3, 6, 4, dtype=torch.float64, generator=gen)
+    for d in (0.1, 0.3, 1.0):
+        lam = d * torch.linalg.matrix_norm(A) / 6 ** 0.5
+        stacked = torch.cat([A, lam[:, None, None] * torch.eye(6, dtype=A.dtype)], dim=1)
+        expected = torch.linalg.lstsq(stacked, torch.cat([rhs, torch.zeros_like(rhs)], 1))
+        assert torch.allclose(solve(A, rhs, d), expected.solution, atol=1e-10)
+        # bounded by |rhs| / (2 lam) per column, where the exact solve is huge
+        bound = rhs.norm(dim=1) / (2 * lam[:, None])
+        assert (solve(A, rhs, d).norm(dim=1) <= bound * (1 + 1e-9)).all()
+    assert solve(A, rhs).norm() > 1e4  # the exact solve is not bounded (the test has teeth)
+    assert torch.allclose(A @ solve(A, rhs), rhs, atol=1e-6)
+
+
+def test_damping_keeps_the_conditions_exact_and_shrinks_the_wall_correction():
+    fno = make_fno(torch.float64, seed=3)
+    x = torch.randn(3, 1, 48, dtype=torch.float64)
+    left, right = pg.Dirichlet(0.5), pg.Neumann(-1.0)
+    h = 2.0 / 47
+    deltas = {}
+    for d in (0.0, 0.3, 1.0):
+        model = pg.BOON(fno, left=left, right=right, damping=d)
+        assert model.damping == d
+        out = model(x)
+        check(out, left, "left", h, 1e-12)
+        check(out, right, "right", h, 1e-10)
+        layer = fno.layers[-1]
+        v = torch.randn(2, 16, 48, dtype=torch.float64)
+        corrected = _LayerCorrection([0, 47], 48, d)
+        deltas[d] = (layer(v, corrected) - layer(v)).norm()
+    assert deltas[1.0] < deltas[0.3] < deltas[0.0]
+    assert pg.BOON(fno, left=left).damping == pg.boundary.boon.DAMPING == 0.3
+    for bad in (-0.1, float("inf"), float("nan"), True, "0.3"):
+        with pytest.raises(ValueError, match="damping"):
+            pg.BOON(fno, left=left, damping=bad)
+
+
 def test_gradients_flow_through_the_correction():
     fno = make_fno(torch.float32)
     model = pg.BOON(fno, left=pg.Dirichlet(0.0), right=pg.Neumann(1.0))

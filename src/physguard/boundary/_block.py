@@ -8,8 +8,6 @@ import torch
 #: Relative Tikhonov shift of a boundary block: ``A + SHIFT * scale * I`` (sign-safe pivots).
 SHIFT = 1e-7
 
-#: Damping of the elimination, relative to the block's RMS singular value (0: exact).
-DAMPING = 0.0
 
 
 def shifted(A: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -21,15 +19,20 @@ def shifted(A: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     return A + SHIFT * scale * torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
 
 
-def solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def solve(A: torch.Tensor, rhs: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
     """``A^-1 rhs`` for a shifted boundary block, with a specific error if it is singular.
+
+    ``damping > 0``: the damped least-squares solution ``(A^H A + lam^2 I)^-1 A^H rhs``
+    instead, ``lam = damping * ||A||_F / sqrt(n)`` (the block's RMS singular value, detached:
+    a scale, not a path for gradients), which bounds the solution by ``|rhs| / (2 lam)``
+    where ``A`` is nearly singular (:class:`physguard.BOON`'s ``damping``).
 
     Raises:
         ValueError: the block is singular (non-finite or degenerate weights).
     """
     try:
-        if DAMPING > 0:
-            lam = DAMPING * torch.linalg.matrix_norm(A).detach() / A.shape[-1] ** 0.5
+        if damping > 0:
+            lam = damping * torch.linalg.matrix_norm(A).detach() / A.shape[-1] ** 0.5
             AH = A.mH
             eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
             return torch.linalg.solve(AH @ A + (lam ** 2)[..., None, None] * eye, AH @ rhs)

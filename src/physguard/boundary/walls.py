@@ -167,8 +167,9 @@ class WallCorrection:
     ``z~ = R . F(v + change)``. :meth:`dense` turns ``changes`` into a field.
     """
 
-    def __init__(self, walls: list[tuple[int, list[int]]]):
+    def __init__(self, walls: list[tuple[int, list[int]]], damping: float = 0.0):
         self.walls = [(axis, points) for axis, points in walls if points]
+        self.damping = damping
 
     def _wall_lines(self, v: torch.Tensor) -> list[torch.Tensor]:
         """The input on every wall's lines, one gather for all walls (one backward scatter
@@ -233,7 +234,7 @@ class WallCorrection:
             if axis == last and others:
                 v_p = v_p.narrow(2, 0, shape_o[0])
             v_p = v_p.permute(*range(2, 2 + n_o), -1, 1, 0).reshape(-1, n_p * c_in, batch)
-            dhat = solve(A, lattice_matmul(A_spec, v_p) - leak)
+            dhat = solve(A, lattice_matmul(A_spec, v_p) - leak, self.damping)
             dhat = dhat.reshape(*shape_o, n_p, c_in, batch)
             if axis == last and others:  # the other half, dhat(-k_O) = conj dhat(k_O)
                 negative = _negated(kept[others[0]])[shape_o[0]:].to(v.device)
