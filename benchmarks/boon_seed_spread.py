@@ -173,6 +173,35 @@ def report(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def plot(paths: list[Path], out: Path) -> None:
+    """The training curves: the loss per epoch of every seed, one panel per row, one colour
+    per model (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for p in paths for r in json.loads(p.read_text())]
+    rows = sorted({(r["problem"], r["setting"]) for r in records})
+    models = sorted({r["model"] for r in records}, key=lambda m: (m != "FNO", m))
+    colours = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), squeeze=False)
+    for ax, row in zip(axes[0], rows, strict=True):
+        for r in records:
+            if (r["problem"], r["setting"]) == row:
+                ax.plot(r["losses"], color=colours[r["model"]], lw=0.7, alpha=0.7)
+        for m in models:
+            ax.plot([], [], color=colours[m], label=m)
+        ax.set_yscale("log")
+        ax.set_title(f"{row[0]} {row[1]}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training relative L2")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="burgers-dirichlet:multi")
@@ -185,10 +214,15 @@ def main():
                              "other than the bench's) instead of one --data-seed")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=Path("boon_seed_spread.json"))
-    parser.add_argument("--report", nargs="*", type=Path)
+    parser.add_argument("--report", nargs="*", type=Path,
+                        help="print the table of finished JSON files (no training)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="with --report: write the training curves to this PNG")
     args = parser.parse_args()
     if args.report:
         print(report(args.report))
+        if args.plot:
+            plot(args.report, args.plot)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
