@@ -41,7 +41,17 @@ import torch
 
 from physguard.boundary import boon as boon_module
 from physguard.experiments import boon as experiment
+from physguard.experiments import boon2d
 from physguard.experiments.bench_boon import BOONBenchConfig
+from physguard.experiments.boon2d import BOON2dConfig
+
+
+def _steps(config):
+    """The row's data split, training and prediction functions (1-D or 2-D)."""
+    if isinstance(config, BOON2dConfig):
+        return (lambda c: boon2d.split_data_2d(c, False), boon2d.train_and_evaluate_2d,
+                boon2d.predict_2d)
+    return experiment.split_data, experiment.train_and_evaluate, experiment.predict
 
 
 @contextlib.contextmanager
@@ -103,14 +113,15 @@ def run(rows, seeds, variants, data_seed, out: Path, epochs=None, new_data=False
                             epochs=epochs)
     for problem, setting in rows:
         config = bench.case_config(problem, setting)
+        split, train_and_evaluate, predict = _steps(config)
         if not new_data:
-            train, test = experiment.split_data(config)
+            train, test = split(config)
         for seed in seeds:
             if new_data:  # the bench's protocol: new data and weights per seed
                 if all((problem, setting, v, seed) in done for v in variants):
                     continue
                 data_seed = seed
-                train, test = experiment.split_data(dataclasses.replace(config, seed=seed))
+                train, test = split(dataclasses.replace(config, seed=seed))
             for variant in variants:
                 if (problem, setting, variant, seed) in done:
                     continue
@@ -120,13 +131,18 @@ def run(rows, seeds, variants, data_seed, out: Path, epochs=None, new_data=False
                 name = "FNO" if variant == "FNO" else "BOON"
                 start = time.perf_counter()
                 with variant_context(variant):
-                    model, losses, pred, record = experiment.train_and_evaluate(
+                    model, losses, pred, record = train_and_evaluate(
                         name, train, test, cfg, progress=False)
                     spikes: list = []
                     if name == "BOON" and cfg.kernel_correction:
                         with spike_probe(spikes):
-                            experiment.predict(model, name, test, cfg.kernel_correction,
-                                               cfg.input_walls)
+                            if isinstance(cfg, BOON2dConfig):
+                                predict(model, name, test,
+                                        kernel_correction=cfg.kernel_correction,
+                                        input_walls=cfg.input_walls)
+                            else:
+                                predict(model, name, test, cfg.kernel_correction,
+                                        cfg.input_walls)
                 rec = {"problem": problem, "setting": setting, "model": variant,
                        "seed": seed, "data_seed": data_seed, "rel_l2": record["rel_l2"],
                        "final_train_loss": losses[-1], "losses": losses,

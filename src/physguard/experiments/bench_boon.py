@@ -23,20 +23,22 @@ The run folder (complete or absent, :func:`physguard._io.run_folder`)::
                       "boon_options" (how BOON differs from the plain wrapper, "" if not),
                       "conditions_spread" (the largest range of the condition data
                       across samples; null: periodic walls only),
-                      "recheck_seed", "recheck_fno_rel_l2", "recheck_boon_rel_l2" (BOON's
-                      record, on a row trained again: ``recheck``), "seed_rel_l2" (BOON's
-                      record with ``extra_seeds``: {"seed": {"FNO": rel_l2, "BOON":
-                      rel_l2}}), "n_points",
+                      "seed" (each seed draws new data and weights: FNO and BOON on every
+                      seed, FNO+penalty on the first), "recheck_seed",
+                      "recheck_fno_rel_l2", "recheck_boon_rel_l2" (one seed only: BOON's
+                      record, on a row trained again: ``recheck``), "n_points",
                       "n_train", "n_test", "epochs", "width", "modes"}, ...]
     report.md       one table with our numbers, the published ones beside them, sizes and
                     wall times, a note on every row where BOON does not beat the FNO, and
                     on every row where it does by less than 2x, how much of that gap the
                     exact walls alone could close (the FNO's wall-error share) and whether
-                    the row's conditions differ between samples; with extra seeds, FNO / BOON
-                    per seed and its median
-    rel_l2.png      relative L2 of the three models per row (log scale)
+                    the row's conditions differ between samples; over the seeds, FNO / BOON
+                    per seed, its median and range, each model's spread (max / min relative
+                    L2) and the verdict (ahead or behind only where every seed agrees)
+    rel_l2.png      relative L2 of the three models per row (log scale), whiskers over seeds
 
-Defaults take about 35 minutes on 2 CPU cores (34.0 measured, rechecks included); ``paper=True``
+Each seed takes about 35 minutes on 2 CPU cores at the default rows (34.0 measured for one,
+rechecks included), each further seed about two thirds of that; ``paper=True``
 uses the notebooks' sizes (``BOONConfig.paper`` / ``BOON2dConfig.paper``), for a GPU.
 """
 
@@ -514,7 +516,9 @@ def write_report(bench: BOONBenchConfig, records: list[dict], out: Path,
                   "run's measured default differs (benchmarks/results/boon_2d.md, "
                   "boon_interior.md sections 6 and 8):", ""] + [f"- {o}" for o in options] + [""]
     if notes:
-        lines += ["## Rows where BOON does not beat the FNO", ""] + [f"- {n}" for n in notes]
+        lines += ["## Rows where BOON does not beat the FNO"
+                  + (f" at seed {first} (the verdict over all seeds: the last section)"
+                     if several else ""), ""] + [f"- {n}" for n in notes]
     if gains:
         lines += ["", "## Rows where BOON's gain is below 2x: what the exact walls can give",
                   "", "BOON sets the wall values exactly and leaves the interior to the "
