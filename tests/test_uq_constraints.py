@@ -306,7 +306,7 @@ def test_fitted_noise_recovers_the_generating_model():
     v = samples.var(0)
     truth = samples.mean(0) + torch.randn(b, 1, n, generator=gen, dtype=F64) \
         * (2.0 * v + 0.3).sqrt()
-    noise, scale, local, uniform = fit_ensemble_noise(samples, truth)
+    noise, scale, local, uniform, _, _ = fit_ensemble_noise(samples, truth, spread_power=0.0)
     assert float(local[0]) == float(uniform[0]) == 0.0  # unconditioned: only a + b counts
     assert abs(float(scale[0]) - 2.0) < 0.3
     assert abs(float(noise[0]) - 0.3) < 0.1
@@ -322,9 +322,87 @@ def test_exactly_known_points_do_not_enter_the_noise_fit():
     with_walls = fit_ensemble_noise(torch.cat([samples, walls], -1),
                                     torch.cat([truth, walls[0]], -1))
     without = fit_ensemble_noise(samples, truth)
-    for a, b in zip(with_walls, without, strict=True):
+    # the spread power chosen is the same; the reference variance is the mean over all
+    # points, walls included, so it differs by the share of wall points (50 / 52) at most
+    torch.testing.assert_close(with_walls.spread_power, without.spread_power)
+    ratio = with_walls.reference_var / without.reference_var
+    assert 50 / 52 - 1e-9 <= float(ratio) <= 1 + 1e-9
+    for a, b in zip(with_walls[:4], without[:4], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-12)
     assert float(with_walls[0][0]) > 1e-3
+
+
+def _spread_levels(seed: int, power: float):
+    """Members whose spread varies over two decades between samples, and a truth whose error
+    variance grows as ``mean(v) ** (1 + power)``."""
+    gen = torch.Generator().manual_seed(seed)
+    m, b, n = 8, 200, 64
+    level = 10 ** (-2 * torch.rand(b, 1, 1, generator=gen, dtype=F64))
+    samples = torch.randn(m, b, 1, n, generator=gen, dtype=F64) * level.sqrt()
+    spread = samples.var(0).mean(-1, keepdim=True)
+    error_var = 3.0 * spread * (spread / 0.1) ** power
+    truth = samples.mean(0) + torch.randn(b, 1, n, generator=gen, dtype=F64) * error_var.sqrt()
+    return samples, truth
+
+
+def test_spread_power_scales_the_members_covariance():
+    """gamma = 0 is the covariance unwarped; otherwise the deviations of each sample and
+    channel are scaled so that the members' mean variance becomes m (m / ref) ** gamma."""
+    samples, _ = _spread_levels(11, 0.0)
+    plain = ensemble_gaussian(samples, 1e-3, 1.0, 0.5, 0.25)
+    same = ensemble_gaussian(samples, 1e-3, 1.0, 0.5, 0.25, 0.0, 123.0)
+    torch.testing.assert_close(plain.covariance.dense(), same.covariance.dense(), rtol=0, atol=0)
+    warped = ensemble_gaussian(samples, 1e-30, 1.0, 0.0, 0.0, 1.0, 0.1)
+    m = samples.var(0).mean(-1)
+    torch.testing.assert_close(warped.var.mean(-1), m * m / 0.1, rtol=1e-9, atol=0)
+    torch.testing.assert_close(warped.mean, plain.mean)
+    for bad in (dict(spread_power=-0.5), dict(reference_var=0.0),
+                dict(spread_power=float("nan"))):
+        with pytest.raises(ValueError):
+            ensemble_gaussian(samples, 1e-3, **bad)
+    with pytest.raises(ValueError, match="spread_power"):
+        fit_ensemble_noise(samples, samples.mean(0), spread_power=-1.0)
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0, 2.0])
+def test_fit_chooses_the_spread_power_that_generated_the_errors(power):
+    """Held-out errors whose variance grows as m ** (1 + gamma): the likelihood picks gamma,
+    and the fitted Gaussian's 90 % interval covers about 90 % at both ends of the spread."""
+    from physguard.metrics import interval_coverage
+
+    samples, truth = _spread_levels(12, power)
+    fitted = fit_ensemble_noise(samples, truth)
+    assert abs(float(fitted.spread_power[0]) - power) <= 0.5  # the grid step
+    test_samples, test_truth = _spread_levels(13, power)
+    pred = ensemble_gaussian(test_samples, *fitted)
+    m = test_samples.var(0).mean(-1).flatten()
+    covered = interval_coverage(pred.mean.flatten(1), pred.var.flatten(1),
+                                test_truth.flatten(1), 0.9)
+    for part in (m < m.median(), m >= m.median()):
+        assert 0.85 <= float(covered[part].mean()) <= 0.95
+
+
+def test_default_conditioned_prior_never_moves_the_mean_away_from_the_truth():
+    """The default conditioned prior is the same at every point of a sample and channel, so
+    the update is the Euclidean projection onto the rows: for a truth that meets them
+    (here the mass row), the conditioned mean is at least as close to it in L2 for every
+    sample and channel, however wrong the members (Pythagoras)."""
+    gen = torch.Generator().manual_seed(14)
+    x = torch.linspace(0.0, 1.0, 40, dtype=F64)
+    truth = torch.sin(torch.pi * x * (1 + torch.rand(30, 2, 1, generator=gen, dtype=F64)))
+    bias = torch.randn(30, 2, 1, generator=gen, dtype=F64) * x ** 2  # wrong far from 0
+    samples = truth + bias + 0.3 * torch.randn(5, 30, 2, 40, generator=gen, dtype=F64) * x
+    def rows(part):
+        return mass_constraint(x, truth[part] @ trapezoid_weights(x))
+
+    fitted = fit_ensemble_noise(samples[:, :15], truth[:15], rows(slice(0, 15)))
+    assert float(fitted.local_scale.abs().max()) == 0.0
+    prior = ensemble_gaussian(samples[:, 15:], *fitted)
+    post = probconserv(prior, rows(slice(15, None)))
+    before = (prior.mean - truth[15:]).square().sum(-1)
+    after = (post.mean - truth[15:]).square().sum(-1)
+    assert bool((after <= before * (1 + 1e-12)).all())
+    assert float(after.sum()) < float(before.sum())
 
 
 def test_operator_ensemble_needs_calibration_and_members():
@@ -350,18 +428,19 @@ def test_sparse_conditioned_fit_is_the_likelihood_maximising_scale():
     rows = LinearConstraint(rows.G, rows.b.expand(6, 1, -1))
     samples = 0.2 * torch.randn(4, 6, 1, 2 * n * n, generator=gen, dtype=F64)
     truth = 0.3 * torch.randn(6, 1, 2 * n * n, generator=gen, dtype=F64)
-    plain = fit_ensemble_noise(samples, truth)
-    fitted = fit_ensemble_noise(samples, truth, rows)
+    plain = fit_ensemble_noise(samples, truth, spread_power=0.0)
+    fitted = fit_ensemble_noise(samples, truth, rows, spread_power=0.0)
 
     def ll(params):
         post = probconserv(ensemble_gaussian(samples, *params), rows)
-        known = post.var <= 1e-20
+        known = post.var <= 1e-10 * post.var.amax(-1, keepdim=True)  # fixed by the rows
         return float(gaussian_log_likelihood(post.mean[~known], post.var[~known],
                                              truth[~known]))
 
     best = ll(fitted)
     for factor in (0.5, 2.0):
-        assert ll(tuple(p * factor for p in fitted)) < best
+        assert ll(fitted._replace(**{k: v * factor for k, v in fitted._asdict().items()
+                                     if k not in ('spread_power', 'reference_var')})) < best
     mean_plain = probconserv(ensemble_gaussian(samples, *plain), rows).mean
     mean_fitted = probconserv(ensemble_gaussian(samples, *fitted), rows).mean
     torch.testing.assert_close(mean_plain, mean_fitted, rtol=0, atol=1e-10)

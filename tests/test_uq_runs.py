@@ -166,7 +166,8 @@ def test_cavity_uq_refuses_an_odd_grid():
 
 def test_saved_members_reevaluate_to_the_same_records(heat_run, tmp_path):
     """``members_from``: the saved members, loaded with weights_only, give the run's records
-    again (no retraining); another configuration is refused."""
+    again (no retraining); members of another configuration (here their number) are
+    refused."""
     out, records = heat_run
     again = run_uq(_tiny("heat-neumann"), tmp_path / "again", progress=False, figures=False,
                    members_from=out)
@@ -174,7 +175,7 @@ def test_saved_members_reevaluate_to_the_same_records(heat_run, tmp_path):
         assert (a["model"], a["range"]) == (b["model"], b["range"])
         assert a["MSE"] == pytest.approx(b["MSE"], rel=1e-9)
         assert a["LL"] == pytest.approx(b["LL"], rel=1e-6)
-    other = UQConfig(problem="heat-neumann", n_members=2, n_cal=5,
+    other = UQConfig(problem="heat-neumann", n_members=3, n_cal=4,
                      operator=_tiny("heat-neumann").operator)
     with pytest.raises(ValueError, match="not a --uq run of this configuration"):
         run_uq(other, tmp_path / "other", progress=False, members_from=out)

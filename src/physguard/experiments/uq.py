@@ -6,7 +6,10 @@ For each of ``"FNO"`` and ``"BOON"``, ``n_members`` operators are trained from i
 initialisations (seeds ``seed .. seed + M - 1``) on the same data; their predictions become a
 Gaussian per sample and time step (:class:`~physguard.models.OperatorEnsemble`: members' mean,
 members' spread plus a diagonal part, both fitted by maximum likelihood on ``n_cal`` held-out
-calibration samples, never the test samples). ``ProbConserv-*`` conditions the ensemble's
+calibration samples, never the test samples; where the problem has an out-of-range test set
+(heat, Stokes), on ``n_cal`` more from a range outside training on the other side,
+``EXTRAPOLATION_RANGES``, so that the fitted variance grows with the members' spread as the
+error does out of range). ``ProbConserv-*`` conditions the ensemble's
 Gaussian, fitted for the conditioned likelihood and without the low-rank spread
 (:mod:`physguard.models.ensemble` says why), on::
 
@@ -23,10 +26,10 @@ range outside it (``"out"``, as Mouli et al., ICML 2024,
 PDEs"). The run folder::
 
     config.json, members_fno.pt, members_boon.pt    configuration, every member's weights
-    calibration.json   each model's fitted noise_var, spread_scale, local_scale, uniform_scale
-                       per time step
+    calibration.json   each model's fitted noise_var, spread_scale, local_scale, uniform_scale,
+                       spread_power, reference_var per time step
     metrics.json     [{"model", "range", "rel_l2", "MSE", "boundary_error", "CE", "LL",
-                       "CRPS", "coverage90", ...}]
+                       "CRPS", "coverage50", "coverage80", "coverage90", "coverage95", ...}]
     table.md         the two tables (in range, out of range)
     predictions.npz  x (N,), t (T,), params (n,), truth, left_values, right_values (n, T),
                      mass (n, T), "<model>/mean" and "<model>/var" (n, T, N): in range
@@ -89,6 +92,15 @@ UQ_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d", "cavity")
 #: Parameter ranges outside training (heat: omega in [2.01, 3.99]; Stokes: omega in [2, 6];
 #: the cavity: Re = 100).
 OOD_RANGES = {"heat-neumann": (4.01, 5.99), "stokes": (6.0, 9.0), "cavity": (300.0, 500.0)}
+#: Nominal levels of the central intervals whose coverage every record gives
+#: (``coverage50`` ... ``coverage95``).
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+#: Parameter ranges of the calibration samples that extrapolate, on the other side of the
+#: training range than the out-of-range test samples (so no test parameter is near them):
+#: the ensembles' variance is fitted on these and on the in-range calibration samples, so
+#: the fit sees how the error grows against the members' spread outside the training range
+#: (``benchmarks/results/uq_calibration.md``).
+EXTRAPOLATION_RANGES = {"heat-neumann": (1.01, 1.99), "stokes": (1.0, 1.99)}
 
 
 def _uq_operator(problem: str, setting: str | None, **overrides) -> BOONConfig | BOON2dConfig:
@@ -139,6 +151,9 @@ class UQConfig:
         n_cal: held-out samples on which each ensemble's noise level is fitted.
         ood_range: the out-of-range parameter interval (``None``: the problem's default in
             ``OOD_RANGES``; problems without a parameter have no out-of-range rows).
+        extrapolation_range: the parameter interval of ``n_cal`` more calibration samples,
+            outside the training range and away from ``ood_range`` (``None``: the problem's
+            default in ``EXTRAPOLATION_RANGES``; the others calibrate in range only).
         operator: the members' data and training settings (a :class:`BOONConfig`, or a
             :class:`BOON2dConfig` for ``wave2d`` and ``cavity``: setting, sizes, epochs, seed,
             device).
@@ -148,6 +163,7 @@ class UQConfig:
     n_members: int = 5
     n_cal: int = 40
     ood_range: tuple[float, float] | None = None
+    extrapolation_range: tuple[float, float] | None = None
     operator: BOONConfig | BOON2dConfig = field(
         default_factory=lambda: _uq_operator("heat-neumann", "multi"))
 
@@ -177,6 +193,11 @@ class UQConfig:
     @property
     def out_range(self) -> tuple[float, float] | None:
         return self.ood_range or OOD_RANGES.get(self.problem)
+
+    @property
+    def calibration_range(self) -> tuple[float, float] | None:
+        """The extrapolating calibration samples' parameter interval, or ``None``."""
+        return self.extrapolation_range or EXTRAPOLATION_RANGES.get(self.problem)
 
 
 def true_mass(data: OperatorData) -> torch.Tensor:
@@ -253,9 +274,12 @@ def run_uq(config: UQConfig, out: str | Path, progress: bool = True, figures: bo
     """
     config.operator.torch_device()
     if members_from is not None:
+        # The members depend on the problem, their number and their training settings only
+        # (the calibration and test data are remade here).
         saved = Path(members_from) / "config.json"
-        if not saved.is_file() or json.loads(saved.read_text()) != json.loads(
-                json.dumps(dataclasses.asdict(config))):
+        ours = json.loads(json.dumps(dataclasses.asdict(config)))
+        theirs = json.loads(saved.read_text()) if saved.is_file() else {}
+        if any(theirs.get(k) != ours[k] for k in ("problem", "n_members", "operator")):
             raise ValueError(f"{members_from} is not a --uq run of this configuration")
     with run_folder(out, overwrite) as folder:
         return _run_uq_into(config, folder, progress, figures, members_from)
@@ -278,6 +302,14 @@ def _data(config: UQConfig, progress: bool):
     train, test = split_data(op)
     cal = make_operator_data(op.problem, config.n_cal, op.n_points, op.setting, op.n_steps,
                              seed=op.seed + 7919)
+    if config.calibration_range is not None:
+        outside = make_operator_data(op.problem, config.n_cal, op.n_points, op.setting,
+                                     op.n_steps, seed=op.seed + 15_485_863,
+                                     param_range=config.calibration_range)
+        cal = dataclasses.replace(cal, **{name: torch.cat([getattr(cal, name),
+                                                           getattr(outside, name)])
+                                          for name in ("params", "inputs", "targets",
+                                                       "left_values", "right_values")})
     tests = {"in": test}
     if config.out_range is not None:
         tests["out"] = make_operator_data(op.problem, op.n_test, op.n_points, op.setting,
@@ -363,8 +395,9 @@ def load_uq_config(folder: str | Path) -> UQConfig:
     raw = json.loads((Path(folder) / "config.json").read_text())
     operator = raw.pop("operator")
     kind = BOON2dConfig if raw["problem"] in PROBLEMS_2D else BOONConfig
-    if raw.get("ood_range") is not None:
-        raw["ood_range"] = tuple(raw["ood_range"])
+    for name in ("ood_range", "extrapolation_range"):
+        if raw.get(name) is not None:
+            raw[name] = tuple(raw[name])
     return UQConfig(operator=kind(**operator), **raw)
 
 
@@ -466,7 +499,8 @@ def _probabilistic(mean, var, truth) -> dict:
             "MSE": float(M.mse(mean, truth).mean()),
             "LL": float(M.gaussian_log_likelihood(mean, var, truth).mean()),
             "CRPS": float(M.crps_gaussian(mean, var, truth).mean()),
-            "coverage90": float(M.interval_coverage(mean, var, truth, 0.9).mean())}
+            **{f"coverage{round(100 * level)}": float(
+                M.interval_coverage(mean, var, truth, level).mean()) for level in LEVELS}}
 
 
 def _metrics_2d(name, mean, var, data: OperatorData2d, mass, range_name) -> dict:
@@ -503,14 +537,20 @@ def _write_predictions(path: Path, data, mass: torch.Tensor, predictions: dict) 
 
 def markdown_table(records: list[dict], config: UQConfig, tests: dict, seconds: dict) -> str:
     op = config.operator
-    keys = ["rel_l2", "MSE", "boundary_error", "CE", "LL", "CRPS", "coverage90"]
+    keys = ["rel_l2", "MSE", "boundary_error", "CE", "LL", "CRPS", "coverage50",
+            "coverage90", "coverage95"]
+    outside = config.calibration_range
+    fitted_on = (f"{config.n_cal} calibration samples in range and {config.n_cal} at omega "
+                 f"{outside[0]:g} .. {outside[1]:g} (outside the training range, on the other "
+                 "side than the out-of-range test samples)" if outside is not None
+                 else f"{config.n_cal} calibration samples")
     lines = [f"# {config.problem} ({op.setting}-step): ensembles with both guarantees", "",
              f"{config.n_members} members per ensemble, {op.n_train} training samples, "
-             f"{op.epochs} epochs, N = {op.n_points}; noise level fitted on {config.n_cal} "
-             "calibration samples. boundary_error: mean |violation| of the walls' conditions "
+             f"{op.epochs} epochs, N = {op.n_points}; covariance fitted on {fitted_on}. "
+             "boundary_error: mean |violation| of the walls' conditions "
              "(Neumann: the 2nd-order stencil's flux); CE: mean |trapezoid mass - U(t)|; LL: "
-             "mean pointwise Gaussian log-likelihood; coverage90: fraction of points in the "
-             "90 % interval.", ""]
+             "mean pointwise Gaussian log-likelihood; coverageP: fraction of points in the "
+             "central P % interval (nominal P %).", ""]
     for range_name, data in tests.items():
         label = "in the training range" if range_name == "in" else "out of range"
         if isinstance(data, OperatorData2d):

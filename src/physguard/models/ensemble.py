@@ -7,10 +7,12 @@ sample and one output channel (time step) is the Gaussian::
 
     mean  = (1/M) sum_m u^(m)
     Sigma = diag(noise_var + local_scale v + uniform_scale mean(v)) + spread_scale U U^T,
-    U = [u^(1) - mean, ..., u^(M) - mean] / sqrt(M - 1),   v = diag(U U^T)
+    U = w [u^(1) - mean, ..., u^(M) - mean] / sqrt(M - 1),   v = diag(U U^T),
+    w = (mean(v_0) / reference_var) ** (spread_power / 2)
 
-a :class:`~physguard.constraints.LowRankPlusDiagonal` of rank ``M`` (the members' sample
-covariance, scaled, plus a diagonal), so the ProbConserv update stays ``O(N M^2)`` per
+(``v_0``: the members' variance before the factor ``w``, ``mean`` over the grid of that sample
+and channel), a :class:`~physguard.constraints.LowRankPlusDiagonal` of rank ``M`` (the members'
+sample covariance, scaled, plus a diagonal), so the ProbConserv update stays ``O(N M^2)`` per
 constraint set. ``v`` is the members' pointwise variance: the diagonal part can carry the
 members' uncertainty *locally* (point by point) as well as coherently (along ``U``).
 
@@ -33,30 +35,47 @@ maximum likelihood of the *conditioned* Gaussian instead (the ProbConserv update
 differentiable: L-BFGS per channel, started from the unconstrained fit): the model is
 calibrated as it is used.
 
-**Which prior is conditioned: no low-rank part by default.** The update moves the mean along
-``Sigma G^T``. With the members' spread ``a U U^T`` in ``Sigma`` it moves the mean where the
-members disagree, in the shape of their deviations. In range those resemble the error; out of
-range they do not: on the heat-neumann ``--uq`` members the deviations' integral relative to
-their norm falls from 0.44 in range to 0.28 out of range while the error's stays at 0.39-0.44,
-so a mass correction along ``U`` must be large and lands off the error. With an isotropic prior
-the update is instead the Euclidean projection of the mean onto the affine set of fields that
-meet the rows; the truth lies in that set (up to the rows' discretisation error), so the
+**How the variance grows out of range: the spread power ``gamma``.** A deep ensemble's spread
+grows out of range, but slower than its error: on the heat-neumann ``--uq`` BOON members
+(omega 4.04 .. 5.96 against the training range 2 .. 4) the squared error over the members'
+variance is about 1.3 in range and 10.7 out of range. A variance proportional to ``v`` fitted in
+range therefore covers about 0.4-0.6 of the points out of range at a nominal 0.9 (issue 26).
+The factor ``w`` lets the variance grow as ``mean(v) ** (1 + gamma)`` instead; ``gamma`` is
+chosen from :data:`SPREAD_POWERS` by the likelihood of held-out samples, and can only be learned
+from samples that reach a larger spread than the training data: ``physguard run --uq`` adds
+calibration samples *outside* the training range, on the other side from the out-of-range
+test samples (heat-neumann: omega 1.01 .. 1.99, test 4.04 .. 5.96), so the fit never sees the
+test range. Measured on those members (``benchmarks/results/uq_calibration.md``): ``gamma =
+1`` is chosen for the BOON ensembles and 0.5 for the FNO ones; ProbConserv-BOON's coverage of
+the 90 % interval is 0.888 in range and 0.734 out of range (0.292 with the in-range fit alone
+and the members' spread as the prior). What is left is the per-sample error magnitude: with
+the error's true magnitude per sample and step (an oracle) the same shape covers 0.93 in and
+out of range, and the members' spread predicts that magnitude only loosely out of range
+(ratio 3.7 .. 21 over samples).
+
+**Which prior is conditioned: the same variance at every point by default.** The update moves
+the mean along ``Sigma G^T``. With the members' spread ``a U U^T`` in ``Sigma`` it moves the mean
+where the members disagree, in the shape of their deviations. In range those resemble the
+error; out of range they do not: on the heat-neumann ``--uq`` members the deviations' integral
+relative to their norm falls from 0.44 in range to 0.28 out of range while the error's stays at
+0.39-0.44, so a mass correction along ``U`` must be large and lands off the error, and the
+conditioned ensemble became worse than the unconditioned one out of range in one run and better
+in another (issue 26). A pointwise ``b v`` does the same in a milder form. With an isotropic
+prior the update is instead the Euclidean projection of the mean onto the affine set of fields
+that meet the rows; the truth lies in that set (up to the rows' discretisation error), so the
 conditioned mean is never farther from it in L2, however wrong the model (Pythagoras). The
 conditioned prior is therefore, by default,
 
-    Sigma = diag(noise_var + local_scale v + uniform_scale mean(v)),   spread_scale = 0,
+    Sigma = diag(noise_var + uniform_scale mean(v)),   spread_scale = local_scale = 0,
 
-``(s2, b, c)`` fitted by the conditioned likelihood: ``b v`` keeps the members' pointwise
-uncertainty, and ``c mean(v)`` (the members' mean variance over the grid of that sample and
-step) keeps the correction close to the projection and grows with the ensemble's overall spread,
-so it grows out of range. ``fit_ensemble_noise(..., spread=True)`` fits ``a`` too. Measured on
-validation samples (``benchmarks/uq_ablation.py``, seeds distinct from the test samples), the
-conditioned BOON ensemble of heat-neumann, MSE / LL: in range 1.058e-4 / 3.27 (with the spread
-part 1.044e-4 / 3.34; unconditioned 1.796e-4 / 3.09); out of range 1.130e-2 / 0.22 (with the
-spread part 1.751e-2 / -0.47; unconditioned 1.219e-2 / -0.13). The FNO ensemble: out of range
-1.648e-2 / -1.28 (with spread 1.637e-2 / -1.46; unconditioned 1.801e-2 / -3.95). Sparse rows
-(the cavity's divergence) keep the unconditioned shape, spread included, times one fitted
-factor (:func:`fit_ensemble_noise`). These validation numbers predate the wall rule below.
+``(s2, c)`` fitted by the conditioned likelihood (``local=True`` fits ``b`` too, ``spread=True``
+the spread ``a``): ``c mean(v)`` grows with the ensemble's overall spread (to the power ``1 +
+gamma``), so it grows out of range. Measured on the heat-neumann ``--uq`` members
+(``benchmarks/results/uq_calibration.md``), ProbConserv-BOON against BOON-Ensemble, MSE / LL:
+in range 1.304e-4 / 3.11 against 2.381e-4 / 2.73; out of range 1.545e-2 / 0.36 against
+1.687e-2 / -0.03 (with ``local=True`` out of range: LL -0.43). Sparse rows (the cavity's
+divergence) keep the unconditioned shape, spread included, times one fitted factor
+(:func:`fit_ensemble_noise`).
 
 **Wall points of a BOON ensemble** (:func:`uninformative_at`): a BOON member sets its Dirichlet
 and Neumann wall values from its interior, so the BOON ensembles' prior is given an
@@ -77,18 +96,25 @@ import torch
 
 from ..constraints.gaussian import Gaussian, LowRankPlusDiagonal
 
-__all__ = ["EnsembleNoise", "OperatorEnsemble", "ensemble_gaussian", "fit_ensemble_noise",
-           "uninformative_at"]
+__all__ = ["EnsembleNoise", "OperatorEnsemble", "SPREAD_POWERS", "ensemble_gaussian",
+           "fit_ensemble_noise", "uninformative_at"]
 
 
 class EnsembleNoise(NamedTuple):
     """The fitted covariance parameters, each ``(C,)`` float64, in the order
-    :func:`ensemble_gaussian` takes them (``ensemble_gaussian(samples, *fitted)``)."""
+    :func:`ensemble_gaussian` takes them (``ensemble_gaussian(samples, *fitted)``);
+    ``spread_power`` and ``reference_var`` default to the members' covariance unwarped."""
 
     noise_var: torch.Tensor
     spread_scale: torch.Tensor
     local_scale: torch.Tensor
     uniform_scale: torch.Tensor
+    spread_power: torch.Tensor | float = 0.0
+    reference_var: torch.Tensor | float = 1.0
+
+#: The exponents ``gamma`` that :func:`fit_ensemble_noise` chooses from by the held-out
+#: likelihood (0: the members' covariance as it is).
+SPREAD_POWERS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 #: Bounds of the fitted parameters (log scale) relative to the data: keeps the optimiser
 #: finite when a channel has zero spread or zero residual.
@@ -108,7 +134,8 @@ def _flat(samples: torch.Tensor) -> torch.Tensor:
 
 
 def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
-                      local_scale=0.0, uniform_scale=0.0) -> Gaussian:
+                      local_scale=0.0, uniform_scale=0.0, spread_power=0.0,
+                      reference_var=1.0) -> Gaussian:
     """The ensemble's Gaussian prediction from member outputs.
 
     Args:
@@ -121,6 +148,12 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
             diagonal, a scalar or ``(C,)``, ``>= 0``.
         uniform_scale: the factor ``c`` of the members' mean variance over the grid (of each
             sample and channel) added at every point, a scalar or ``(C,)``, ``>= 0``.
+        spread_power: the exponent ``gamma`` of the spread's growth (module docstring): the
+            members' deviations of a sample and channel are scaled by
+            ``(mean(v) / reference_var) ** (gamma / 2)`` before the rest, so their variance
+            grows as ``mean(v) ** (1 + gamma)``; a scalar or ``(C,)``, ``>= 0``; 0: unchanged.
+        reference_var: the members' mean variance at which that scaling is 1 (units of
+            ``u^2``), a scalar or ``(C,)``, ``> 0``.
 
     Returns:
         :class:`Gaussian` with batch shape ``(B, C)`` over ``N = prod(space)`` points (2-D:
@@ -130,8 +163,8 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
 
     Raises:
         ValueError: fewer than 2 members, a non-positive ``noise_var`` or negative
-            ``spread_scale``, ``local_scale`` or ``uniform_scale``, or parameters whose length
-            is not ``C``.
+            ``spread_scale``, ``local_scale``, ``uniform_scale`` or ``spread_power``, a
+            non-positive ``reference_var``, or parameters whose length is not ``C``.
     """
     flat = _flat(samples)
     m, _, c, n = flat.shape
@@ -140,7 +173,9 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
     params = []
     for name, value, low in (("noise_var", noise_var, 0.0), ("spread_scale", spread_scale, None),
                              ("local_scale", local_scale, None),
-                             ("uniform_scale", uniform_scale, None)):
+                             ("uniform_scale", uniform_scale, None),
+                             ("spread_power", spread_power, None),
+                             ("reference_var", reference_var, 0.0)):
         value = torch.as_tensor(value, dtype=flat.dtype, device=flat.device).reshape(-1)
         if value.numel() not in (1, c):
             raise ValueError(f"{name} must be a scalar or have C = {c} entries, got "
@@ -150,15 +185,38 @@ def ensemble_gaussian(samples: torch.Tensor, noise_var, spread_scale=1.0,
             raise ValueError(f"{name} must be finite and {'> 0' if low == 0.0 else '>= 0'}, "
                              f"got {value.tolist()}")
         params.append(value.expand(c))
-    noise_var, spread_scale, local_scale, uniform_scale = params
+    noise_var, spread_scale, local_scale, uniform_scale, spread_power, reference_var = params
     mean = flat.mean(0)  # (B, C, N)
-    factor = ((flat - mean) / math.sqrt(m - 1)).permute(1, 2, 3, 0)  # (B, C, N, M)
+    factor = _warp(((flat - mean) / math.sqrt(m - 1)).permute(1, 2, 3, 0), spread_power,
+                   reference_var)  # (B, C, N, M)
     eye = torch.eye(m, dtype=flat.dtype, device=flat.device)
     core = spread_scale[:, None, None] * eye  # (C, M, M)
     v = factor.square().sum(-1)  # (B, C, N)
     diag = (noise_var[:, None] + local_scale[:, None] * v
             + uniform_scale[:, None] * v.mean(-1, keepdim=True))
     return Gaussian(mean, covariance=LowRankPlusDiagonal(diag, factor, core))
+
+
+def _warp(factor: torch.Tensor, power: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The members' deviations ``(B, C, N, M)`` scaled by ``(mean(v) / reference) ** (power /
+    2)`` per sample and channel (``power``, ``reference``: ``(C,)``); unchanged where
+    ``power`` is 0."""
+    if not bool((power != 0).any()):
+        return factor
+    spread = factor.square().sum(-1).mean(-1)  # (B, C): the members' mean variance
+    scale = (spread / reference).pow(power / 2)
+    return factor * torch.where(power == 0, torch.ones_like(scale), scale)[..., None, None]
+
+
+def _reference_var(samples: torch.Tensor) -> torch.Tensor:
+    """``(C,)``: the geometric mean over samples of the members' mean variance per channel
+    (the samples with none left out; 1 where a channel has none at all)."""
+    spread = _flat(samples).var(0).mean(-1)  # (B, C)
+    positive = spread > 0
+    logs = torch.where(positive, spread.clamp(min=1e-300).log(), torch.zeros_like(spread))
+    count = positive.sum(0)
+    return torch.where(count > 0, (logs.sum(0) / count.clamp(min=1)).exp(),
+                       torch.ones_like(logs[0]))
 
 
 #: Posterior variance below this fraction of the largest: a point the rows fix exactly (left
@@ -196,7 +254,8 @@ def uninformative_at(gaussian: Gaussian, determined: torch.Tensor | None) -> Gau
 
 
 def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None,
-                       spread: bool = False, determined: torch.Tensor | None = None
+                       spread: bool = False, determined: torch.Tensor | None = None,
+                       local: bool = False, spread_power: float | None = None
                        ) -> EnsembleNoise:
     """Fit ``(noise_var, spread_scale, local_scale)`` per channel by maximum likelihood on
     held-out data.
@@ -221,21 +280,58 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
         spread: with a dense ``constraint``, fit the members' low-rank spread too.
         determined: with a dense ``constraint``, the points its rows determine, given an
             uninformative prior variance (:func:`uninformative_at`) in the fit.
+        local: with a dense ``constraint``, fit the members' pointwise variance ``b v`` too;
+            by default ``b = 0``: the conditioned prior is the same at every point of a sample
+            and step (``noise_var + c mean(v)``), so the update is the Euclidean projection of
+            the mean onto the constraint set, which never moves it away from a truth that
+            meets the rows (module docstring).
+        spread_power: the exponent ``gamma`` of :func:`ensemble_gaussian` (``>= 0``); ``None``
+            chooses it from :data:`SPREAD_POWERS` by the likelihood of these held-out samples
+            (of the conditioned Gaussian with a ``constraint``), each with its own fit of the
+            other parameters. Only validation data that reach the spread of the intended use
+            can show a growth with the spread: fit on samples from inside *and* outside the
+            training range to calibrate out of range.
 
     Returns:
-        :class:`EnsembleNoise` ``(noise_var, spread_scale, local_scale, uniform_scale)``, each
-        ``(C,)`` float64: ``ensemble_gaussian(samples, *fitted)``.
+        :class:`EnsembleNoise` ``(noise_var, spread_scale, local_scale, uniform_scale,
+        spread_power, reference_var)``, each ``(C,)`` float64:
+        ``ensemble_gaussian(samples, *fitted)``.
 
     Raises:
-        ValueError: mismatched shapes or fewer than 2 members.
+        ValueError: mismatched shapes, fewer than 2 members, or a negative ``spread_power``.
     """
-    from scipy.optimize import minimize
-
     flat = _flat(samples).to(torch.float64)
     truth = truth.to(torch.float64).flatten(2)
     if flat.shape[0] < 2 or flat.shape[1:] != truth.shape:
         raise ValueError(f"samples {tuple(samples.shape)} (M >= 2 members) and truth "
                          f"{tuple(truth.shape)} do not match")
+    if spread_power is None:
+        fits = [fit_ensemble_noise(samples, truth, constraint, spread, determined, local, power)
+                for power in SPREAD_POWERS]
+        # Points every member gets exactly right are known (see below), left out here too.
+        level = (flat.mean(0) - truth).square().mean()
+        exact = ((flat.var(0) <= _EXACT * level)
+                 & ((flat.mean(0) - truth).square() <= _EXACT * level))
+        scores = [float(_mean_log_likelihood(ensemble_gaussian(flat, *fit), truth, constraint,
+                                             determined, exact)) for fit in fits]
+        return fits[int(np.nanargmax(scores))]
+    if not math.isfinite(spread_power) or spread_power < 0:
+        raise ValueError(f"spread_power must be finite and >= 0, got {spread_power}")
+    reference = _reference_var(flat)
+    power = torch.full_like(reference, float(spread_power))
+    mean = flat.mean(0)
+    root = math.sqrt(flat.shape[0] - 1)
+    flat = mean + _warp(((flat - mean) / root).permute(1, 2, 3, 0), power,
+                        reference).permute(3, 0, 1, 2) * root
+    return _fit_warped(flat, truth, constraint, spread, determined, local)._replace(
+        spread_power=power, reference_var=reference)
+
+
+def _fit_warped(flat, truth, constraint, spread, determined, local) -> EnsembleNoise:
+    """:func:`fit_ensemble_noise` for members ``(M, B, C, N)`` already scaled by the spread
+    power (float64, ``truth (B, C, N)``)."""
+    from scipy.optimize import minimize
+
     var = flat.var(0).transpose(0, 1).reshape(flat.shape[2], -1).numpy()  # (C, B N)
     sq = (flat.mean(0) - truth).square().transpose(0, 1).reshape(flat.shape[2], -1).numpy()
     noise, scale = [], []
@@ -266,10 +362,8 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     if constraint is None:
         return EnsembleNoise(noise, scale, zero, zero)
     if constraint.is_sparse:
-        return _fit_conditioned_scale(samples.to(torch.float64), truth, constraint, noise,
-                                      scale)
-    return _fit_conditioned(samples.to(torch.float64), truth, constraint, noise, scale,
-                            spread, determined)
+        return _fit_conditioned_scale(flat, truth, constraint, noise, scale)
+    return _fit_conditioned(flat, truth, constraint, noise, scale, spread, determined, local)
 
 
 def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
@@ -284,27 +378,48 @@ def _fit_conditioned_scale(samples, truth, constraint, noise, scale):
     if not bool((constraint.noise_var == 0).all()):
         return EnsembleNoise(noise, scale, zero, zero)
     post = probconserv(ensemble_gaussian(samples, noise, scale), constraint)
-    r2 = (post.mean - truth.to(torch.float64).flatten(2)).square()
+    r2 = (post.mean - truth).square()
     var = post.var
-    known = var <= _EXACT * var.amax()
+    known = var <= _FIXED * var.amax(-1, keepdim=True)
     ratio = torch.where(known, torch.zeros_like(r2), r2 / var.clamp(min=1e-300))
     factor = ratio.sum((0, 2)) / (~known).sum((0, 2)).clamp(min=1)
     factor = torch.where(factor > 0, factor, torch.ones_like(factor))
     return EnsembleNoise(noise * factor, scale * factor, zero, zero)
 
 
-def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool, determined):
-    """Maximum likelihood of the conditioned Gaussian over ``log b``, ``log c``, ``log s2``
-    per channel (``spread_scale = 0``, module docstring), from ``b = c = scale / 2``; with
+def _mean_log_likelihood(prior: Gaussian, truth: torch.Tensor, constraint, determined,
+                         exact: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean pointwise log density of ``truth (B, C, N)`` under ``prior`` conditioned on
+    ``constraint`` (with :func:`uninformative_at` the ``determined`` points; no constraint:
+    the prior itself). Points the rows fix (a Dirichlet wall: posterior variance zero up to
+    round-off) and the ``exact`` ones (a ``(B, C, N)`` mask) are known, not predicted: their
+    log density is round-off noise, left out."""
+    from ..constraints.linear import probconserv
+
+    post = prior if constraint is None else probconserv(uninformative_at(prior, determined),
+                                                        constraint)
+    var = post.var
+    known = (var <= _FIXED * var.detach().amax(-1, keepdim=True)).detach()
+    if exact is not None:
+        known = known | exact
+    var = torch.where(known, torch.ones_like(var), var)
+    logpdf = -0.5 * (math.log(2 * math.pi) + var.log() + (truth - post.mean).square() / var)
+    return (logpdf * ~known).sum() / (~known).sum().clamp(min=1)
+
+
+def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool, determined,
+                     local: bool):
+    """Maximum likelihood of the conditioned Gaussian over ``log c``, ``log s2`` (with
+    ``local``, ``log b`` too) per channel (``spread_scale = 0``, module docstring), from
+    ``b = c = scale / 2``; with
     ``spread``, then over ``log a`` too, from that optimum and ``a = 1e-3 b``, so the larger
     family never fits worse. The channels' likelihoods are independent sums, so one joint
     L-BFGS fits all."""
-    from ..constraints.linear import probconserv
-
     half = (scale / 2).clamp(min=1e-30).log()
     start = torch.stack([half, half, noise.log()], dim=-1)
     if spread:
-        first = _fit_conditioned(samples, truth, constraint, noise, scale, False, determined)
+        first = _fit_conditioned(samples, truth, constraint, noise, scale, False, determined,
+                                 local)
         start = torch.stack([first.local_scale, first.uniform_scale, first.noise_var,
                              1e-3 * first.local_scale], dim=-1).clamp(min=1e-30).log()
     params = start.clone().requires_grad_(True)
@@ -312,19 +427,13 @@ def _fit_conditioned(samples, truth, constraint, noise, scale, spread: bool, det
 
     def unpack(p):
         a = p[:, 3].exp() if spread else torch.zeros_like(scale)
-        return EnsembleNoise(p[:, 2].exp(), a, p[:, 0].exp(), p[:, 1].exp())
+        b = p[:, 0].exp() if local else torch.zeros_like(scale)
+        return EnsembleNoise(p[:, 2].exp(), a, b, p[:, 1].exp())
 
     def closure():
         optimiser.zero_grad()
         prior = ensemble_gaussian(samples, *unpack(params.clamp(*_LOG_BOUNDS)))
-        post = probconserv(uninformative_at(prior, determined), constraint)
-        # Points the rows fix (a Dirichlet wall: posterior variance zero up to round-off)
-        # are known, not predicted: their log density is round-off noise, left out.
-        var = post.var
-        known = (var <= _FIXED * var.detach().amax(-1, keepdim=True)).detach()
-        var = torch.where(known, torch.ones_like(var), var)
-        logpdf = -0.5 * (math.log(2 * math.pi) + var.log() + (truth - post.mean).square() / var)
-        loss = -(logpdf * ~known).sum() / (~known).sum().clamp(min=1)
+        loss = -_mean_log_likelihood(prior, truth, constraint, determined)
         loss.backward()
         return loss
 
@@ -344,8 +453,9 @@ class OperatorEnsemble:
         apply: optional ``apply(member, inputs) -> outputs`` used instead of ``member(inputs)``
             (for example ``lambda m, v: physguard.BOON(m, left=..., right=...)(v)`` for a
             BOON-ensemble with the samples' boundary values).
-        noise_var, spread_scale, local_scale, uniform_scale: the covariance parameters
-            (module docstring); set by :meth:`calibrate`, or given (scalar or ``(C,)``).
+        noise_var, spread_scale, local_scale, uniform_scale, spread_power, reference_var:
+            the covariance parameters (module docstring, :func:`ensemble_gaussian`); set by
+            :meth:`calibrate`, or given (scalar or ``(C,)``).
 
     Raises:
         ValueError: fewer than 2 members.
@@ -353,7 +463,8 @@ class OperatorEnsemble:
 
     def __init__(self, members: Sequence[torch.nn.Module],
                  apply: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
-                 noise_var=None, spread_scale=1.0, local_scale=0.0, uniform_scale=0.0):
+                 noise_var=None, spread_scale=1.0, local_scale=0.0, uniform_scale=0.0,
+                 spread_power=0.0, reference_var=1.0):
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
         self.members = list(members)
@@ -362,6 +473,12 @@ class OperatorEnsemble:
         self.spread_scale = spread_scale
         self.local_scale = local_scale
         self.uniform_scale = uniform_scale
+        self.spread_power = spread_power
+        self.reference_var = reference_var
+
+    def _parameters(self) -> EnsembleNoise:
+        return EnsembleNoise(self.noise_var, self.spread_scale, self.local_scale,
+                             self.uniform_scale, self.spread_power, self.reference_var)
 
     @torch.no_grad()
     def member_outputs(self, inputs: torch.Tensor, apply=None) -> torch.Tensor:
@@ -379,8 +496,9 @@ class OperatorEnsemble:
         the test samples) with :func:`fit_ensemble_noise`; with ``constraint`` (on these
         samples), for the conditioned prediction. Returns ``self``."""
         samples = self.member_outputs(inputs, apply)
-        (self.noise_var, self.spread_scale, self.local_scale,
-         self.uniform_scale) = fit_ensemble_noise(samples, targets, constraint)
+        (self.noise_var, self.spread_scale, self.local_scale, self.uniform_scale,
+         self.spread_power, self.reference_var) = fit_ensemble_noise(samples, targets,
+                                                                     constraint)
         return self
 
     def predict(self, inputs: torch.Tensor, apply=None, constraint=None) -> Gaussian:
@@ -393,8 +511,7 @@ class OperatorEnsemble:
         if self.noise_var is None:
             raise RuntimeError("the ensemble has no noise_var: call calibrate() on held-out "
                                "samples first, or give noise_var")
-        pred = ensemble_gaussian(self.member_outputs(inputs, apply), self.noise_var,
-                                 self.spread_scale, self.local_scale, self.uniform_scale)
+        pred = ensemble_gaussian(self.member_outputs(inputs, apply), *self._parameters())
         if constraint is None:
             return pred
         from ..constraints.linear import probconserv
