@@ -1,5 +1,7 @@
 """Front (shock-position) estimators on sampled profiles."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -91,3 +93,50 @@ def test_jump_levels_at_the_papers_times():
     assert InviscidBurgers(3.0).jump_level(0.5) == 1.5  # the shock formed at t = 1/3
     assert InviscidBurgers(1.0).jump_level(0.5) is None  # it forms at t = 1
     assert PorousMedium(3.0).jump_level(0.5) is None
+
+
+# -- the calibrated shock interval ----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 10.0), min_size=9, max_size=60),
+       st.sampled_from([0.5, 0.8, 0.9]))
+def test_conformal_factor_covers_its_share_of_the_calibration_scores(scores, level):
+    from physguard.experiments.gpme import front_interval
+
+    q = front_interval(scores, level)
+    n = len(scores)
+    # ceil((n + 1) level) of the n scores lie at or below q: with one exchangeable new score,
+    # the chance that it does too is at least level (Lei et al. 2018)
+    assert sum(s <= q for s in scores) >= min(n, math.ceil((n + 1) * level))
+    assert sum(s < q for s in scores) < math.ceil((n + 1) * level)
+
+
+def test_conformal_factor_errors_and_small_sets():
+    from physguard.experiments.gpme import front_interval
+
+    assert front_interval([1.0] * 8, 0.9) == math.inf  # ceil(9 * 0.9) = 9 > 8
+    assert front_interval([float(k) for k in range(1, 10)], 0.9) == 9.0
+    with pytest.raises(ValueError, match="no calibration"):
+        front_interval([], 0.9)
+    with pytest.raises(ValueError, match="level"):
+        front_interval([1.0], 1.0)
+
+
+@pytest.mark.parametrize("shift", [-0.04, -0.01, 0.02, 0.05])
+def test_front_scale_is_the_displacement_that_explains_the_mass_error(shift):
+    """The exact Stefan profile with its front cut ``shift`` away from the true one (the
+    closed form continued past it) has a mass error of about p* |shift|: the scale
+    recovers |shift| to within 10 % (the profile's slope near the front is small against
+    the jump)."""
+    from physguard.experiments.gpme import front_scale
+
+    problem, t = Stefan(0.6), 0.05
+    true_front = float(problem.shock_position(t))
+    inside = 1.0 - problem.c1 * torch.special.erf(X / (2.0 * math.sqrt(t)))
+    moved = torch.where(X <= true_front + shift, inside, torch.zeros_like(X))
+    mass = problem.mass(torch.tensor(t, dtype=torch.float64))
+    scale = front_scale(moved, X, mass, problem.jump_level(t))
+    assert scale == pytest.approx(abs(shift), rel=0.1, abs=DX)
+    exact = problem.solution(torch.full_like(X, t), X)
+    assert front_scale(exact, X, mass, problem.jump_level(t)) == pytest.approx(DX)  # a cell

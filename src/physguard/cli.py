@@ -131,6 +131,10 @@ def _clean_errors(work: Callable[[], None]) -> None:
               help="--data: check every declared condition against the file's fields before "
                    "training (refused above the stated tolerances); --no-check-walls trains "
                    "anyway and records it in config.json.")
+@click.option("--shock-calibration", type=click.IntRange(min=0), default=None,
+              help="Problems with a moving front (stefan, pme, advection, burgers): validation "
+                   "functions per parameter range that calibrate the shock position's 90 % "
+                   "interval (default 20, at least 9; 0: the posterior samples' own interval).")
 @click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the ANP trains (auto: CUDA when available).")
@@ -141,8 +145,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         kernel_correction: bool | None, input_walls: bool | None, uq: bool, members: int,
         data_file: Path | None, walls: str | None, wall_values: Path | None,
         field_names: str | None,
-        check_walls: bool, seed: int, device: str, overwrite: bool,
-        quiet: bool) -> None:
+        check_walls: bool, shock_calibration: int | None, seed: int, device: str,
+        overwrite: bool, quiet: bool) -> None:
     """Run the experiment of PROBLEM and print its table.
 
     Conservation problems (diffusion, pme, stefan, advection, burgers): train an ANP and
@@ -293,6 +297,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
         else:
             from .experiments import GPMEConfig, run_gpme
 
+            if shock_calibration is not None:
+                overrides["n_shock_calibration"] = shock_calibration
             config = (GPMEConfig.paper(problem, **overrides) if paper
                       else GPMEConfig(problem=problem, **overrides))
             click.echo(f"physguard run {problem}: {config.n_train} training functions, "

@@ -277,6 +277,35 @@ def _animation(path: Path, data, predictions: dict) -> Path:
     return path
 
 
+def shock_reliability(path: Path, cls, evaluations, scores: dict, interval) -> Path:
+    """Coverage of the shock interval against its nominal level (50 ... 95 %), per test
+    parameter and method: the calibrated ``mean +- interval(scores, level) scale`` (solid)
+    and the posterior samples' central interval (dotted)."""
+    levels = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    fig, axes = _panels(len(evaluations), f"{cls.__name__}: reliability of the shock interval "
+                        "(test functions)")
+    for ax, ev in zip(axes, evaluations, strict=True):
+        ax.plot([0, 1], [0, 1], color="black", lw=1, label="ideal")
+        for method, fronts in ev.fronts.items():
+            error = (fronts.mean(1) - ev.true_front).abs()
+            if method in scores and method in ev.front_scale:
+                cover = [float((error <= interval(scores[method], q)
+                                * ev.front_scale[method]).double().mean()) for q in levels]
+                ax.plot(levels, cover, "o-", color=COLORS[method], label=f"{method}")
+            posterior = []
+            for q in levels:
+                lo, hi = torch.quantile(fronts, torch.tensor([(1 - q) / 2, (1 + q) / 2],
+                                                             dtype=fronts.dtype), dim=1)
+                posterior.append(float(((lo <= ev.true_front) & (ev.true_front <= hi))
+                                       .double().mean()))
+            ax.plot(levels, posterior, ":", color=COLORS[method], label=f"{method} (posterior)")
+        ax.set(title=f"{cls.parameter_name} = {ev.param:g}", xlabel="nominal level",
+               ylabel="fraction of test functions covered", xlim=(0.4, 1), ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=6)
+    save_figure(fig, path)
+    return path
+
+
 def uq_figures(out: Path, tests: dict, masses: dict, predictions: dict) -> list[Path]:
     """The UQ run's figures (``physguard run PROBLEM --uq``): for test sample 0 in range, the
     mean with its 90 % band at three times, the total mass over time against the truth, the

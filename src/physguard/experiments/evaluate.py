@@ -108,5 +108,28 @@ def evaluate_run(problem: str, run_dir: str | Path, observations: str | Path, ou
         contexts = NPData(_inputs(cls, t[index], x[index]), u[index].float(), None, None)
         groups.append((float(value), contexts, index))
     predictor = ANPPredictor(model.to(config.torch_device()), config.n_latent)
+    calibration = _front_calibration(Path(run_dir))
     with run_folder(out, overwrite, protect=(run_dir,)) as folder:
-        return evaluate_contexts([predictor], config, groups, folder, progress, figures)
+        return evaluate_contexts([predictor], config, groups, folder, progress, figures,
+                                 front_calibration=calibration)
+
+
+def _front_calibration(run_dir: Path) -> dict | None:
+    """The shock interval's calibration of a run (``front_calibration.json``), or ``None`` for
+    a run without one (runs of problems without a front, or written before it existed: their
+    interval stays the posterior samples' own).
+
+    Raises:
+        ValueError: the file exists but holds no calibration scores.
+    """
+    path = run_dir / "front_calibration.json"
+    if not path.is_file():
+        return None
+    try:
+        calibration = json.loads(path.read_text())
+        scores = calibration["scores"]
+        if not all(isinstance(v, list) and v for v in scores.values()):
+            raise TypeError("every method needs a non-empty list of scores")
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ValueError(f"{path} holds no valid shock-interval calibration: {err}") from err
+    return calibration

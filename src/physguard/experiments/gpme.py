@@ -9,7 +9,9 @@ evaluation grid for every test parameter, applies the constraints, and writes th
     metrics.json     one record per method and test parameter
     table.md         the paper-style table
     predictions.npz  grid, parameters, and per method "<method>/mean", "<method>/var"
-    *.png            profile with 90 % band, mass over time, shock position, error over time
+    front_calibration.json  problems with a front: the calibration of its interval
+    *.png            profile with 90 % band, mass over time, shock position, error over time,
+                     the shock interval's reliability (problems with a front)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..constraints import (
     moment_match,
     nonnegative,
     probconserv,
+    trapezoid_weights,
 )
 from ..datasets import FunctionSamples, sample_functions
 from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
@@ -54,6 +57,13 @@ _METRICS = ("MSE", "CE", "LL", "CRPS", "coverage90")
 #: wrong: the LL there was -38.7 (1e-2: -6.6; 3e-2: 1.07), while inside the range it fell from
 #: 4.27 to 2.44 and the MSE improved (5.6e-3 -> 2.7e-3).
 ANP_MIN_STD = {"stefan": 3e-2}
+
+#: Parameter interval of the validation functions that calibrate the shock interval out of
+#: range (:func:`calibrate_fronts`), on the other side of the training range from the paper's
+#: out-of-range test value, so that no calibration function shares a test parameter (Stefan:
+#: trained on p* in [0.55, 0.70], tested at 0.5 and 0.6; calibrated on [0.55, 0.70] and
+#: [0.70, 0.80]).
+SHOCK_EXTRAPOLATION_RANGES = {"stefan": (0.70, 0.80)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,11 @@ class GPMEConfig:
         n_latent: latent samples per prediction (mixture components).
         n_grid_t, n_grid_x: evaluation grid (paper: 201 x 201).
         n_shock_samples: joint posterior samples for the shock-position figure (paper: 500).
+        n_shock_calibration: validation functions per parameter range that calibrate the
+            shock interval (:func:`calibrate_fronts`; problems with a front only): drawn from
+            the training range and from ``SHOCK_EXTRAPOLATION_RANGES`` where the problem has
+            an entry, with seeds distinct from the training, validation and test functions;
+            0: the posterior samples' own interval; else at least 9.
         nonneg: also report ``ProbConserv+NonNeg-<model>``: ProbConserv plus ``u >= 0`` (a QP
             per mixture component and time, :func:`physguard.nonnegative`) on problems whose
             solutions are non-negative (all but diffusion).
@@ -101,6 +116,7 @@ class GPMEConfig:
     n_grid_t: int = 201
     n_grid_x: int = 201
     n_shock_samples: int = 500
+    n_shock_calibration: int = 20
     nonneg: bool = True
     seed: int = 0
     device: str = "auto"
@@ -111,7 +127,11 @@ class GPMEConfig:
             object.__setattr__(self, "min_std", ANP_MIN_STD.get(self.problem, 1e-3))
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        check_counts(self)
+        check_counts(self, exempt=("seed", "n_shock_calibration"))
+        if self.n_shock_calibration < 0 or 0 < self.n_shock_calibration < 9:
+            raise ValueError(f"n_shock_calibration must be 0 (no calibration) or >= 9 (the "
+                             f"fewest functions with a finite 90 % split-conformal quantile), "
+                             f"got {self.n_shock_calibration}")
 
     @classmethod
     def paper(cls, problem: str, **overrides) -> GPMEConfig:
@@ -166,6 +186,8 @@ class Evaluation:
     # Problems whose front is a jump: ``fronts`` is the step fit at the jump's middle, and
     # this holds the same samples read with the paper's rule (first u <= 0).
     fronts_paper: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    # method -> (n,) the scale of each function's shock interval (:func:`front_scale`)
+    front_scale: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
 
 NONNEG = "ProbConserv+NonNeg-"
@@ -235,6 +257,7 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
     var = {m: torch.empty(n, nt, nx, dtype=torch.float64) for m in methods}
     fronts: dict[str, torch.Tensor] = {}
     fronts_paper: dict[str, torch.Tensor] = {}
+    front_scales: dict[str, torch.Tensor] = {}
     i_star = int(torch.argmin((t_grid - cls.t_star).abs()))
     jump = problem.jump_level(float(t_grid[i_star])) if cls.has_shock else None
     true_front = float(problem.shock_position(t_grid[i_star])) if cls.has_shock else None
@@ -243,8 +266,9 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
         for i, components in tqdm(enumerate(stream), total=n, unit="fn", disable=not progress,
                                   leave=False, desc=f"{predictor.name} "
                                   f"{cls.parameter_name}={param:g}"):
-            for method, post in _constrained_components(predictor, components, constraint,
-                                                        use_nonneg, reports).items():
+            constrained = _constrained_components(predictor, components, constraint,
+                                                  use_nonneg, reports)
+            for method, post in constrained.items():
                 mixed = moment_match(post, dim=0)
                 mean[method][i] = mixed.mean
                 var[method][i] = mixed.var
@@ -260,14 +284,57 @@ def evaluate_param(predictors: list[GridPredictor], cls: type[ConservationProble
                         fronts[method][i] = M.step_front_position(samples, x_grid, jump)
                         fronts_paper.setdefault(method, torch.empty_like(fronts[method]))
                         fronts_paper[method][i] = paper_rule
+            if cls.has_shock:  # one scale for the black box and its constrained forms
+                scale = front_scale(mean[predictor.name][i, i_star], x_grid, mass[i_star],
+                                    jump)
+                for method in constrained:
+                    front_scales.setdefault(method, torch.empty(n, dtype=torch.float64))
+                    front_scales[method][i] = scale
     return Evaluation(param, index, truth, mass, mean, var, fronts, true_front, reports,
-                      fronts_paper)
+                      fronts_paper, front_scales)
+
+
+def front_scale(black_box_mean: torch.Tensor, x: torch.Tensor, mass: torch.Tensor | float,
+                jump: float | None) -> float:
+    """The scale of a function's shock interval: how far the front must move to explain the
+    black box's conservation error, at least one grid cell.
+
+    A front of height ``h`` displaced by ``d`` changes the total by about ``h d``, so the
+    black box's error in the conserved total, ``|int mu dx - U(t*)|``, is the displacement it
+    implies: ``delta = |int mu dx - U(t*)| / h``, with ``h = 2 jump`` (the jump's height) or,
+    where the front is not a jump, the black box's largest value at ``t*``. The interval of
+    every method built on that black box (ProbConserv included, whose own total is exact) is
+    ``center +- q max(delta, dx)``, ``q`` calibrated on validation functions
+    (:func:`calibrate_fronts`). Why not the posterior's own spread: on the Stefan validation
+    functions the ProbConserv-ANP posterior's sd of the front is *smaller* above the training
+    range (0.006) than inside it (0.010) while its error is 4x larger (0.022 against 0.006);
+    the ANP's displacement ``delta`` grows with the error instead (0.042 against 0.012), and
+    in range it matches the ANP's front error (ratio 0.6 .. 1.5) (``benchmarks/results/
+    stefan_shock_interval.md``).
+
+    Args:
+        black_box_mean: ``(N,)`` the black box's mean at ``t*`` on the grid ``x`` ``(N,)``.
+        mass: the exact total ``U(t*)``.
+        jump: the middle of the jump at ``t*`` (``problem.jump_level``), or ``None``.
+
+    Returns:
+        the scale, in units of ``x``.
+    """
+    total = float(black_box_mean.to(x.dtype) @ trapezoid_weights(x))
+    height = 2 * jump if jump is not None else float(black_box_mean.abs().max())
+    cell = float(x[1] - x[0])
+    if height <= 0:
+        return cell
+    return max(abs(total - float(mass)) / height, cell)
 
 
 # -- metrics ------------------------------------------------------------------------------------
 
-def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) -> list[dict]:
-    """One record per method: metrics at t* and (suffix ``_all``) averaged over all times."""
+def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int,
+                   front_scores: dict[str, list[float]] | None = None) -> list[dict]:
+    """One record per method: metrics at t* and (suffix ``_all``) averaged over all times;
+    with ``front_scores`` (:func:`calibrate_fronts`) the shock interval is the calibrated one
+    (:func:`_front_summary`)."""
     records = []
     truth, mass = evaluation.truth, evaluation.mass
     for method in evaluation.mean:
@@ -322,7 +389,10 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
             # Fronts that are jumps: read by the step fit, and by the paper's rule (suffix
             # "_paper") on the same samples.
             record["shock_true"] = evaluation.true_front
-            record.update(_front_summary(evaluation.fronts[method], evaluation.true_front))
+            scores = (front_scores or {}).get(method)
+            scale = evaluation.front_scale.get(method)
+            record.update(_front_summary(evaluation.fronts[method], evaluation.true_front,
+                                         scale, scores))
             if method in evaluation.fronts_paper:
                 record.update({f"{k}_paper": v for k, v in _front_summary(
                     evaluation.fronts_paper[method], evaluation.true_front).items()})
@@ -330,14 +400,91 @@ def metric_records(evaluation: Evaluation, x_grid: torch.Tensor, i_star: int) ->
     return records
 
 
-def _front_summary(fronts: torch.Tensor, truth_x: float) -> dict[str, float]:
+def _front_summary(fronts: torch.Tensor, truth_x: float, scale: torch.Tensor | None = None,
+                   scores: list[float] | None = None) -> dict[str, float]:
     """Posterior mean (averaged over functions), sd, mean absolute error and 90 % interval
-    coverage of the front from ``fronts`` ``(n_functions, n_samples)``."""
+    coverage and width of the front from ``fronts`` ``(n_functions, n_samples)``.
+
+    The interval is the posterior samples' 5-95 % range, or with ``scale`` ``(n_functions,)``
+    and calibration ``scores`` the calibrated ``mean +- q scale`` (:func:`front_interval`);
+    the posterior's own interval is then reported as ``shock_coverage90_posterior`` and
+    ``shock_width90_posterior``."""
     posterior_mean = fronts.mean(1)
     lo, hi = torch.quantile(fronts, torch.tensor([0.05, 0.95], dtype=fronts.dtype), dim=1)
-    return {"shock_mean": float(posterior_mean.mean()), "shock_sd": float(fronts.std(1).mean()),
-            "shock_mae": float((posterior_mean - truth_x).abs().mean()),
-            "shock_coverage90": float(((lo <= truth_x) & (truth_x <= hi)).double().mean())}
+    posterior = {"shock_coverage90": float(((lo <= truth_x) & (truth_x <= hi)).double().mean()),
+                 "shock_width90": float((hi - lo).mean())}
+    summary = {"shock_mean": float(posterior_mean.mean()),
+               "shock_sd": float(fronts.std(1).mean()),
+               "shock_mae": float((posterior_mean - truth_x).abs().mean())}
+    if scale is None or scores is None:
+        return summary | posterior
+    half = front_interval(scores, 0.9) * scale
+    inside = (posterior_mean - truth_x).abs() <= half
+    return summary | {"shock_coverage90": float(inside.double().mean()),
+                      "shock_width90": float(2 * half.mean())} \
+        | {f"{k}_posterior": v for k, v in posterior.items()}
+
+
+def front_interval(scores: list[float], level: float) -> float:
+    """The split-conformal factor ``q`` of the shock interval ``mean +- q scale`` at ``level``
+    (Lei et al., JASA 2018, "Distribution-free predictive inference for regression",
+    normalised residuals): the ``ceil((n + 1) level)``-th smallest of the ``n`` calibration
+    scores ``|x*_true - mean| / scale``; infinite when ``n`` is too small for ``level``.
+
+    Raises:
+        ValueError: no scores, or ``level`` outside ``(0, 1)``.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if not scores:
+        raise ValueError("no calibration scores")
+    ordered = sorted(scores)
+    k = math.ceil((len(ordered) + 1) * level)
+    return math.inf if k > len(ordered) else float(ordered[k - 1])
+
+
+def calibrate_fronts(predictors: list[GridPredictor], config: GPMEConfig,
+                     progress: bool = True) -> dict:
+    """Calibration scores of the shock interval from validation functions.
+
+    ``config.n_shock_calibration`` functions with parameters uniform in the problem's
+    training range (seed ``seed + 3``) and as many in its ``SHOCK_EXTRAPOLATION_RANGES``
+    entry (seed ``seed + 4``), where it has one: never a test function or parameter. Each is
+    predicted and constrained as the test functions are; its score per method is ``|x*_true
+    - mean| / scale`` (the posterior mean of the front, :func:`front_scale`). The interval at
+    level ``P`` is then ``mean +- front_interval(scores, P) scale``.
+
+    Returns:
+        ``{"scores": {method: [score, ...]}, "params": [...], "ranges": [...]}`` (JSON-ready).
+    """
+    cls = config.problem_class
+    ranges = [tuple(cls.train_range)]
+    if config.problem in SHOCK_EXTRAPOLATION_RANGES:
+        ranges.append(SHOCK_EXTRAPOLATION_RANGES[config.problem])
+    t_grid = torch.linspace(*cls.t_range, config.n_grid_t, dtype=torch.float64)
+    x_grid = torch.linspace(*cls.domain, config.n_grid_x, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(config.seed + 5)
+    scores: dict[str, list[float]] = {}
+    params: list[float] = []
+    for k, (lo, hi) in enumerate(ranges):
+        draw = torch.Generator().manual_seed(config.seed + 3 + k)
+        values = lo + (hi - lo) * torch.rand(config.n_shock_calibration, generator=draw,
+                                             dtype=torch.float64)
+        functions = sample_functions(cls, len(values), params=values.tolist(),
+                                     seed=config.seed + 3 + k)
+        contexts = to_np_data(functions)
+        for j in tqdm(range(len(values)), unit="fn", disable=not progress, leave=False,
+                      desc=f"shock calibration {cls.parameter_name} in [{lo:g}, {hi:g}]"):
+            one = contexts.batch(slice(j, j + 1))
+            evaluation = evaluate_param(predictors, cls, float(values[j]), one,
+                                        torch.arange(1), t_grid, x_grid, config, generator,
+                                        progress=False)
+            params.append(float(values[j]))
+            for method, fronts in evaluation.fronts.items():
+                error = abs(float(fronts[0].mean()) - evaluation.true_front)
+                scores.setdefault(method, []).append(
+                    error / float(evaluation.front_scale[method][0]))
+    return {"scores": scores, "params": params, "ranges": [list(r) for r in ranges]}
 
 
 def _mean_corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -373,6 +520,7 @@ def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -
         lines.append(f"| {r['param']:g} | {r['method']} | " + " | ".join(at + al) + " |")
     if "shock_mae" in records[0]:
         paper = any("shock_mae_paper" in r for r in records)  # a jump at some parameter
+        calibrated = any("shock_coverage90_posterior" in r for r in records)
         lines += ["", "Shock position at t* (posterior of the front from joint samples of "
                   "each test function; mean over functions)."
                   + (" Where the front is a jump, each sample is read by the best single step "
@@ -380,15 +528,34 @@ def markdown_table(records: list[dict], cls: type[GPMEProblem], t_star: float) -
                      "columns read the same samples by the paper's rule, the first grid point "
                      "with u <= 0; elsewhere (-) the paper's rule is the main reading."
                      if paper else " Read by the paper's rule: the first grid point with "
-                     "u <= 0."), "",
+                     "u <= 0.")
+                  + (" The 90 % interval is calibrated: posterior mean +- q scale, where scale "
+                     "is how far the front must move to explain the black box's error in the "
+                     "conserved total at t* (|int mu dx - U(t*)| / the jump's height; at least "
+                     "one grid cell; the same for the black box and its constrained forms), and "
+                     "q the split-conformal quantile of |true front - posterior mean| / scale "
+                     "over validation functions from the training range and, where the problem "
+                     "has one, a range beyond it on the other side from the test values "
+                     "(`front_calibration.json`; never a test parameter). The posterior's own "
+                     "5-95 % interval of the front samples is in the last columns before the "
+                     "paper's rule; `shock_reliability.png` shows both at 50 ... 95 %."
+                     if calibrated else " The 90 % interval: the 5-95 % range of the front "
+                     "samples."), "",
                   f"| {p} | method | true x* | posterior mean | mean abs. error | sd | "
-                  "90 % coverage |" + (" u <= 0: posterior mean | u <= 0: mean abs. error | "
-                                       "u <= 0: 90 % coverage |" if paper else ""),
-                  "|" + "---|" * (10 if paper else 7)]
+                  "90 % coverage | 90 % width |"
+                  + (" posterior 90 % coverage | posterior 90 % width |" if calibrated else "")
+                  + (" u <= 0: posterior mean | u <= 0: mean abs. error | "
+                     "u <= 0: 90 % coverage |" if paper else ""),
+                  "|" + "---|" * (8 + 2 * calibrated + 3 * paper)]
         for r in records:
             line = (f"| {r['param']:g} | {r['method']} | {r['shock_true']:.4f} | "
                     f"{r['shock_mean']:.4f} | {r['shock_mae']:.4f} | {r['shock_sd']:.4f} | "
-                    f"{r['shock_coverage90']:.2f} |")
+                    f"{r['shock_coverage90']:.2f} | "
+                    + (f"{r['shock_width90']:.4f} |" if "shock_width90" in r else "- |"))
+            if calibrated:
+                line += (f" {r['shock_coverage90_posterior']:.2f} | "
+                         f"{r['shock_width90_posterior']:.4f} |"
+                         if "shock_coverage90_posterior" in r else " - | - |")
             if paper and "shock_mae_paper" in r:
                 line += (f" {r['shock_mean_paper']:.4f} | {r['shock_mae_paper']:.4f} | "
                          f"{r['shock_coverage90_paper']:.2f} |")
@@ -451,9 +618,11 @@ def _run_gpme_into(config: GPMEConfig, out: Path, progress: bool, figures: bool)
         "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
         "seconds": train_seconds})
 
-    records = evaluate_contexts([ANPPredictor(model, config.n_latent)], config,
-                                evaluation_groups(config), out,
-                                progress, figures)
+    predictors = [ANPPredictor(model, config.n_latent)]
+    calibration = (calibrate_fronts(predictors, config, progress)
+                   if config.problem_class.has_shock and config.n_shock_calibration else None)
+    records = evaluate_contexts(predictors, config, evaluation_groups(config), out,
+                                progress, figures, front_calibration=calibration)
     write_json(out / "timing.json", {"train_seconds": train_seconds,
                                      "total_seconds": time.perf_counter() - started})
     return records
@@ -476,13 +645,17 @@ def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
                       groups: list[tuple[float, NPData, torch.Tensor]], out: Path,
                       progress: bool = True, figures: bool = True,
                       title: str = "ProbConserv-ANP", predictions: bool = True,
-                      figure_methods: list[str] | None = None) -> list[dict]:
+                      figure_methods: list[str] | None = None,
+                      front_calibration: dict | None = None) -> list[dict]:
     """Predict, constrain and score every group of functions; write the evaluation files.
 
     ``groups`` is a list of ``(param, contexts, index)``: functions sharing a parameter, and
     their positions in ``predictions.npz``. Writes ``metrics.json``, ``table.md``,
     ``predictions.npz`` (unless ``predictions=False``) and the figures (of
-    ``figure_methods``, default all) to ``out``; returns the metric records.
+    ``figure_methods``, default all) to ``out``; returns the metric records. With
+    ``front_calibration`` (:func:`calibrate_fronts`) the shock interval is the calibrated one,
+    the calibration is written to ``front_calibration.json`` and its reliability figure to
+    ``shock_reliability.png``.
     """
     cls = config.problem_class
     t_grid = torch.linspace(*cls.t_range, config.n_grid_t, dtype=torch.float64)
@@ -494,8 +667,11 @@ def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
         evaluation = evaluate_param(predictors, cls, param, contexts, index, t_grid, x_grid,
                                     config, generator, progress)
         evaluations.append(evaluation)
-        records.extend(metric_records(evaluation, x_grid, i_star))
+        records.extend(metric_records(evaluation, x_grid, i_star,
+                                      (front_calibration or {}).get("scores")))
     write_json(out / "metrics.json", records)
+    if front_calibration is not None:
+        write_json(out / "front_calibration.json", front_calibration)
     write_text(out / "table.md", f"# {cls.__name__}: {title}\n\n"
                + markdown_table(records, cls, float(t_grid[i_star])))
     if predictions:
@@ -509,6 +685,9 @@ def evaluate_contexts(predictors: list[GridPredictor], config: GPMEConfig,
                 e, mean={m: e.mean[m] for m in keep}, var={m: e.var[m] for m in keep},
                 fronts={m: e.fronts[m] for m in keep if m in e.fronts}) for e in evaluations]
         plots.gpme_figures(out, cls, evaluations, t_grid, x_grid, i_star)
+        if front_calibration is not None and evaluations[0].fronts:
+            plots.shock_reliability(out / "shock_reliability.png", cls, evaluations,
+                                    front_calibration["scores"], front_interval)
     return records
 
 
