@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_path
-from .conditions import Dirichlet, Neumann, Periodic
+from ..conditions import Dirichlet, Neumann, Periodic
 
 _TRUSTED = ("torch", "neuralop")
 FORMAT = "physguard-boon-1"

@@ -64,10 +64,10 @@ import math
 import torch
 from torch import nn
 
+from ..conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
 from ..models.fno_nd import FNO, SpaceTimeFNO2d
 from ._block import shifted, solve
-from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from .neuralop_fno import NeuralopFNO, is_neuralop_fno
 from .walls import WallCorrection, enforce_walls, periodic_walls
 

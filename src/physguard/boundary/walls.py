@@ -66,9 +66,9 @@ import math
 
 import torch
 
+from ..conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from ..models.fno_nd import lattice_matmul, lattice_mix
 from ._block import shifted, solve
-from .conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 
 __all__ = ["WALL_INDEX", "WallCorrection", "enforce_walls", "periodic_walls"]
 

@@ -30,14 +30,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..boundary.conditions import Dirichlet, Neumann, Periodic, one_sided_stencil
+from ..conditions import WALLS, Dirichlet, Neumann, Periodic, one_sided_stencil
 from .linear import LinearConstraint
 
 __all__ = ["boundary_constraint", "block_constraints", "stack_constraints",
            "trapezoid_weights_2d"]
 
 _RANK = {Periodic: 0, Neumann: 1, Dirichlet: 2}
-_WALLS = ("left", "right", "bottom", "top")
+_WALLS = WALLS
 
 
 def _uniform_spacing(name: str, x) -> tuple[torch.Tensor, float]:

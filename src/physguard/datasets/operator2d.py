@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import conditions
 from .._io import read_npz, write_npz
 from .._validation import check_count, check_seed
 from ..pdes.cavity import LidDrivenCavity, random_stream_function
@@ -48,7 +49,7 @@ FILE_PROBLEM = "file"
 FIELDS = {"cavity": ("velocity", "vorticity"), "wave2d": ("u",)}
 #: Each problem's condition on the walls left, right, bottom, top.
 WALL_TYPES_2D = {"cavity": ("dirichlet",) * 4, "wave2d": ("neumann",) * 4}
-WALLS = ("left", "right", "bottom", "top")
+WALLS = conditions.WALLS  # the wall table lives in physguard.conditions
 _ARRAYS = ("x", "y", "t", "inputs", "targets", *WALLS)
 _FORMAT_VERSION = 1
 _T_FINAL = 1.0

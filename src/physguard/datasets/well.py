@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import conditions
 from .._io import atomic_path
 from .operator import OPERATOR_PROBLEMS, OperatorData
 from .operator2d import WALLS, OperatorData2d
@@ -60,7 +61,7 @@ __all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls
 
 _FORMAT_VERSION = 2
 #: The walls of each axis, lower end first.
-AXIS_WALLS = {"x": ("left", "right"), "y": ("bottom", "top")}
+AXIS_WALLS = conditions.AXIS_WALLS  # the wall table lives in physguard.conditions
 _WALL_AXIS = {w: (a, i) for a, ws in AXIS_WALLS.items() for i, w in enumerate(ws)}
 
 

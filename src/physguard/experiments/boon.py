@@ -25,7 +25,8 @@ from .. import metrics as M
 from .._distributed import all_reduce_sum, run_folder_on_main, world
 from .._io import atomic_path, resolve_device, write_json, write_text
 from .._validation import check_counts
-from ..boundary import BOON, Dirichlet, Neumann, Periodic
+from ..boundary import BOON
+from ..conditions import condition
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData, make_operator_data
 from ..models.fno import FNO1d, SpaceTimeFNO1d, time_pad_split
 
@@ -165,12 +166,6 @@ class BOONConfig:
         return resolve_device(self.device)
 
 
-def _condition(kind: str, values: torch.Tensor):
-    if kind == "periodic":
-        return Periodic()
-    return Dirichlet(values) if kind == "dirichlet" else Neumann(values)
-
-
 def _apply(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData, index,
            inputs: torch.Tensor, output_dtype: torch.dtype | None = None,
            kernel_correction: bool = True, input_walls: bool = False):
@@ -180,8 +175,8 @@ def _apply(model: FNO1d | SpaceTimeFNO1d, name: str, data: OperatorData, index,
         out = model(inputs)
         return out if output_dtype is None else out.to(output_dtype)
     device, dtype = inputs.device, output_dtype or inputs.dtype
-    left = _condition(data.left_type, data.left_values[index].to(device, dtype))
-    right = _condition(data.right_type, data.right_values[index].to(device, dtype))
+    left = condition(data.left_type, data.left_values[index].to(device, dtype))
+    right = condition(data.right_type, data.right_values[index].to(device, dtype))
     return BOON(model, left=left, right=right, kernel_correction=kernel_correction,
                 input_walls=input_walls)(inputs, output_dtype=output_dtype)
 

@@ -31,7 +31,9 @@ from .. import metrics as M
 from .._distributed import run_folder_on_main, world
 from .._io import resolve_device, write_json, write_text
 from .._validation import check_counts
-from ..boundary import BOON, Dirichlet, Neumann, Periodic
+from ..boundary import BOON
+from ..conditions import condition
+from ..conditions import wall_residuals as residuals_nd
 from ..datasets.operator2d import (
     FIELDS,
     FILE_PROBLEM,
@@ -168,9 +170,7 @@ class BOON2dConfig:
 
 
 def _conditions(data: OperatorData2d, index, device, dtype) -> dict:
-    kinds = {"dirichlet": Dirichlet, "neumann": Neumann}
-    return {wall: Periodic() if kind == "periodic" else
-            kinds[kind](getattr(data, wall)[index].to(device, dtype))
+    return {wall: condition(kind, getattr(data, wall)[index].to(device, dtype))
             for wall, kind in zip(WALLS, data.wall_types, strict=True)}
 
 
@@ -252,18 +252,11 @@ def wall_residuals(pred: torch.Tensor, data: OperatorData2d, index=slice(None)
     """Signed violation of each wall's condition along the wall, ``{wall: (B, C, N_wall)}``:
     Dirichlet ``u - g``; Neumann ``stencil(u) - g`` with the 2nd-order one-sided stencil
     along the wall normal (the derivative along the axis, as BOON's ``flux``). ``index``
-    picks the samples of ``data`` that ``pred`` holds. Differentiable."""
+    picks the samples of ``data`` that ``pred`` holds. Differentiable
+    (:func:`physguard.conditions.wall_residuals`)."""
     (ax, bx), (ay, by) = data.domain
-    h = {"x": (bx - ax) / (pred.shape[-2] - 1), "y": (by - ay) / (pred.shape[-1] - 1)}
-    out = {}
-    for wall, kind in zip(WALLS, data.wall_types, strict=True):
-        x_wall = wall in ("left", "right")
-        # The wall normal as the last axis: the 1-D residual applies along it.
-        along = pred.transpose(-1, -2) if x_wall else pred
-        side = "left" if wall in ("left", "bottom") else "right"
-        values = getattr(data, wall)[index].to(pred.device, pred.dtype)
-        out[wall] = M.boundary_residual(along, kind, values, side, h["x" if x_wall else "y"])
-    return out
+    spacing = ((bx - ax) / (pred.shape[-2] - 1), (by - ay) / (pred.shape[-1] - 1))
+    return residuals_nd(pred, _conditions(data, index, pred.device, pred.dtype), spacing)
 
 
 def wall_errors(pred: torch.Tensor, data: OperatorData2d) -> dict[str, torch.Tensor]:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +51,8 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .._io import atomic_path, run_folder, write_json, write_npz, write_text
-from ..boundary import Dirichlet, Neumann
 from ..boundary.walls import WALL_INDEX
+from ..conditions import condition
 from ..constraints import (
     LinearConstraint,
     block_constraints,
@@ -70,7 +69,7 @@ from ..datasets.operator import OperatorData, make_operator_data
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d, make_operator_data_2d
 from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise, uninformative_at
 from ..pdes.linear_bc import HeatNeumann, StokesSecond
-from .boon import BOONConfig, _condition, build_operator, predict, split_data, train_operator
+from .boon import BOONConfig, build_operator, predict, split_data, train_operator
 from .boon2d import (
     BOON2dConfig,
     _model,
@@ -219,27 +218,14 @@ def true_mass(data: OperatorData) -> torch.Tensor:
     rows = []
     for omega in data.params.tolist():
         pde = (HeatNeumann if data.problem == "heat-neumann" else StokesSecond)(omega)
-        rows.append(mass_from_fluxes(float(pde.mass(0.0)), _net_inflow(pde), t))
+        rows.append(mass_from_fluxes(float(pde.mass(0.0)), pde.net_inflow, t))
     return torch.stack(rows)
-
-
-def _net_inflow(pde):
-    """``F(s)``, the net inflow rate through both walls, as a float function."""
-    if isinstance(pde, HeatNeumann):
-        return lambda s: pde.kappa * (pde.amplitude * math.sin(math.pi * s) - 0.0)
-    k, w, amp = pde.k, pde.omega, pde.amplitude
-
-    def inflow(s):
-        shear = [amp * k * math.exp(-k * y) * (math.sin(w * s - k * y) - math.cos(w * s - k * y))
-                 for y in (0.0, 1.0)]
-        return pde.nu * (shear[1] - shear[0])
-    return inflow
 
 
 def constraint_rows(data: OperatorData, mass: torch.Tensor):
     """The wall rows and the mass row of every test sample and time: batch ``(n, T)``."""
-    left = _condition(data.left_type, data.left_values)
-    right = _condition(data.right_type, data.right_values)
+    left = condition(data.left_type, data.left_values)
+    right = condition(data.right_type, data.right_values)
     return stack_constraints(boundary_constraint(data.x, left=left, right=right),
                              mass_constraint(data.x, mass))
 
@@ -337,11 +323,10 @@ def _member_samples(members, name: str, data) -> torch.Tensor:
 
 
 def _wall_rows_2d(data: OperatorData2d, channel: slice | int, sparse: bool):
-    kinds = {"dirichlet": Dirichlet, "neumann": Neumann}
     return boundary_constraint(
         (data.x, data.y), sparse=sparse,
-        **{w: kinds[k](getattr(data, w)[:, channel]) for w, k in zip(WALLS, data.wall_types,
-                                                                     strict=True)})
+        **{w: condition(k, getattr(data, w)[:, channel])
+           for w, k in zip(WALLS, data.wall_types, strict=True)})
 
 
 def conserved_total(data) -> torch.Tensor:

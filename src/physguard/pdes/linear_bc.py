@@ -133,6 +133,11 @@ class HeatNeumann:
         """The prescribed ``du/dx`` at the left and right walls at times ``t``."""
         return self.left_flux(t), self.right_flux(t)
 
+    def net_inflow(self, t: float) -> float:
+        """``d/dt int_0^1 u dx = kappa (u_x(1, t) - u_x(0, t)) = kappa U sin(pi t)``: the heat
+        flowing in through the walls (as :meth:`ConservationProblem.net_inflow`)."""
+        return float(self.kappa * (self.right_flux(t) - self.left_flux(t)))
+
     @classmethod
     def sample(cls, n: int, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator,
                omega_range: tuple[float, float] | None = None):
@@ -200,6 +205,11 @@ class StokesSecond:
         phase = self.omega * t - self.k * y
         return self.amplitude * self.k * torch.exp(-self.k * y) * (torch.sin(phase)
                                                                     - torch.cos(phase))
+
+    def net_inflow(self, t: float) -> float:
+        """``d/dt int_0^1 u dy = nu (u_y(1, t) - u_y(0, t))``: the momentum the wall shear
+        brings in (as :meth:`ConservationProblem.net_inflow`)."""
+        return float(self.nu * (self.wall_shear(t, self.domain[1]) - self.wall_shear(t, 0.0)))
 
     def mass(self, t) -> torch.Tensor:
         """``int_0^1 u dy = U Re[e^{i w t} (1 - e^{-(1+i) k}) / ((1+i) k)]`` (closed form);
