@@ -446,8 +446,8 @@ def test_sparse_conditioned_fit_is_the_likelihood_maximising_scale():
     torch.testing.assert_close(mean_plain, mean_fitted, rtol=0, atol=1e-10)
 
 
-def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
-    """Dense rows (walls + mass): by default the conditioned prior has no low-rank part
+def test_dense_conditioned_refit_drops_the_spread_and_maximises_the_likelihood():
+    """Dense rows (walls + mass), ``refit=True``: the conditioned prior has no low-rank part
     (spread_scale = 0, module docstring of physguard.models.ensemble) and the fitted
     (s2, b, c) maximise the conditioned likelihood (the points the rows fix left out):
     scaling any one of them lowers it;
@@ -470,7 +470,7 @@ def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
         return float(gaussian_log_likelihood(post.mean[..., inner], post.var[..., inner],
                                              truth[..., inner]).mean())
 
-    fitted = fit_ensemble_noise(samples, truth, rows)
+    fitted = fit_ensemble_noise(samples, truth, rows, refit=True)
     assert float(fitted.spread_scale[0]) == 0.0
     best = ll(fitted)
     for i in (0, 2, 3):
@@ -478,6 +478,29 @@ def test_dense_conditioned_fit_drops_the_spread_and_maximises_the_likelihood():
             changed = list(fitted)
             changed[i] = changed[i] * factor
             assert ll(changed) < best + 1e-4  # (b, c barely matter here: flat)
-    with_spread = fit_ensemble_noise(samples, truth, rows, spread=True)
+    with_spread = fit_ensemble_noise(samples, truth, rows, spread=True, refit=True)
     assert float(with_spread.spread_scale[0]) > 0.0
     assert ll(with_spread) >= best - 1e-6
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), power=st.sampled_from([0.0, 0.5, 1.0]))
+def test_default_dense_conditioned_prior_is_the_unconditioned_variance_spread_evenly(seed, power):
+    """By default a dense constraint refits nothing: the conditioned prior has, at every point
+    of a sample and channel, the mean over the grid of the unconditioned fit's pointwise
+    variance (isotropic_prior), so it grows with the members' spread as that fit does."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.linspace(0.0, 1.0, 20, dtype=F64)
+    truth = torch.sin(torch.pi * x * (1 + torch.rand(10, 2, 1, generator=gen, dtype=F64)))
+    spread = 0.05 + torch.rand(1, 10, 2, 1, generator=gen, dtype=F64)
+    samples = truth + spread * torch.randn(4, 10, 2, 20, generator=gen, dtype=F64)
+    rows = mass_constraint(x, truth @ trapezoid_weights(x))
+    plain = fit_ensemble_noise(samples, truth, spread_power=power)
+    inherited = fit_ensemble_noise(samples, truth, rows, spread_power=power)
+    assert float(inherited.spread_scale.abs().max()) == 0.0
+    assert float(inherited.local_scale.abs().max()) == 0.0
+    unconditioned_var = ensemble_gaussian(samples, *plain).var
+    conditioned_prior_var = ensemble_gaussian(samples, *inherited).var
+    torch.testing.assert_close(conditioned_prior_var,
+                               unconditioned_var.mean(-1, keepdim=True).expand_as(
+                                   conditioned_prior_var), rtol=1e-12, atol=0)

@@ -439,14 +439,17 @@ def _run_uq_into(config: UQConfig, out: Path, progress: bool, figures: bool,
         samples = {r: _member_samples(members, name, d) for r, d in tests.items()}
         for conditioned in (False, True):
             label = f"ProbConserv-{name}-Ensemble" if conditioned else f"{name}-Ensemble"
-            # The conditioned models are calibrated as conditioned (the sparse cavity rows:
-            # the unconditioned shape times one fitted factor, see fit_ensemble_noise).
+            # The conditioned models inherit the unconditioned calibration, spread evenly
+            # over the grid (the sparse cavity rows: the unconditioned shape times one factor
+            # fitted as conditioned; see fit_ensemble_noise).
             fitted = fit_ensemble_noise(cal_samples, _flat_targets(cal),
                                         cal_constraint if conditioned else None,
                                         determined=determined[name])
+            how = ("unconditioned" if not conditioned
+                   else "conditioned (factor)" if cal_constraint.is_sparse
+                   else "unconditioned, spread evenly")
             calibration[label] = {**{k: v.tolist() for k, v in fitted._asdict().items()},
-                                  "fitted_for": "conditioned" if conditioned
-                                  else "unconditioned"}
+                                  "fitted_for": how}
             for range_name in tests:
                 tick = time.perf_counter()
                 pred = ensemble_gaussian(samples[range_name], *fitted)

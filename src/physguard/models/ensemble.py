@@ -68,14 +68,17 @@ conditioned prior is therefore, by default,
 
     Sigma = diag(noise_var + uniform_scale mean(v)),   spread_scale = local_scale = 0,
 
-``(s2, c)`` fitted by the conditioned likelihood (``local=True`` fits ``b`` too, ``spread=True``
-the spread ``a``): ``c mean(v)`` grows with the ensemble's overall spread (to the power ``1 +
-gamma``), so it grows out of range. Measured on the heat-neumann ``--uq`` members
-(``benchmarks/results/uq_calibration.md``), ProbConserv-BOON against BOON-Ensemble, MSE / LL:
-in range 1.304e-4 / 3.11 against 2.381e-4 / 2.73; out of range 1.545e-2 / 0.36 against
-1.687e-2 / -0.03 (with ``local=True`` out of range: LL -0.43). Sparse rows (the cavity's
-divergence) keep the unconditioned shape, spread included, times one fitted factor
-(:func:`fit_ensemble_noise`).
+with ``noise_var``, ``c = spread_scale`` and ``gamma`` those of the *unconditioned* fit
+(:func:`isotropic_prior`): the calibrated pointwise variance, spread evenly over the grid, and
+nothing refitted after conditioning. ``c mean(v)`` grows with the ensemble's overall spread (to
+the power ``1 + gamma``), so it grows out of range. A refit of ``(s2, c)`` by the conditioned
+likelihood (``refit=True``; ``local=True`` fits ``b`` too, ``spread=True`` the spread ``a``)
+fits the calibration samples better and extrapolates worse: at some steps it puts the variance
+in the constant ``s2``. Measured on new draws (``benchmarks/results/uq_conditioned_prior.md``),
+ProbConserv-BOON against BOON-Ensemble out of range, LL / coverage90: Stokes 0.20 / 0.85
+inherited, -0.83 / 0.73 refitted, against 0.46 / 0.86; heat-neumann 0.66 / 0.86 inherited,
+0.38 / 0.74 refitted, against -0.01 / 0.75. Sparse rows (the cavity's divergence) keep the
+unconditioned shape, spread included, times one fitted factor (:func:`fit_ensemble_noise`).
 
 **Wall points of a BOON ensemble** (:func:`uninformative_at`): a BOON member sets its Dirichlet
 and Neumann wall values from its interior, so the BOON ensembles' prior is given an
@@ -97,7 +100,7 @@ import torch
 from ..constraints.gaussian import Gaussian, LowRankPlusDiagonal
 
 __all__ = ["EnsembleNoise", "OperatorEnsemble", "SPREAD_POWERS", "ensemble_gaussian",
-           "fit_ensemble_noise", "uninformative_at"]
+           "fit_ensemble_noise", "isotropic_prior", "uninformative_at"]
 
 
 class EnsembleNoise(NamedTuple):
@@ -253,10 +256,37 @@ def uninformative_at(gaussian: Gaussian, determined: torch.Tensor | None) -> Gau
     return Gaussian(gaussian.mean, covariance=LowRankPlusDiagonal(diag, cov.factor, cov.core))
 
 
+def isotropic_prior(fitted: EnsembleNoise) -> EnsembleNoise:
+    """The conditioned prior inherited from an unconditioned calibration: at every point of a
+    sample and channel, the mean over the grid of the calibrated pointwise variance.
+
+    ``fitted`` gives the pointwise variance ``noise_var + (spread_scale + local_scale) w^2 v +
+    uniform_scale w^2 mean(v)`` (:func:`ensemble_gaussian`); the result gives ``noise_var +
+    (spread_scale + local_scale + uniform_scale) w^2 mean(v)`` at every point (no low-rank
+    part), with the same spread power ``gamma``: the variance the calibration measured, spread
+    evenly, so that conditioning projects the mean (module docstring) and nothing is refitted
+    after it. Measured against a conditioned refit (``benchmarks/results/
+    uq_conditioned_prior.md``): out of range the refit put the variance of some steps in the
+    constant ``noise_var``, which does not grow with the spread (Stokes ProbConserv-BOON LL
+    -0.83 against the unconditioned 0.46 on new draws); inherited, 0.20 against 0.46 and
+    coverage90 0.85.
+
+    Args:
+        fitted: :class:`EnsembleNoise` of an unconditioned fit (each ``(C,)`` or scalar).
+
+    Returns:
+        :class:`EnsembleNoise` with ``spread_scale = local_scale = 0``.
+    """
+    zero = torch.zeros_like(torch.as_tensor(fitted.spread_scale, dtype=torch.float64))
+    total = fitted.spread_scale + fitted.local_scale + fitted.uniform_scale
+    return fitted._replace(spread_scale=zero, local_scale=zero,
+                           uniform_scale=torch.as_tensor(total, dtype=torch.float64) + zero)
+
+
 def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=None,
                        spread: bool = False, determined: torch.Tensor | None = None,
-                       local: bool = False, spread_power: float | None = None
-                       ) -> EnsembleNoise:
+                       local: bool = False, spread_power: float | None = None,
+                       refit: bool = False) -> EnsembleNoise:
     """Fit ``(noise_var, spread_scale, local_scale)`` per channel by maximum likelihood on
     held-out data.
 
@@ -264,10 +294,12 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     channel ``c`` separately, with ``v`` the members' unbiased variance at each point (see the
     module docstring for why the diagonal part is needed). Points where every member is
     exactly right (variance and error both zero, as on a BOON member's Dirichlet wall) are
-    left out: they are known, and would drive ``s2`` to 0. With a dense ``constraint``, the
-    likelihood is that of the conditioned Gaussian ``probconserv(ensemble_gaussian(...),
-    constraint)`` over ``(s2, b, c)`` with ``a = 0`` (module docstring: why the spread is left
-    out), or over all four with ``spread=True``; without, ``local_scale = uniform_scale = 0``.
+    left out: they are known, and would drive ``s2`` to 0. Without a constraint, ``local_scale
+    = uniform_scale = 0``. With a dense ``constraint``, by default the unconditioned fit is
+    spread evenly over the grid (:func:`isotropic_prior`): nothing is fitted for the
+    conditioned Gaussian; with ``refit=True`` the likelihood is that of the conditioned
+    Gaussian ``probconserv(ensemble_gaussian(...), constraint)`` over ``(s2, b, c)`` with ``a =
+    0`` (module docstring: why the spread is left out), or over all four with ``spread=True``.
 
     Args:
         samples: ``(M, B, C, *space)`` member outputs on the calibration samples.
@@ -277,10 +309,12 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
             keeps the unconditioned shape and fits one overall factor for the conditioned
             Gaussian, in closed form.
 
-        spread: with a dense ``constraint``, fit the members' low-rank spread too.
-        determined: with a dense ``constraint``, the points its rows determine, given an
-            uninformative prior variance (:func:`uninformative_at`) in the fit.
-        local: with a dense ``constraint``, fit the members' pointwise variance ``b v`` too;
+        spread: with a dense ``constraint`` and ``refit``, fit the members' low-rank spread
+            too.
+        determined: with a dense ``constraint`` and ``refit``, the points its rows determine,
+            given an uninformative prior variance (:func:`uninformative_at`) in the fit.
+        local: with a dense ``constraint`` and ``refit``, fit the members' pointwise variance
+            ``b v`` too;
             by default ``b = 0``: the conditioned prior is the same at every point of a sample
             and step (``noise_var + c mean(v)``), so the update is the Euclidean projection of
             the mean onto the constraint set, which never moves it away from a truth that
@@ -291,6 +325,10 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
             other parameters. Only validation data that reach the spread of the intended use
             can show a growth with the spread: fit on samples from inside *and* outside the
             training range to calibrate out of range.
+        refit: with a dense ``constraint``, fit the conditioned Gaussian's own parameters by
+            its likelihood instead of inheriting the unconditioned ones (the default before
+            ``benchmarks/results/uq_conditioned_prior.md``: it fitted the calibration samples
+            better and extrapolated worse).
 
     Returns:
         :class:`EnsembleNoise` ``(noise_var, spread_scale, local_scale, uniform_scale,
@@ -305,8 +343,11 @@ def fit_ensemble_noise(samples: torch.Tensor, truth: torch.Tensor, constraint=No
     if flat.shape[0] < 2 or flat.shape[1:] != truth.shape:
         raise ValueError(f"samples {tuple(samples.shape)} (M >= 2 members) and truth "
                          f"{tuple(truth.shape)} do not match")
+    if constraint is not None and not constraint.is_sparse and not refit:
+        return isotropic_prior(fit_ensemble_noise(samples, truth, spread_power=spread_power))
     if spread_power is None:
-        fits = [fit_ensemble_noise(samples, truth, constraint, spread, determined, local, power)
+        fits = [fit_ensemble_noise(samples, truth, constraint, spread, determined, local, power,
+                                   refit)
                 for power in SPREAD_POWERS]
         # Points every member gets exactly right are known (see below), left out here too.
         level = (flat.mean(0) - truth).square().mean()
