@@ -24,8 +24,8 @@ import torch
 from physguard.datasets.gpme import sample_functions
 from physguard.experiments.gpme import _inputs, to_np_data
 from physguard.models.anp import ANP
-from physguard.models.training import TrainConfig, train_anp
 from physguard.pdes import get_problem
+from physguard.training import TrainConfig, train_anp
 
 #: The paper's ANP MSE at t* = 0.5 per (problem, test parameter) (Hansen et al. 2023,
 #: Table 1 diffusion: one row for the case; Table 3 PME).

@@ -21,8 +21,8 @@ import torch
 from physguard.datasets.gpme import sample_functions
 from physguard.experiments.gpme import _inputs, to_np_data
 from physguard.models.anp import ANP
-from physguard.models.training import TrainConfig, train_anp
 from physguard.pdes import Stefan
+from physguard.training import TrainConfig, train_anp
 
 
 def uniform(low: float, high: float, n: int, seed: int) -> list[float]:

@@ -38,7 +38,7 @@ from physguard.experiments.gpme import (
     evaluation_groups,
     to_np_data,
 )
-from physguard.models import load_checkpoint
+from physguard.training import load_checkpoint
 
 
 def validation_records(predictors, config: GPMEConfig) -> list[dict]:

@@ -306,7 +306,7 @@ def test_penalty_gradient_is_finite_where_the_residual_is_exactly_zero():
     assert torch.isfinite(pred.grad).all()
     # the residual is 0 here, so the gradient is the relative L2's alone
     plain = pred.detach().clone().requires_grad_(True)
-    from physguard.experiments.boon import relative_l2_loss
+    from physguard.training import relative_l2_loss
     relative_l2_loss(plain, data.targets.float()).backward()
     assert torch.equal(pred.grad, plain.grad)
 

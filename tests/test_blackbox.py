@@ -8,8 +8,9 @@ from physguard.blackbox import ANPPredictor, EnsemblePredictor, GPPredictor, fit
 from physguard.constraints import DenseCovariance, LowRankPlusDiagonal
 from physguard.datasets import sample_functions
 from physguard.experiments.gpme import _inputs, to_np_data
-from physguard.models import ANP, TrainConfig, pde_residual, softc_penalty, train_anp
+from physguard.models import ANP, pde_residual, softc_penalty
 from physguard.pdes import Stefan, get_problem
+from physguard.training import TrainConfig, train_anp
 
 
 def _grid(cls, nt=7, nx=33):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from physguard.cli import main
 from physguard.experiments import METHODS, GPMEConfig
-from physguard.models import load_checkpoint
+from physguard.training import load_checkpoint
 
 ALL = (*METHODS, "ProbConserv+NonNeg-ANP")  # Stefan's u >= 0: the QP variant is reported too
 

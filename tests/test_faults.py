@@ -26,8 +26,9 @@ from physguard.cli import main
 from physguard.datasets import FunctionSamples, OperatorData, sample_functions
 from physguard.datasets.operator import make_operator_data
 from physguard.experiments.evaluate import load_observations
-from physguard.models import ANP, load_checkpoint, save_checkpoint
+from physguard.models import ANP
 from physguard.pdes import Stefan
+from physguard.training import load_checkpoint, save_checkpoint
 
 KILLS = max(1, int(os.environ.get("PHYSGUARD_FUZZ_EXAMPLES", "25")) // 25)
 RUN = ["run", "heat-neumann", "--epochs", "1", "--functions", "2", "--test-functions", "1",

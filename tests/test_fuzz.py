@@ -28,8 +28,9 @@ from physguard.cli import main
 from physguard.datasets import FunctionSamples, OperatorData
 from physguard.datasets.operator2d import OperatorData2d, make_operator_data_2d
 from physguard.experiments.evaluate import load_observations
-from physguard.models import ANP, load_checkpoint, save_checkpoint
+from physguard.models import ANP
 from physguard.pdes import CONSERVATION_PROBLEMS, Stefan
+from physguard.training import load_checkpoint, save_checkpoint
 
 EXAMPLES = int(os.environ.get("PHYSGUARD_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

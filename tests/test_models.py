@@ -6,7 +6,8 @@ import torch
 import physguard as pg
 from physguard.datasets import sample_functions
 from physguard.experiments.gpme import to_np_data
-from physguard.models import ANP, TrainConfig, load_checkpoint, save_checkpoint, train_anp
+from physguard.models import ANP
+from physguard.training import TrainConfig, load_checkpoint, save_checkpoint, train_anp
 
 
 def test_predict_shapes_and_positive_variance():

@@ -125,7 +125,8 @@ def test_boon_beats_the_plain_model_on_the_walls_of_physguard_data():
     viscous Burgers with Dirichlet walls: the walls are exact only with BOON, and both learn
     the field (relative L2 well below the untrained model's 1)."""
     from physguard.datasets import make_operator_data
-    from physguard.experiments.boon import BOONConfig, fit_operator
+    from physguard.experiments.boon import BOONConfig
+    from physguard.training import fit_operator
 
     data = make_operator_data("burgers-dirichlet", 50, 64, seed=0)
     train, test = data.subset(range(40)), data.subset(range(40, 50))

@@ -15,7 +15,8 @@ import physguard as pg
 from physguard._io import run_folder, write_json, write_npz
 from physguard.cli import main
 from physguard.constraints import gaussian as gaussian_module
-from physguard.models import ANP, load_checkpoint, save_checkpoint
+from physguard.models import ANP
+from physguard.training import load_checkpoint, save_checkpoint
 
 D = torch.float64
 TINY_RUN = ["--epochs", "1", "--functions", "2", "--test-functions", "1", "--quiet"]

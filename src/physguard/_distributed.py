@@ -2,7 +2,7 @@
 
 ``torchrun --standalone --nproc-per-node N -m physguard run PROBLEM ...`` starts ``N``
 processes with ``RANK`` / ``WORLD_SIZE`` set; :func:`init` joins them into one process group
-(gloo on CPU, NCCL on GPU). The training loop (``experiments.boon.fit_operator``) then wraps
+(gloo on CPU, NCCL on GPU). The training loop (``physguard.training.fit_operator``) then wraps
 the model in :class:`~torch.nn.parallel.DistributedDataParallel` and gives each process its
 share of every *global* batch: the batches are those of a one-process run with the same seed
 and batch size (one shared permutation per epoch, as a ``DistributedSampler`` over each

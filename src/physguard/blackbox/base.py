@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from ..constraints import Gaussian
-from ..models import NPData
+from ..training import NPData
 
 __all__ = ["GridPredictor"]
 

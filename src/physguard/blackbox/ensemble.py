@@ -21,7 +21,8 @@ from collections.abc import Iterator
 import torch
 
 from ..constraints import Gaussian, LowRankPlusDiagonal, moment_match
-from ..models import ANP, NPData, TrainConfig, train_anp
+from ..models import ANP
+from ..training import NPData, TrainConfig, train_anp
 from .base import GridPredictor
 from .np import ANPPredictor
 

@@ -21,7 +21,7 @@ import gpytorch
 import torch
 
 from ..constraints import Gaussian
-from ..models import NPData
+from ..training import NPData
 from .base import GridPredictor, check_contexts
 
 __all__ = ["GPPredictor", "fit_gp"]

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import torch
 
 from ..constraints import Gaussian
-from ..models import ANP, NPData
+from ..models import ANP
+from ..training import NPData
 from .base import GridPredictor, check_contexts
 
 __all__ = ["ANPPredictor"]

@@ -34,8 +34,9 @@ from .._io import resolve_device, run_folder, write_json, write_text
 from .._validation import check_counts
 from ..blackbox import ANPPredictor, EnsemblePredictor, GPPredictor, train_ensemble
 from ..datasets import sample_functions
-from ..models import ANP, TrainConfig, save_checkpoint, softc_penalty, train_anp
+from ..models import ANP, softc_penalty
 from ..pdes import CONSERVATION_PROBLEMS, get_problem
+from ..training import TrainConfig, save_checkpoint, train_anp
 from .gpme import NONNEG, GPMEConfig, evaluate_contexts, evaluation_groups, to_np_data
 
 __all__ = ["BenchConfig", "run_bench", "PUBLISHED"]

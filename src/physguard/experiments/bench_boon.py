@@ -59,7 +59,8 @@ from .._io import atomic_path, resolve_device, write_json, write_text
 from .._validation import MAX_SEED
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import PROBLEMS_2D, WALLS, OperatorData2d
-from .boon import BOONConfig, boon_options, relative_l2_loss, split_data, train_and_evaluate
+from ..training import relative_l2_loss
+from .boon import BOONConfig, boon_options, split_data, train_and_evaluate
 from .boon2d import BOON2dConfig, split_data_2d, train_and_evaluate_2d, wall_residuals
 
 __all__ = ["BOONBenchConfig", "run_bench_boon", "BENCH_CASES", "BENCH_MODELS", "seed_statistics",

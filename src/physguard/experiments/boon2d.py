@@ -44,7 +44,8 @@ from ..datasets.operator2d import (
     make_operator_data_2d,
 )
 from ..models.fno_nd import FNO2d, SpaceTimeFNO2d
-from .boon import boon_variant_note, fit_operator, resolve_boon_options, split_file_data
+from ..training import fit_operator
+from .boon import boon_variant_note, resolve_boon_options, split_file_data
 
 __all__ = ["BOON2dConfig", "run_boon_2d", "metrics_2d", "EXACT_OUTPUT_ONLY"]
 
@@ -200,7 +201,7 @@ def _model(config: BOON2dConfig, data: OperatorData2d):
 def train_operator_2d(name: str, train: OperatorData2d, config: BOON2dConfig,
                       progress: bool = True, loss=None):
     """Train ``"FNO"`` or ``"BOON"`` from the seed's initial weights; relative L2 loss
-    unless ``loss`` is given (see :func:`~physguard.experiments.boon.fit_operator`)."""
+    unless ``loss`` is given (see :func:`~physguard.training.fit_operator`)."""
     device = config.torch_device()
     torch.manual_seed(config.seed)
     model = _model(config, train).to(device)

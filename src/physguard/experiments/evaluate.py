@@ -17,8 +17,8 @@ import torch
 
 from .._io import read_npz, run_folder
 from ..blackbox import ANPPredictor
-from ..models import NPData, load_checkpoint
 from ..pdes import ConservationProblem
+from ..training import NPData, load_checkpoint
 from .gpme import GPMEConfig, _inputs, evaluate_contexts
 
 __all__ = ["load_observations", "evaluate_run"]

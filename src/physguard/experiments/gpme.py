@@ -40,8 +40,9 @@ from ..constraints import (
     trapezoid_weights,
 )
 from ..datasets import FunctionSamples, sample_functions
-from ..models import ANP, NPData, TrainConfig, save_checkpoint, train_anp
+from ..models import ANP
 from ..pdes import ConservationProblem, GPMEProblem, get_problem
+from ..training import NPData, TrainConfig, save_checkpoint, train_anp
 
 __all__ = ["GPMEConfig", "run_gpme", "METHODS"]
 
