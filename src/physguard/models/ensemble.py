@@ -47,8 +47,9 @@ calibration samples *outside* the training range, on the other side from the out
 test samples (heat-neumann: omega 1.01 .. 1.99, test 4.04 .. 5.96), so the fit never sees the
 test range. Measured on those members (``benchmarks/results/uq_calibration.md``): ``gamma =
 1`` is chosen for the BOON ensembles and 0.5 for the FNO ones; ProbConserv-BOON's coverage of
-the 90 % interval is 0.8875 in range and 0.734 out of range (0.292 with the in-range fit alone,
-``gamma = 0`` and the pointwise prior ``b v``), 0.942 and 0.934 out of range on seeds 1 and 2.
+the 90 % interval is 0.917 in range and 0.860 out of range (0.292 with the in-range fit alone,
+``gamma = 0`` and the pointwise prior ``b v``); on seeds 1 and 2 it over-covers, 0.972 / 0.989
+and 0.949 / 0.979 (``benchmarks/results/uq_heat_neumann.md``).
 What is left is the per-sample error magnitude: with the error's true magnitude per sample and
 step (an oracle) the same shape covers 0.93 in and out of range, and the members' spread
 predicts that magnitude only loosely out of range (ratio 3.7 .. 21 over samples).
