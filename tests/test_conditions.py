@@ -102,3 +102,40 @@ def test_1d_residuals_and_errors():
         wall_residuals(u, {"left": "dirichlet"}, 1.0)
     with pytest.raises(ValueError, match="needs 4 points"):
         wall_residuals(u[:, :3], {"left": Neumann(0.0, order=3)}, 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), dims=st.sampled_from([1, 2]),
+       scale=st.floats(1e-3, 1e3))
+def test_wall_error_share_is_what_exact_walls_remove(seed, dims, scale):
+    """Setting the wall points to the truth keeps sqrt(1 - share) of the pooled error, in 1-D
+    and 2-D; the share ignores the error's scale; the interior relative L2 ignores the
+    walls."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (4, 3) + ((9,) if dims == 1 else (7, 6))
+    truth = torch.randn(shape, generator=gen, dtype=torch.float64)
+    pred = truth + torch.randn(shape, generator=gen, dtype=torch.float64)
+    share = M.wall_error_share(pred, truth, dims)
+    assert 0.0 <= share <= 1.0
+    inner = (Ellipsis,) + (slice(1, -1),) * dims
+    walls_exact = truth.clone()
+    walls_exact[inner] = pred[inner]
+    before = (pred - truth).square().sum()
+    after = (walls_exact - truth).square().sum()
+    assert abs(float(after / before) - (1 - share)) < 1e-12
+    scaled = truth + scale * (pred - truth)
+    assert abs(M.wall_error_share(scaled, truth, dims) - share) < 1e-9
+    torch.testing.assert_close(M.interior_relative_l2(walls_exact, truth, dims),
+                               M.interior_relative_l2(pred, truth, dims), rtol=0, atol=0)
+    direct = torch.stack([(pred[b][inner] - truth[b][inner]).norm() / truth[b][inner].norm()
+                          for b in range(shape[0])])
+    torch.testing.assert_close(M.interior_relative_l2(pred, truth, dims), direct,
+                               rtol=1e-12, atol=0)
+
+
+def test_interior_metrics_refuse_grids_without_an_interior():
+    with pytest.raises(ValueError, match="at least 3 points"):
+        M.interior_relative_l2(torch.ones(2, 1, 2), torch.ones(2, 1, 2))
+    with pytest.raises(ValueError, match="differ"):
+        M.wall_error_share(torch.ones(2, 1, 5), torch.ones(2, 1, 6))
+    assert M.wall_residuals is wall_residuals

@@ -2,9 +2,12 @@
 
 Definitions follow Hansen et al., ICML 2023, Sec. 4 (MSE, conservation error CE, log-likelihood
 LL), plus the continuous ranked probability score of a Gaussian (Gneiting & Raftery, JASA 2007,
-Eq. 21) and central-interval coverage. Every function reduces over the last (spatial) axis only,
-so ``(..., N)`` inputs give ``(...)`` outputs, e.g. ``(n_functions, n_times)``; average those as
-the report needs.
+Eq. 21) and central-interval coverage. The probabilistic scores reduce over the last (spatial)
+axis only, so ``(..., N)`` inputs give ``(...)`` outputs, e.g. ``(n_functions, n_times)``;
+average those as the report needs. The operator metrics of any dimension (``dims`` trailing
+spatial axes) are here too: the wall residuals of condition objects
+(:func:`~physguard.conditions.wall_residuals`), the interior relative L2 and the wall-error
+share (BOON's benchmark), and PDEBench's metrics (1-D and 2-D).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 
 import torch
 
+from .conditions import wall_residuals
 from .constraints import trapezoid_weights
 
 __all__ = [
@@ -28,6 +32,9 @@ __all__ = [
     "boundary_error",
     "boundary_residual",
     "brmse",
+    "interior_relative_l2",
+    "wall_error_share",
+    "wall_residuals",
     "pdebench_metrics",
     "PDEBENCH_METRICS",
     "VAR_FLOOR",
@@ -213,6 +220,65 @@ def brmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     _check(pred, truth)
     err = torch.stack([pred[..., 0] - truth[..., 0], pred[..., -1] - truth[..., -1]], dim=-1)
     return err.square().mean(-1).sqrt()
+
+
+def _interior_index(dims: int) -> tuple:
+    """The index of the points off the walls of the last ``dims`` (spatial) axes."""
+    if dims < 1:
+        raise ValueError(f"dims (the number of spatial axes) must be >= 1, got {dims}")
+    return (Ellipsis,) + (slice(1, -1),) * dims
+
+
+def _check_fields(pred: torch.Tensor, truth: torch.Tensor, dims: int) -> None:
+    if pred.shape != truth.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and truth {tuple(truth.shape)} differ")
+    if pred.ndim < dims + 1 or any(n < 3 for n in pred.shape[-dims:]):
+        raise ValueError(f"need (B, ..., *space) with {dims} spatial axes of at least 3 points "
+                         f"(walls and an interior), got {tuple(pred.shape)}")
+
+
+def interior_relative_l2(pred: torch.Tensor, truth: torch.Tensor, dims: int = 1
+                         ) -> torch.Tensor:
+    """Relative L2 over the points off the walls, per sample, in any dimension.
+
+    The points ``1 .. N_d - 2`` along each of the last ``dims`` axes (1-D ``(B, T, N)``: all
+    but the two end points; 2-D ``(B, C, Nx, Ny)``: the grid inside the perimeter), the rest
+    of each sample flattened: ``||e_int|| / ||u_int||``. BOON's interior gain, without the
+    wall values its output sets exactly (Saad et al., ICLR 2023, report the whole field).
+
+    Returns:
+        ``(B,)``, dimensionless, in float64.
+
+    Raises:
+        ValueError: shapes that differ, or fewer than 3 points along a spatial axis.
+    """
+    _check_fields(pred, truth, dims)
+    inner = _interior_index(dims)
+    err = (pred.double() - truth.to(pred.device).double())[inner].flatten(1)
+    return err.norm(dim=1) / truth.to(pred.device).double()[inner].flatten(1).norm(dim=1)
+
+
+def wall_error_share(pred: torch.Tensor, truth: torch.Tensor, dims: int = 1) -> float:
+    """The share of the squared error that lies on the wall points, pooled over the batch.
+
+    Wall points: those with index ``0`` or ``N_d - 1`` along any of the last ``dims`` axes
+    (1-D: the two end points; 2-D: the perimeter). A model that kept ``pred``'s interior and
+    had exact wall values would have ``1 - share`` of its squared error, so exact walls alone
+    lower the pooled error at most ``1 / sqrt(1 - share)`` times.
+
+    Returns:
+        A float in ``[0, 1]`` (0 for a zero error).
+
+    Raises:
+        ValueError: shapes that differ, or fewer than 3 points along a spatial axis.
+    """
+    _check_fields(pred, truth, dims)
+    err = (pred.double() - truth.to(pred.device).double()).square()
+    total = float(err.sum())
+    if total == 0:
+        return 0.0
+    # total minus interior: round-off can leave an exact model's share at -1e-16; clip it.
+    return min(1.0, max(0.0, (total - float(err[_interior_index(dims)].sum())) / total))
 
 
 PDEBENCH_METRICS = ("RMSE", "nRMSE", "cRMSE", "max_error", "bRMSE", "fRMSE_low",

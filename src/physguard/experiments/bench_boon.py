@@ -212,36 +212,15 @@ def boundary_residual(pred: torch.Tensor, data: OperatorData | OperatorData2d,
                       for k, r in parts.items()], dim=1)
 
 
-def _interior(two_d: bool) -> tuple:
-    """The index of the points off the walls of ``(n, C, N)`` or ``(n, C, Nx, Ny)``."""
-    return (slice(None), slice(None), slice(1, -1)) + ((slice(1, -1),) if two_d else ())
-
-
 def interior_rel_l2(pred: torch.Tensor, truth: torch.Tensor, two_d: bool) -> float:
-    """Mean relative L2 over the points off the walls (1-D ``(n, T, N)``: ``1..N-2``; 2-D
-    ``(n, C, Nx, Ny)``: ``1..Nx-2`` x ``1..Ny-2``): BOON's interior gain, without the wall
-    values that its output sets exactly."""
-    inner = _interior(two_d)
-    return float(relative_l2_loss(pred[inner].double(), truth[inner].to(pred.device).double()))
+    """Mean relative L2 over the points off the walls (:func:`physguard.metrics.
+    interior_relative_l2`, averaged over the samples)."""
+    return float(M.interior_relative_l2(pred, truth, 2 if two_d else 1).mean())
 
 
 def wall_error_share(pred: torch.Tensor, truth: torch.Tensor, two_d: bool) -> float:
-    """The share of the squared error that lies on the wall points (1-D ``(n, T, N)``: points
-    ``0`` and ``N - 1``; 2-D ``(n, C, Nx, Ny)``: the perimeter), summed over the test set.
-
-    A model that kept ``pred``'s interior and had exact wall values would have the squared
-    error ``1 - share`` of ``pred``'s, so BOON's exact walls alone can lower the FNO's error
-    at most ``1 / sqrt(1 - share)`` times (pooled over samples; the bench's relative L2 is a
-    mean over samples, so this is the bound of the pooled error): past that, the gain has to
-    come from the interior.
-    """
-    err = (pred.double() - truth.to(pred.device).double()).square()
-    inner = _interior(two_d)
-    total = float(err.sum())
-    if total == 0:
-        return 0.0
-    # total minus interior: round-off can leave an exact model's share at -1e-16; clip it.
-    return min(1.0, max(0.0, (total - float(err[inner].sum())) / total))
+    """:func:`physguard.metrics.wall_error_share` over 1 or 2 spatial axes."""
+    return M.wall_error_share(pred, truth, 2 if two_d else 1)
 
 
 def _penalised_loss(data, weight: float):

@@ -10,8 +10,9 @@ calibration samples, never the test samples; where the problem has an out-of-ran
 (heat, Stokes), on ``n_cal`` more from a range outside training on the other side,
 ``EXTRAPOLATION_RANGES``, so that the fitted variance grows with the members' spread as the
 error does out of range). ``ProbConserv-*`` conditions the ensemble's
-Gaussian, fitted for the conditioned likelihood and without the low-rank spread
-(:mod:`physguard.models.ensemble` says why), on::
+Gaussian without the low-rank spread, its calibrated variance averaged over the grid of each
+sample and step (:func:`~physguard.models.ensemble.isotropic_prior`;
+:mod:`physguard.models.ensemble` says why), on::
 
     the wall rows   (physguard.boundary_constraint: Dirichlet values, Neumann stencils,
                      the periodic pair; the same stencils BOON enforces)
