@@ -429,3 +429,85 @@ def uq_figures_2d(out: Path, tests: dict, masses: dict, predictions: dict) -> li
     save_figure(fig, written[-1])
     written.append(_calibration_figure(out, tests, predictions))
     return written
+
+
+def rollout_figures(out: Path, records: list[dict], traj, predictions: dict) -> list[Path]:
+    """``rollout_error.png`` (relative L2, correlation, mass error, boundary error against the
+    step), ``rollout_coverage.png`` (coverage90 against the step, ensembles only) and
+    ``rollout.gif`` (truth and every model's mean on the first test trajectory, the
+    ensembles' 90 % band shaded)."""
+    steps = [r for r in records if not r.get("summary")]
+    models = list(dict.fromkeys(r["model"] for r in steps))
+    fig, axes = _panels(4, f"{traj.problem}: rollout against the step")
+    panels = (("rel_l2", "relative L2", True), ("correlation", "correlation with the truth",
+                                                 False),
+              ("mass_error", "|int u - U(t)| / |U(t)|", True),
+              ("boundary_error", "wall violation", True))
+    for ax, (key, label, log) in zip(axes, panels, strict=True):
+        for model in models:
+            rows = [r for r in steps if r["model"] == model]
+            values = [max(r[key], 1e-17) if log else r[key] for r in rows]
+            ax.plot([r["step"] for r in rows], values, label=model,
+                    linestyle="--" if "Ensemble" in model else "-")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(label)
+    axes[0].legend(fontsize=7)
+    paths = [out / "rollout_error.png"]
+    save_figure(fig, paths[0])
+    uq = [m for m in models if any("coverage90" in r for r in steps if r["model"] == m)]
+    if uq:
+        fig, axes = _panels(1, f"{traj.problem}: coverage of the 90 % interval")
+        for model in uq:
+            rows = [r for r in steps if r["model"] == model]
+            axes[0].plot([r["step"] for r in rows], [r["coverage90"] for r in rows],
+                         label=model)
+        axes[0].axhline(0.9, color="black", linewidth=0.8, linestyle=":")
+        axes[0].set_ylim(0, 1.02)
+        axes[0].set_xlabel("step")
+        axes[0].legend(fontsize=7)
+        paths.append(out / "rollout_coverage.png")
+        save_figure(fig, paths[-1])
+    paths.append(_rollout_animation(out / "rollout.gif", traj, predictions))
+    return paths
+
+
+def _rollout_animation(path: Path, traj, predictions: dict) -> Path:
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    x = traj.x.numpy()
+    truth = traj.fields[0]
+    lim = 1.1 * max(float(truth.abs().max()),
+                    *(float(mean[0].abs().max()) for mean, _ in predictions.values()))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    (truth_line,) = ax.plot(x, truth[0].numpy(), color="black", linewidth=2, label="truth")
+    lines, bands = {}, {}
+    for model, (mean, _) in predictions.items():
+        (lines[model],) = ax.plot(x, mean[0, 0].numpy(), label=model,
+                                  linestyle="--" if "Ensemble" in model else "-")
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("x")
+    ax.legend(fontsize=7, loc="upper right")
+    title = ax.set_title("")
+
+    def update(k):
+        truth_line.set_ydata(truth[k].numpy())
+        for model, (mean, var) in predictions.items():
+            lines[model].set_ydata(mean[0, k].numpy())
+            if var is not None:
+                if model in bands:
+                    bands[model].remove()
+                sd = var[0, k].clamp(min=0).sqrt()
+                bands[model] = ax.fill_between(
+                    x, (mean[0, k] - _Z90 * sd).numpy(), (mean[0, k] + _Z90 * sd).numpy(),
+                    color=lines[model].get_color(), alpha=0.15, linewidth=0)
+        title.set_text(f"{traj.problem}, step {k}, t = {float(traj.t[k]):.3f}")
+        return [truth_line, *lines.values()]
+
+    animation = FuncAnimation(fig, update, frames=range(0, truth.shape[0],
+                                                        max(1, truth.shape[0] // 60)))
+    # Written inside a run folder that is moved into place only when complete (as _animation).
+    animation.save(str(path), writer=PillowWriter(fps=8))
+    plt.close(fig)
+    return path

@@ -1,0 +1,151 @@
+"""Autoregressive rollouts that keep the walls and the totals at every step.
+
+A one-step emulator ``u(t_i) -> u(t_{i+1})`` applied to its own output for ``K`` steps is how
+neural operators are deployed (The Well, Ohana et al., NeurIPS 2024; APEBench, Koehler et al.,
+NeurIPS 2024); its errors and its violations of the physics accumulate. :func:`rollout` runs
+such a model and, at every step,
+
+* wraps it in :class:`~physguard.BOON` with that step's wall conditions (``walls(k)``), so the
+  step's output meets them exactly (Saad et al., ICLR 2023), and/or
+* conditions the step's output on linear rows ``G u = b`` (``constraint(k)``: the total from
+  the initial data and the boundary fluxes up to ``t_k``, ``mass_from_fluxes``; the wall rows)
+  with ProbConserv's update (Hansen et al., ICML 2023, Eq. 5) under a prior that is the same at
+  every free point: the Euclidean projection onto the rows, never farther from a truth that
+  meets them. Points a row determines (``determined``: BOON's wall points) get an
+  uninformative prior, so the rows set them and leave the rest.
+
+The next step starts from the constrained state, so the guarantee is part of the trajectory,
+not a correction applied afterwards.
+
+An ensemble (a sequence of one-step models) is rolled out member by member, each on its own
+trajectory with its own constraints; :func:`rollout` then returns the members' trajectories
+``(M, B, K + 1, *space)``, which :func:`physguard.models.ensemble.ensemble_gaussian` turns into
+a Gaussian per step (the steps as its channels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .constraints import Gaussian, LinearConstraint, probconserv
+
+__all__ = ["project", "rollout"]
+
+#: Prior variance of a point the rows determine, relative to the free points' (1): the limit of
+#: an uninformative prior there (as :func:`physguard.models.ensemble.uninformative_at`).
+_UNINFORMATIVE = 1e6
+
+
+def project(state: torch.Tensor, constraint: LinearConstraint,
+            determined: torch.Tensor | None = None) -> torch.Tensor:
+    """The field closest to ``state`` (Euclidean norm over the free points) that meets ``G u =
+    b`` exactly: ProbConserv's mean update with the prior ``diag(1)`` (``1e6`` at the
+    ``determined`` points).
+
+    Args:
+        state: ``(B, N)`` (any float dtype; computed in float64).
+        constraint: ``G (B or 1, M, N)``, ``b (B, M)``, ``noise_var = 0`` for an exact update.
+        determined: optional ``(N,)`` bool: points whose value the rows set (a Dirichlet wall
+            point, the wall point of a Neumann stencil).
+
+    Returns:
+        ``(B, N)`` float64.
+
+    Raises:
+        ValueError: shapes that do not match, or dependent rows.
+    """
+    state = state.to(torch.float64)
+    var = torch.ones_like(state)
+    if determined is not None:
+        var = var + _UNINFORMATIVE * determined.to(state.device, torch.float64)
+    return probconserv(Gaussian(state, var=var), constraint).mean
+
+
+def _as_input(state: torch.Tensor, k: int, features) -> torch.Tensor:
+    return state[:, None] if features is None else features(state, k)
+
+
+def _is_boon(model) -> bool:
+    from .boundary import BOON
+
+    return isinstance(model, BOON)
+
+
+def _step_model(model, walls, k: int, boon_options: dict):
+    if walls is None:
+        return model
+    from .boundary import BOON
+
+    operator = model.operator if isinstance(model, BOON) else model
+    return BOON(operator, **walls(k), **boon_options)
+
+
+@torch.no_grad()
+def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, steps: int,
+            walls: Callable[[int], dict] | None = None,
+            constraint: Callable[[int], LinearConstraint] | None = None,
+            features: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+            determined: torch.Tensor | None = None, boon_options: dict | None = None,
+            progress: bool = False) -> torch.Tensor:
+    """Apply a one-step model ``steps`` times to its own output, with the walls and the rows of
+    every step enforced (module docstring).
+
+    Args:
+        model: the one-step operator, ``(B, C_in, *space) -> (B, 1, *space)`` (a physguard
+            operator, a ``neuralop`` FNO, a :class:`~physguard.BOON`, any callable); or a
+            sequence of such models (an ensemble: each member rolled out on its own
+            trajectory). The network may run in float32: its input is cast to the dtype of
+            its first parameter, its output back to float64.
+        u0: ``(B, *space)`` the initial state.
+        steps: ``K >= 1``.
+        walls: ``walls(k)`` for ``k = 1 .. K``: the keyword conditions of
+            :class:`~physguard.BOON` at ``t_k`` (``{"left": Dirichlet(values (B,)), ...}``);
+            the model is wrapped in BOON with them for that step (a BOON model's operator is
+            re-wrapped). ``None``: the model as it is.
+        constraint: ``constraint(k)``: the rows ``G u = b`` the state at ``t_k`` meets
+            (batch ``B`` over ``N = prod(space)`` points); the step's output is projected onto
+            them (:func:`project`). ``None``: no projection.
+        features: ``features(state (B, *space), k)``: the model's input for the step from
+            ``t_{k-1}`` to ``t_k`` (for example the state and the walls of ``t_k`` as
+            channels); default ``state[:, None]``.
+        determined: ``(N,)`` bool, the points the rows set (see :func:`project`).
+        boon_options: keyword options of :class:`~physguard.BOON` (``kernel_correction``,
+            ``input_walls``) used with ``walls``.
+        progress: a progress bar over the steps.
+
+    Returns:
+        ``(B, K + 1, *space)`` float64, the initial state first; for a sequence of ``M``
+        models ``(M, B, K + 1, *space)``.
+
+    Raises:
+        ValueError: ``steps < 1``, or an output whose shape is not ``(B, 1, *space)``.
+    """
+    if isinstance(model, Sequence) and not isinstance(model, torch.nn.Module):
+        return torch.stack([rollout(m, u0, steps, walls, constraint, features, determined,
+                                    boon_options, progress) for m in model])
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    from tqdm.auto import tqdm
+
+    state = u0.to(torch.float64)
+    space = tuple(state.shape[1:])
+    first = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    dtype = first.dtype if first is not None else torch.float64
+    device = first.device if first is not None else state.device
+    states = [state]
+    for k in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress):
+        step = _step_model(model, walls, k, boon_options or {})
+        inputs = _as_input(state, k, features).to(device, dtype)
+        # BOON sets its wall values in float64 from a float32 network's output.
+        out = (step(inputs, output_dtype=torch.float64) if _is_boon(step)
+               else step(inputs)).to(torch.float64)
+        if out.shape[0] != state.shape[0] or out.shape[1] != 1 or tuple(out.shape[2:]) != space:
+            raise ValueError(f"a one-step model must return (B, 1, *space) = "
+                             f"{(state.shape[0], 1, *space)}, got {tuple(out.shape)}")
+        state = out[:, 0].cpu() if state.device.type == "cpu" else out[:, 0]
+        if constraint is not None:
+            state = project(state.flatten(1), constraint(k), determined).reshape(state.shape)
+        states.append(state)
+    return torch.stack(states, dim=1)
