@@ -10,6 +10,7 @@ Public surface::
     FNO2d, SpaceTimeFNO2d                             # ... in two space dimensions
     OperatorEnsemble, boundary_constraint,            # both guarantees with uncertainty:
     stack_constraints, divergence_constraint          # wall rows + mass / per-cell rows
+    rollout                                           # autoregressive, guarantees per step
 """
 
 from .boundary import BOON, Dirichlet, Neumann, Periodic
@@ -29,6 +30,7 @@ from .constraints import (
 )
 from .models import FNO1d, FNO2d, OperatorEnsemble, SpaceTimeFNO1d, SpaceTimeFNO2d
 from .pdes import Diffusion, Heat2d, LidDrivenCavity, PorousMedium, Stefan, Wave2d
+from .rollouts import rollout
 
 __version__ = "0.1.0"
 
@@ -59,5 +61,6 @@ __all__ = [
     "moment_match",
     "nonnegative",
     "probconserv",
+    "rollout",
     "trapezoid_weights",
 ]

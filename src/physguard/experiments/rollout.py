@@ -22,8 +22,8 @@ parameters fitted by maximum likelihood on ``n_cal`` held-out calibration trajec
 the test ones), and the conditioned ensemble conditioned on every step's rows.
 
 The truth comes from the same generators as ``physguard run`` (closed forms for heat-neumann
-and Stokes, the validated spectral solver for periodic Burgers), sampled every ``dt = t_final /
-window`` for ``steps`` steps.
+and Stokes, the validated spectral solver for periodic Burgers), sampled every ``dt``
+(:data:`ROLLOUT_DT`) for ``steps`` steps.
 
 Run folder (complete or absent):
 
@@ -43,6 +43,7 @@ Run folder (complete or absent):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ from ..constraints import LinearConstraint, probconserv, trapezoid_weights
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise, uninformative_at
 from ..models.fno import FNO1d
-from ..rollout import rollout
+from ..rollouts import rollout
 from ..training import fit_operator
 from .uq import constraint_rows, determined_points, true_mass
 
@@ -72,6 +73,13 @@ __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
 ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic")
 MODELS = ("FNO", "BOON", "ProbConserv-BOON")
 UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
+#: The time step per problem: 25 steps (the default window) span the range of the walls' data
+#: that the rollout meets, so that the one-step model is never given wall data it has not
+#: seen (heat: t in [0, 2], one period of the right wall's flux U sin(pi t), whose second
+#: half is negative; the operator runs' t_final = 0.5 sees only its rising quarter. Stokes:
+#: [0, 2], 0.6 to 1.9 periods of the wall for omega in [2, 6]. Periodic Burgers: [0, 1], its
+#: operator runs' range; its walls carry no data).
+ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04}
 #: The Well's windows of the VRMSE (steps 6-12 and 13-30, both ends included).
 WELL_WINDOWS = ((6, 12), (13, 30))
 
@@ -83,8 +91,8 @@ class RolloutConfig:
     Attributes:
         problem: one of :data:`ROLLOUT_PROBLEMS`.
         steps: ``K``, the rollout length (default 100: 4 times the training window).
-        window: the training window, in steps of ``dt = t_final / window`` (``t_final``: the
-            end of the problem's training time range).
+        window: the training window, in steps of ``dt``.
+        dt: the time step; ``None``: :data:`ROLLOUT_DT` of the problem.
         n_train, n_cal, n_test: trajectories for training, calibration (``uq`` only) and test.
         n_points: grid points.
         modes, width, n_layers: the one-step FNO's size.
@@ -99,6 +107,7 @@ class RolloutConfig:
     problem: str = "heat-neumann"
     steps: int = 100
     window: int = 25
+    dt: float | None = None
     n_train: int = 64
     n_cal: int = 16
     n_test: int = 16
@@ -121,7 +130,11 @@ class RolloutConfig:
         if self.problem not in ROLLOUT_PROBLEMS:
             raise ValueError(f"unknown rollout problem {self.problem!r}; known: "
                              f"{', '.join(ROLLOUT_PROBLEMS)}")
-        check_counts(self, exempt=("seed",))
+        check_counts(self, exempt=("seed", "dt"))
+        if self.dt is None:
+            self.dt = ROLLOUT_DT[self.problem]
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt must be finite and > 0, got {self.dt}")
         if self.uq and self.n_members < 2:
             raise ValueError(f"an ensemble needs n_members >= 2, got {self.n_members}")
 
@@ -155,6 +168,18 @@ class Trajectories:
     def __len__(self) -> int:
         return self.fields.shape[0]
 
+    @functools.cached_property
+    def totals(self) -> torch.Tensor:
+        """``(n, K)``: the exact total ``U(t_k) = U(0) + int_0^t_k F`` of steps ``1 .. K``
+        (:func:`~physguard.experiments.uq.true_mass`), computed once."""
+        return true_mass(self.steps_data())
+
+    @functools.cached_property
+    def rows(self) -> LinearConstraint:
+        """The wall rows and the total's row of every trajectory and step ``1 .. K`` (batch
+        ``(n, K)``), computed once."""
+        return constraint_rows(self.steps_data(), self.totals)
+
     def steps_data(self) -> OperatorData:
         """Steps ``1 .. K`` as operator data (its targets), for the rows and the totals."""
         return OperatorData(self.problem, self.left_type, self.right_type, self.x, self.t[1:],
@@ -162,21 +187,21 @@ class Trajectories:
                             self.left_values[:, 1:], self.right_values[:, 1:])
 
 
-def make_trajectories(problem: str, n: int, n_points: int, steps: int, window: int,
+def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float,
                       seed: int, param_range: tuple[float, float] | None = None
                       ) -> Trajectories:
-    """``n`` trajectories of ``steps + 1`` states ``dt = t_final / window`` apart.
+    """``n`` trajectories of ``steps + 1`` states ``dt`` apart, from the generators of
+    ``physguard run`` (exact or validated solutions).
 
     Raises:
-        ValueError: an unknown problem, or counts below 1.
+        ValueError: an unknown problem, counts below 1 or a non-positive ``dt``.
     """
     if problem not in OPERATOR_PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}")
-    if min(n, steps, window) < 1 or n_points < 4:
-        raise ValueError("n, steps and window must be >= 1 and n_points >= 4")
+    if min(n, steps) < 1 or n_points < 4 or not dt > 0:
+        raise ValueError("n and steps must be >= 1, n_points >= 4 and dt > 0")
     cls = OPERATOR_PROBLEMS[problem]
     x = torch.linspace(*cls.domain, n_points, dtype=torch.float64)
-    dt = cls.t_range[1] / window
     t = dt * torch.arange(steps + 1, dtype=torch.float64)
     generator = torch.Generator().manual_seed(seed)
     extra = {} if param_range is None else {"omega_range": tuple(param_range)}
@@ -210,8 +235,7 @@ def _walls(traj: Trajectories, index=slice(None)):
 
 def _constraint(traj: Trajectories):
     """``constraint(k)``: the wall rows and the total of every trajectory at ``t_k``."""
-    steps = traj.steps_data()
-    rows = constraint_rows(steps, true_mass(steps))  # batch (n, K)
+    rows = traj.rows  # batch (n, K)
 
     def constraint(k: int) -> LinearConstraint:
         G = rows.G if rows.G.dim() == 2 else rows.G[:, k - 1]
@@ -291,8 +315,7 @@ def rollout_metrics(model: str, mean: torch.Tensor, traj: Trajectories,
     U_b(t)| / mean_b |U_b(t)|`` (trapezoid rule); ``boundary_error`` the mean absolute
     violation of both walls' conditions (Neumann: the 2nd-order stencil's flux)."""
     truth = traj.fields
-    steps = traj.steps_data()
-    mass = true_mass(steps)  # (n, K)
+    mass = traj.totals
     h = float(traj.x[1] - traj.x[0])
     w = trapezoid_weights(traj.x)
     records = []
@@ -348,16 +371,13 @@ def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajec
     """The Gaussian per step (steps ``1 .. K`` as channels) of member trajectories ``(M, n,
     K + 1, N)``, fitted on the calibration trajectories; the conditioned one conditioned on
     every step's rows. Returns mean and var ``(n, K + 1, N)`` (step 0: the known state)."""
-    cal_steps = cal.steps_data()
-    cal_rows = constraint_rows(cal_steps, true_mass(cal_steps)) if constrained else None
-    determined = determined_points(cal_steps)
+    cal_rows = cal.rows if constrained else None
+    determined = determined_points(cal.steps_data())
     fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:], cal_rows,
                                 determined=determined)
     pred = ensemble_gaussian(members_traj[:, :, 1:], *fitted)
     if constrained:
-        steps = traj.steps_data()
-        pred = probconserv(uninformative_at(pred, determined),
-                           constraint_rows(steps, true_mass(steps)))
+        pred = probconserv(uninformative_at(pred, determined), traj.rows)
     mean = torch.cat([traj.fields[:, :1], pred.mean], dim=1)
     var = torch.cat([torch.zeros_like(traj.fields[:, :1]), pred.var.clamp(min=0)], dim=1)
     return mean, var
@@ -380,9 +400,8 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
     c = config
-    train = make_trajectories(c.problem, c.n_train, c.n_points, c.window, c.window, c.seed)
-    test = make_trajectories(c.problem, c.n_test, c.n_points, c.steps, c.window,
-                             c.seed + 104_729)
+    train = make_trajectories(c.problem, c.n_train, c.n_points, c.window, c.dt, c.seed)
+    test = make_trajectories(c.problem, c.n_test, c.n_points, c.steps, c.dt, c.seed + 104_729)
     seconds, predictions, weights = {}, {}, {}
     trained = {}
     for name in ("FNO", "BOON"):
@@ -396,8 +415,7 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
         predictions[model] = (_roll(net, model, test, c.steps, progress), None)
         seconds[f"{model} rollout"] = time.perf_counter() - tick
     if c.uq:
-        cal = make_trajectories(c.problem, c.n_cal, c.n_points, c.steps, c.window,
-                                c.seed + 7919)
+        cal = make_trajectories(c.problem, c.n_cal, c.n_points, c.steps, c.dt, c.seed + 7919)
         for name in ("FNO", "BOON"):
             tick = time.perf_counter()
             members = [train_one_step(name, train, c, c.seed + k, False)

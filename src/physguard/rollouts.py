@@ -117,11 +117,21 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
 
     Returns:
         ``(B, K + 1, *space)`` float64, the initial state first; for a sequence of ``M``
-        models ``(M, B, K + 1, *space)``.
+        models ``(M, B, K + 1, *space)``; for a calibrated
+        :class:`~physguard.OperatorEnsemble` (its parameters scalars or one per step, its
+        ``apply`` not used: ``walls`` wraps the members) the :class:`~physguard.Gaussian` of
+        steps ``1 .. K``, mean and marginal ``var`` ``(B, K, N)`` (``N = prod(space)``), each
+        step's conditioned on ``constraint(k)`` when one is given.
 
     Raises:
         ValueError: ``steps < 1``, or an output whose shape is not ``(B, 1, *space)``.
     """
+    from .models.ensemble import OperatorEnsemble
+
+    if isinstance(model, OperatorEnsemble):
+        members = rollout(model.members, u0, steps, walls, constraint, features, determined,
+                          boon_options, progress)
+        return _ensemble_steps(model, members, constraint, determined)
     if isinstance(model, Sequence) and not isinstance(model, torch.nn.Module):
         return torch.stack([rollout(m, u0, steps, walls, constraint, features, determined,
                                     boon_options, progress) for m in model])
@@ -149,3 +159,31 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
             state = project(state.flatten(1), constraint(k), determined).reshape(state.shape)
         states.append(state)
     return torch.stack(states, dim=1)
+
+
+def _ensemble_steps(ensemble, members: torch.Tensor, constraint, determined) -> Gaussian:
+    """The Gaussian of steps ``1 .. K`` from member trajectories ``(M, B, K + 1, *space)``."""
+    from .models.ensemble import ensemble_gaussian, uninformative_at
+
+    if ensemble.noise_var is None:
+        raise RuntimeError("the ensemble has no noise_var: calibrate() it on held-out "
+                           "trajectories first, or give noise_var")
+    samples = members[:, :, 1:]  # (M, B, K, *space): the steps as the Gaussian's channels
+    params = [torch.as_tensor(p, dtype=torch.float64).reshape(-1)
+              for p in ensemble._parameters()]
+    if constraint is None:
+        pred = ensemble_gaussian(samples, *params)
+        return Gaussian(pred.mean, var=pred.var.clamp(min=0))
+    means, variances = [], []
+    for k in range(1, samples.shape[2] + 1):
+        step = [p if p.numel() == 1 else p[k - 1:k] for p in params]
+        prior = ensemble_gaussian(samples[:, :, k - 1:k], *step)
+        if determined is not None:
+            prior = uninformative_at(prior, determined)
+        rows = constraint(k)
+        post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.dim() > 2
+                                                   else rows.G, rows.b[:, None],
+                                                   rows.noise_var))
+        means.append(post.mean[:, 0])
+        variances.append(post.var[:, 0].clamp(min=0))
+    return Gaussian(torch.stack(means, 1), var=torch.stack(variances, 1))
