@@ -67,7 +67,9 @@ from ..training import fit_operator
 from .uq import constraint_rows, determined_points, true_mass
 
 __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
-           "ROLLOUT_PROBLEMS", "MODELS", "UQ_MODELS", "rollout_metrics"]
+           "ROLLOUT_PROBLEMS", "MODELS", "UQ_MODELS", "rollout_metrics", "build_one_step",
+           "train_one_step", "roll_out", "step_features", "step_walls", "step_constraint",
+           "vrmse", "correlation_time"]
 
 #: The problems with a one-step rollout today (1-D; wave2d and the cavity are not built yet).
 ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic")
@@ -212,7 +214,7 @@ def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float
                         right)
 
 
-def _features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
+def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
     """``features(state, k)``: the state and the walls' data of ``t_k`` as channels."""
     left, right = traj.left_values[index], traj.right_values[index]
 
@@ -223,7 +225,7 @@ def _features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
     return features
 
 
-def _walls(traj: Trajectories, index=slice(None)):
+def step_walls(traj: Trajectories, index=slice(None)):
     left, right = traj.left_values[index], traj.right_values[index]
 
     def walls(k: int) -> dict:
@@ -233,7 +235,7 @@ def _walls(traj: Trajectories, index=slice(None)):
     return walls
 
 
-def _constraint(traj: Trajectories):
+def step_constraint(traj: Trajectories):
     """``constraint(k)``: the wall rows and the total of every trajectory at ``t_k``."""
     rows = traj.rows  # batch (n, K)
 
@@ -256,7 +258,7 @@ def _pairs(traj: Trajectories, window: int):
     return inputs, nexts.flatten(0, 1)[:, None], left.reshape(-1, 1), right.reshape(-1, 1)
 
 
-def _build(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d:
+def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d:
     torch.manual_seed(seed)
     domain = (float(traj.x[0]), float(traj.x[-1]))
     return FNO1d(3, 1, config.modes, config.width, config.n_layers,
@@ -266,7 +268,7 @@ def _build(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d:
 def train_one_step(name: str, traj: Trajectories, config: RolloutConfig, seed: int,
                    progress: bool = True) -> FNO1d:
     """One-step teacher forcing of ``"FNO"`` or ``"BOON"`` on the training window."""
-    model = _build(config, traj, seed)
+    model = build_one_step(config, traj, seed)
     inputs, targets, left, right = _pairs(traj, config.window)
 
     def apply(m, index, x):
@@ -282,15 +284,15 @@ def train_one_step(name: str, traj: Trajectories, config: RolloutConfig, seed: i
     return model.eval()
 
 
-def _roll(model, name: str, traj: Trajectories, steps: int, progress: bool = False):
+def roll_out(model, name: str, traj: Trajectories, steps: int, progress: bool = False):
     """``(n, K + 1, N)`` (a list of models: ``(M, n, K + 1, N)``) from the trajectories'
     initial states."""
     boon = name != "FNO"
     constrained = name.startswith("ProbConserv")
     return rollout(model, traj.fields[:, 0], steps,
-                   walls=_walls(traj) if boon else None,
-                   constraint=_constraint(traj) if constrained else None,
-                   features=_features(traj),
+                   walls=step_walls(traj) if boon else None,
+                   constraint=step_constraint(traj) if constrained else None,
+                   features=step_features(traj),
                    determined=determined_points(traj.steps_data()) if constrained else None,
                    progress=progress)
 
@@ -412,7 +414,7 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
     for model in MODELS:
         tick = time.perf_counter()
         net = trained["FNO" if model == "FNO" else "BOON"]
-        predictions[model] = (_roll(net, model, test, c.steps, progress), None)
+        predictions[model] = (roll_out(net, model, test, c.steps, progress), None)
         seconds[f"{model} rollout"] = time.perf_counter() - tick
     if c.uq:
         cal = make_trajectories(c.problem, c.n_cal, c.n_points, c.steps, c.dt, c.seed + 7919)
@@ -430,8 +432,8 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
                 labels += (("ProbConserv-BOON-Ensemble", "ProbConserv-BOON"),)
             for label, kind in labels:
                 tick = time.perf_counter()
-                member_traj = _roll(members, kind, test, c.steps)
-                cal_traj = _roll(members, kind, cal, c.steps)
+                member_traj = roll_out(members, kind, test, c.steps)
+                cal_traj = roll_out(members, kind, cal, c.steps)
                 predictions[label] = _ensemble(member_traj, cal_traj, cal, test,
                                                label.startswith("ProbConserv"))
                 seconds[f"{label} rollout and calibration"] = time.perf_counter() - tick
