@@ -106,7 +106,9 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
             re-wrapped). ``None``: the model as it is.
         constraint: ``constraint(k)``: the rows ``G u = b`` the state at ``t_k`` meets
             (batch ``B`` over ``N = prod(space)`` points); the step's output is projected onto
-            them (:func:`project`). ``None``: no projection.
+            them (:func:`project`). ``None``: no projection. With ``walls``, include the
+            walls' rows (:func:`~physguard.boundary_constraint` of the same conditions),
+            or the projection moves the wall values BOON set.
         features: ``features(state (B, *space), k)``: the model's input for the step from
             ``t_{k-1}`` to ``t_k`` (for example the state and the walls of ``t_k`` as
             channels); default ``state[:, None]``.
