@@ -146,47 +146,63 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class Trajectories:
-    """Solutions sampled every ``dt``, the initial state first.
+    """Solutions sampled every ``dt``, the initial state first: the operator data of steps
+    ``1 .. K`` (its ``inputs`` the initial states) and the walls' data at ``t = 0``.
 
     Attributes:
-        problem, left_type, right_type: as :class:`~physguard.datasets.operator.OperatorData`.
-        x: ``(N,)``; t: ``(K + 1,)`` with ``t[0] = 0``.
-        params: ``(n,)`` each trajectory's parameter (``omega``; periodic Burgers: its total).
-        fields: ``(n, K + 1, N)``.
-        left_values, right_values: ``(n, K + 1)`` the walls' data (Dirichlet values, Neumann
-            fluxes ``du/dx``; zeros for periodic walls).
+        steps: :class:`~physguard.datasets.operator.OperatorData` of steps ``1 .. K``
+            (``targets (n, K, N)`` at ``t (K,)``; ``inputs (n, 1, N)`` the states at 0).
+        initial_left, initial_right: ``(n,)`` the walls' data at ``t = 0``.
+
+    The views below give the whole trajectories: ``fields (n, K + 1, N)``, ``t (K + 1,)``,
+    ``left_values`` / ``right_values`` ``(n, K + 1)`` (Dirichlet values, Neumann fluxes
+    ``du/dx``; zeros for periodic walls), and the steps' ``problem``, ``left_type``,
+    ``right_type``, ``x``, ``params``.
     """
 
-    problem: str
-    left_type: str
-    right_type: str
-    x: torch.Tensor
-    t: torch.Tensor
-    params: torch.Tensor
-    fields: torch.Tensor
-    left_values: torch.Tensor
-    right_values: torch.Tensor
+    steps: OperatorData
+    initial_left: torch.Tensor
+    initial_right: torch.Tensor
+
+    def __getattr__(self, name: str):
+        if name in ("problem", "left_type", "right_type", "x", "params"):
+            return getattr(self.steps, name)
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def __len__(self) -> int:
-        return self.fields.shape[0]
+        return len(self.steps)
+
+    @functools.cached_property
+    def fields(self) -> torch.Tensor:
+        return torch.cat([self.steps.inputs, self.steps.targets], dim=1)
+
+    @functools.cached_property
+    def t(self) -> torch.Tensor:
+        return torch.cat([torch.zeros(1, dtype=self.steps.t.dtype), self.steps.t])
+
+    @functools.cached_property
+    def left_values(self) -> torch.Tensor:
+        return torch.cat([self.initial_left[:, None], self.steps.left_values], dim=1)
+
+    @functools.cached_property
+    def right_values(self) -> torch.Tensor:
+        return torch.cat([self.initial_right[:, None], self.steps.right_values], dim=1)
 
     @functools.cached_property
     def totals(self) -> torch.Tensor:
         """``(n, K)``: the exact total ``U(t_k) = U(0) + int_0^t_k F`` of steps ``1 .. K``
         (:func:`~physguard.experiments.uq.true_mass`), computed once."""
-        return true_mass(self.steps_data())
+        return true_mass(self.steps)
 
     @functools.cached_property
     def rows(self) -> LinearConstraint:
         """The wall rows and the total's row of every trajectory and step ``1 .. K`` (batch
         ``(n, K)``), computed once."""
-        return constraint_rows(self.steps_data(), self.totals)
+        return constraint_rows(self.steps, self.totals)
 
     def steps_data(self) -> OperatorData:
         """Steps ``1 .. K`` as operator data (its targets), for the rows and the totals."""
-        return OperatorData(self.problem, self.left_type, self.right_type, self.x, self.t[1:],
-                            self.params, self.fields[:, :1].clone(), self.fields[:, 1:],
-                            self.left_values[:, 1:], self.right_values[:, 1:])
+        return self.steps
 
 
 def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float,
@@ -208,10 +224,10 @@ def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float
     generator = torch.Generator().manual_seed(seed)
     extra = {} if param_range is None else {"omega_range": tuple(param_range)}
     params, inputs, fields, left, right = cls.sample(n, x, t, generator, **extra)
-    fields = fields.clone()
-    fields[:, 0] = inputs  # the exact initial state (heat: its series converges slowly at t=0)
-    return Trajectories(problem, cls.left_type, cls.right_type, x, t, params, fields, left,
-                        right)
+    # The exact initial state as the first (heat: its series converges slowly at t = 0).
+    steps = OperatorData(problem, cls.left_type, cls.right_type, x, t[1:], params,
+                         inputs[:, None], fields[:, 1:], left[:, 1:], right[:, 1:])
+    return Trajectories(steps, left[:, 0], right[:, 0])
 
 
 def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
