@@ -180,8 +180,8 @@ def _ensemble_steps(ensemble, members: torch.Tensor, constraint, determined) -> 
     for k in range(1, samples.shape[2] + 1):
         step = [p if p.numel() == 1 else p[k - 1:k] for p in params]
         prior = ensemble_gaussian(samples[:, :, k - 1:k], *step)
-        if determined is not None:
-            prior = uninformative_at(prior, determined)
+        mask = determined if determined is not None else ensemble.determined
+        prior = uninformative_at(prior, mask)
         rows = constraint(k)
         post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.dim() > 2
                                                    else rows.G, rows.b[:, None],

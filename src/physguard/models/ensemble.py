@@ -498,17 +498,25 @@ class OperatorEnsemble:
         noise_var, spread_scale, local_scale, uniform_scale, spread_power, reference_var:
             the covariance parameters (module docstring, :func:`ensemble_gaussian`); set by
             :meth:`calibrate`, or given (scalar or ``(C,)``).
+        determined: optional ``(N,)`` bool over the flattened grid: the points a BOON member
+            sets from its interior (its Dirichlet and Neumann wall points). With a
+            constraint, they get an uninformative prior (:func:`uninformative_at`) in the fit
+            and in the prediction, as ``physguard run --uq`` does for its BOON ensembles.
 
     Raises:
-        ValueError: fewer than 2 members.
+        ValueError: fewer than 2 members, or a ``determined`` mask that is not 1-D bool.
     """
 
     def __init__(self, members: Sequence[torch.nn.Module],
                  apply: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
                  noise_var=None, spread_scale=1.0, local_scale=0.0, uniform_scale=0.0,
-                 spread_power=0.0, reference_var=1.0):
+                 spread_power=0.0, reference_var=1.0, determined: torch.Tensor | None = None):
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        if determined is not None and (determined.dtype != torch.bool or determined.dim() != 1):
+            raise ValueError(f"determined must be a 1-D bool mask over the grid's points, got "
+                             f"{determined.dtype} of shape {tuple(determined.shape)}")
+        self.determined = determined
         self.members = list(members)
         self.apply = apply
         self.noise_var = noise_var
@@ -539,8 +547,8 @@ class OperatorEnsemble:
         samples), for the conditioned prediction. Returns ``self``."""
         samples = self.member_outputs(inputs, apply)
         (self.noise_var, self.spread_scale, self.local_scale, self.uniform_scale,
-         self.spread_power, self.reference_var) = fit_ensemble_noise(samples, targets,
-                                                                     constraint)
+         self.spread_power, self.reference_var) = fit_ensemble_noise(
+            samples, targets, constraint, determined=self.determined)
         return self
 
     def predict(self, inputs: torch.Tensor, apply=None, constraint=None) -> Gaussian:
@@ -558,4 +566,4 @@ class OperatorEnsemble:
             return pred
         from ..constraints.linear import probconserv
 
-        return probconserv(pred, constraint)
+        return probconserv(uninformative_at(pred, self.determined), constraint)
