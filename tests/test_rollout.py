@@ -223,3 +223,35 @@ def test_cli_rollout_runs_and_refuses_members_without_uq(tmp_path):
     assert bad.exit_code != 0 and "--uq" in bad.output
     with pytest.raises(ValueError, match="unknown rollout problem"):
         RolloutConfig(problem="cavity")
+
+
+def test_wave2d_rollout_keeps_the_total_and_the_insulated_walls(tmp_path):
+    """The 2-D wave (second order in time: the last two states in): from predictions.npz,
+    with our own 2-D trapezoid rule and stencils, ProbConserv-BOON's total stays the initial
+    total to 1e-10 relative and its normal derivative is zero on every wall (corners left
+    out) to 1e-8, at every step; the first state before t = 0 is u(dt) (even in time)."""
+    traj = make_trajectories("wave2d", 2, 12, 3, 0.04, seed=1)
+    torch.testing.assert_close(traj.before[:, 0], traj.fields[:, 1])
+    config = RolloutConfig.default("wave2d", steps=8, window=3, n_train=3, n_test=2,
+                                   n_points=12, modes=4, width=8, n_layers=2, epochs=1)
+    run_rollout(config, tmp_path / "wave", progress=False)
+    data = np.load(tmp_path / "wave" / "predictions.npz")
+    x = data["x"]
+    h = x[1] - x[0]
+    w = np.full_like(x, h)
+    w[[0, -1]] = h / 2
+    weights = np.outer(w, w)
+    truth = data["truth"]
+    assert truth.shape == (2, 9, 12, 12)
+    total0 = (truth[:, 0] * weights).sum((1, 2))
+    u = data["ProbConserv-BOON/mean"][:, 1:]
+    totals = (u * weights).sum((2, 3))
+    assert np.abs(totals - total0[:, None]).max() <= 1e-10 * np.abs(total0).max()
+    inner = slice(1, -1)
+    fluxes = [(-3 * u[:, :, 0, inner] + 4 * u[:, :, 1, inner] - u[:, :, 2, inner]) / (2 * h),
+              (3 * u[:, :, -1, inner] - 4 * u[:, :, -2, inner] + u[:, :, -3, inner]) / (2 * h),
+              (-3 * u[:, :, inner, 0] + 4 * u[:, :, inner, 1] - u[:, :, inner, 2]) / (2 * h),
+              (3 * u[:, :, inner, -1] - 4 * u[:, :, inner, -2] + u[:, :, inner, -3]) / (2 * h)]
+    assert max(np.abs(f).max() for f in fluxes) < 1e-8
+    for wall in ("left", "right", "bottom", "top"):
+        assert data[f"{wall}_values"].shape == (2, 9, 12)

@@ -313,7 +313,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
 
 @main.command()
-@click.argument("problem", type=click.Choice(["heat-neumann", "stokes", "burgers-periodic"]))
+@click.argument("problem",
+                type=click.Choice(["heat-neumann", "stokes", "burgers-periodic", "wave2d"]))
 @click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
               help="Rollout length K (the training window is 25 steps).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -325,7 +326,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
               help="Members per ensemble with --uq (default 5).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--functions", type=click.IntRange(min=1), default=None,
-              help="Training trajectories (default 64).")
+              help="Training trajectories (default 64; wave2d 32).")
 @_run_options
 def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int | None,
             epochs: int | None, functions: int | None, seed: int, device: str,
@@ -350,8 +351,8 @@ def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int |
                                        ("n_members", members)) if v is not None}
         if members is not None and not uq:
             raise click.UsageError("--members applies with --uq only")
-        config = RolloutConfig(problem=problem, steps=steps, seed=seed, device=device, uq=uq,
-                               **overrides)
+        config = RolloutConfig.default(problem, steps=steps, seed=seed, device=device, uq=uq,
+                                       **overrides)
         click.echo(f"physguard rollout {problem}: {config.n_train} training trajectories of "
                    f"{config.window} steps, {config.epochs} epochs per model, rollout of "
                    f"{config.steps} steps, writing to {out}")

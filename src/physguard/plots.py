@@ -469,8 +469,40 @@ def rollout_figures(out: Path, records: list[dict], traj, predictions: dict) -> 
         axes[0].legend(fontsize=7)
         paths.append(out / "rollout_coverage.png")
         save_figure(fig, paths[-1])
-    paths.append(_rollout_animation(out / "rollout.gif", traj, predictions))
+    animate = _rollout_animation_2d if traj.two_d else _rollout_animation
+    paths.append(animate(out / "rollout.gif", traj, predictions))
     return paths
+
+
+def _rollout_animation_2d(path: Path, traj, predictions: dict) -> Path:
+    """Truth and the deterministic models' fields of the first test trajectory."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    names = ["truth"] + [m for m in predictions if "Ensemble" not in m]
+    frames = [traj.fields[0]] + [predictions[m][0][0] for m in names[1:]]
+    lim = max(float(f.abs().max()) for f in frames)
+    fig, axes = plt.subplots(1, len(frames), figsize=(3.4 * len(frames), 3.6))
+    images = []
+    for ax, f, title in zip(axes, frames, names, strict=True):
+        images.append(ax.imshow(f[0].T.numpy(), origin="lower", extent=(0, 1, 0, 1),
+                                cmap="RdBu_r", vmin=-lim, vmax=lim))
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    label = fig.suptitle("")
+
+    def update(k):
+        for image, f in zip(images, frames, strict=True):
+            image.set_data(f[k].T.numpy())
+        label.set_text(f"{traj.problem}, step {k}, t = {float(traj.t[k]):.3f}")
+        return images
+
+    animation = FuncAnimation(fig, update, frames=range(0, frames[0].shape[0],
+                                                        max(1, frames[0].shape[0] // 60)))
+    # Written inside a run folder that is moved into place only when complete (as _animation).
+    animation.save(str(path), writer=PillowWriter(fps=8))
+    plt.close(fig)
+    return path
 
 
 def _rollout_animation(path: Path, traj, predictions: dict) -> Path:

@@ -88,7 +88,7 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
             constraint: Callable[[int], LinearConstraint] | None = None,
             features: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
             determined: torch.Tensor | None = None, boon_options: dict | None = None,
-            progress: bool = False) -> torch.Tensor:
+            progress: bool = False, history: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a one-step model ``steps`` times to its own output, with the walls and the rows of
     every step enforced (module docstring).
 
@@ -113,6 +113,10 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
             ``t_{k-1}`` to ``t_k`` (for example the state and the walls of ``t_k`` as
             channels); default ``state[:, None]``.
         determined: ``(N,)`` bool, the points the rows set (see :func:`project`).
+        history: ``(B, H - 1, *space)``: the states before ``u0`` (oldest first), for a model
+            that sees the last ``H`` states (a wave equation, second order in time: ``H =
+            2``); ``features`` then receives the stack ``(B, H, *space)`` of the last ``H``
+            states instead of the state, and by default passes it as the channels.
         boon_options: keyword options of :class:`~physguard.BOON` (``kernel_correction``,
             ``input_walls``) used with ``walls``.
         progress: a progress bar over the steps.
@@ -132,11 +136,11 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
 
     if isinstance(model, OperatorEnsemble):
         members = rollout(model.members, u0, steps, walls, constraint, features, determined,
-                          boon_options, progress)
+                          boon_options, progress, history)
         return _ensemble_steps(model, members, constraint, determined)
     if isinstance(model, Sequence) and not isinstance(model, torch.nn.Module):
         return torch.stack([rollout(m, u0, steps, walls, constraint, features, determined,
-                                    boon_options, progress) for m in model])
+                                    boon_options, progress, history) for m in model])
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     from tqdm.auto import tqdm
@@ -147,9 +151,16 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
     dtype = first.dtype if first is not None else torch.float64
     device = first.device if first is not None else state.device
     states = [state]
+    frames = [] if history is None else list(history.to(torch.float64).unbind(1))
     for k in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress):
         step = _step_model(model, walls, k, boon_options or {})
-        inputs = _as_input(state, k, features).to(device, dtype)
+        if history is None:
+            inputs = _as_input(state, k, features)
+        else:  # the last H states, oldest first
+            window = torch.stack([*frames[-history.shape[1]:], state], dim=1)
+            inputs = window if features is None else features(window, k)
+            frames.append(state)
+        inputs = inputs.to(device, dtype)
         # BOON sets its wall values in float64 from a float32 network's output.
         out = (step(inputs, output_dtype=torch.float64) if _is_boon(step)
                else step(inputs)).to(torch.float64)

@@ -57,22 +57,30 @@ from .. import metrics as M
 from .._io import atomic_path, resolve_device, run_folder, write_json, write_npz, write_text
 from .._validation import check_counts
 from ..boundary import BOON
-from ..conditions import condition
-from ..constraints import LinearConstraint, probconserv, trapezoid_weights
+from ..conditions import WALLS, condition, wall_residuals
+from ..constraints import (
+    LinearConstraint,
+    probconserv,
+    trapezoid_weights,
+    trapezoid_weights_2d,
+)
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
+from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d
 from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise, uninformative_at
 from ..models.fno import FNO1d
+from ..models.fno_nd import FNO2d
+from ..pdes.two_d import Wave2d
 from ..rollouts import rollout
 from ..training import fit_operator
-from .uq import constraint_rows, determined_points, true_mass
+from .uq import conserved_total, constraints_for, determined_points
 
 __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
            "ROLLOUT_PROBLEMS", "MODELS", "UQ_MODELS", "rollout_metrics", "build_one_step",
            "train_one_step", "roll_out", "step_features", "step_walls", "step_constraint",
            "vrmse", "correlation_time"]
 
-#: The problems with a one-step rollout today (1-D; wave2d and the cavity are not built yet).
-ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic")
+#: The problems with a one-step rollout today (the cavity is not built yet).
+ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d")
 MODELS = ("FNO", "BOON", "ProbConserv-BOON")
 UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
 #: The time step per problem: 25 steps (the default window) span the range of the walls' data
@@ -80,8 +88,17 @@ UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
 #: seen (heat: t in [0, 2], one period of the right wall's flux U sin(pi t), whose second
 #: half is negative; the operator runs' t_final = 0.5 sees only its rising quarter. Stokes:
 #: [0, 2], 0.6 to 1.9 periods of the wall for omega in [2, 6]. Periodic Burgers: [0, 1], its
-#: operator runs' range; its walls carry no data).
-ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04}
+#: operator runs' range; its walls carry no data. The 2-D wave: [0, 1], the operator runs'
+#: range, about 6 time steps per period of its fastest mode).
+ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04, "wave2d": 0.04}
+#: The states a one-step model sees: the wave equation is second order in time, so its state
+#: is the last two snapshots (the one before ``t = 0`` is ``u(-dt) = u(dt)``: the initial
+#: velocity is zero and the solution even in time).
+HISTORY = {"wave2d": 2}
+#: Sizes of :meth:`RolloutConfig.default` that differ from the class defaults (2-D: a smaller
+#: grid and operator, so that the run fits 2 CPU cores in minutes).
+DEFAULT_SIZES = {"wave2d": dict(n_points=32, modes=8, width=20, n_train=32, epochs=30,
+                                batch_size=32)}
 #: The Well's windows of the VRMSE (steps 6-12 and 13-30, both ends included).
 WELL_WINDOWS = ((6, 12), (13, 30))
 
@@ -140,6 +157,16 @@ class RolloutConfig:
         if self.uq and self.n_members < 2:
             raise ValueError(f"an ensemble needs n_members >= 2, got {self.n_members}")
 
+    @classmethod
+    def default(cls, problem: str, **overrides) -> RolloutConfig:
+        """The CPU defaults of ``problem`` (:data:`DEFAULT_SIZES`), with ``overrides``."""
+        return cls(problem=problem, **{**DEFAULT_SIZES.get(problem, {}), **overrides})
+
+    @property
+    def history(self) -> int:
+        """The states the one-step model sees (:data:`HISTORY`)."""
+        return HISTORY.get(self.problem, 1)
+
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
@@ -147,30 +174,49 @@ class RolloutConfig:
 @dataclass(frozen=True)
 class Trajectories:
     """Solutions sampled every ``dt``, the initial state first: the operator data of steps
-    ``1 .. K`` (its ``inputs`` the initial states) and the walls' data at ``t = 0``.
+    ``1 .. K`` (its ``inputs`` the initial states), the walls' data at ``t = 0`` and the states
+    before it that a one-step model of a higher-order equation needs.
 
     Attributes:
-        steps: :class:`~physguard.datasets.operator.OperatorData` of steps ``1 .. K``
-            (``targets (n, K, N)`` at ``t (K,)``; ``inputs (n, 1, N)`` the states at 0).
-        initial_left, initial_right: ``(n,)`` the walls' data at ``t = 0``.
+        steps: the steps ``1 .. K``: :class:`~physguard.datasets.operator.OperatorData`
+            (1-D, ``targets (n, K, N)``) or :class:`~physguard.datasets.operator2d.
+            OperatorData2d` (``(n, K, Nx, Ny)``); ``inputs (n, 1, *space)`` the states at 0.
+        initial_walls: ``{wall: values at t = 0}``, ``(n,)`` in 1-D, ``(n, N_wall)`` in 2-D.
+        before: ``(n, H - 1, *space)`` the states before ``t = 0`` (oldest first), or
+            ``None``.
 
-    The views below give the whole trajectories: ``fields (n, K + 1, N)``, ``t (K + 1,)``,
-    ``left_values`` / ``right_values`` ``(n, K + 1)`` (Dirichlet values, Neumann fluxes
-    ``du/dx``; zeros for periodic walls), and the steps' ``problem``, ``left_type``,
-    ``right_type``, ``x``, ``params``.
+    The views below give the whole trajectories: ``fields (n, K + 1, *space)``, ``t (K +
+    1,)``, ``wall_values`` ``{wall: (n, K + 1[, N_wall])}`` (Dirichlet values, Neumann fluxes;
+    zeros for periodic walls), ``left_values`` / ``right_values`` in 1-D, and the steps'
+    ``problem``, ``x`` (2-D: ``y``), ``left_type`` / ``right_type`` and ``params`` (1-D).
     """
 
-    steps: OperatorData
-    initial_left: torch.Tensor
-    initial_right: torch.Tensor
+    steps: OperatorData | OperatorData2d
+    initial_walls: dict
+    before: torch.Tensor | None = None
 
     def __getattr__(self, name: str):
-        if name in ("problem", "left_type", "right_type", "x", "params"):
+        if name in ("problem", "left_type", "right_type", "x", "y", "params"):
             return getattr(self.steps, name)
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    @property
+    def two_d(self) -> bool:
+        return isinstance(self.steps, OperatorData2d)
+
+    @property
+    def wall_kinds(self) -> dict[str, str]:
+        if self.two_d:
+            return dict(zip(WALLS, self.steps.wall_types, strict=True))
+        return {"left": self.steps.left_type, "right": self.steps.right_type}
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        grids = (self.x, self.y) if self.two_d else (self.x,)
+        return tuple(float(g[1] - g[0]) for g in grids)
 
     @functools.cached_property
     def fields(self) -> torch.Tensor:
@@ -181,26 +227,40 @@ class Trajectories:
         return torch.cat([torch.zeros(1, dtype=self.steps.t.dtype), self.steps.t])
 
     @functools.cached_property
+    def wall_values(self) -> dict[str, torch.Tensor]:
+        later = ({w: getattr(self.steps, w) for w in WALLS} if self.two_d else
+                 {"left": self.steps.left_values, "right": self.steps.right_values})
+        return {w: torch.cat([self.initial_walls[w][:, None], v], dim=1)
+                for w, v in later.items()}
+
+    @property
     def left_values(self) -> torch.Tensor:
-        return torch.cat([self.initial_left[:, None], self.steps.left_values], dim=1)
+        return self.wall_values["left"]
+
+    @property
+    def right_values(self) -> torch.Tensor:
+        return self.wall_values["right"]
 
     @functools.cached_property
-    def right_values(self) -> torch.Tensor:
-        return torch.cat([self.initial_right[:, None], self.steps.right_values], dim=1)
+    def weights(self) -> torch.Tensor:
+        """The trapezoid quadrature weights of the flattened grid ``(N,)``."""
+        return (trapezoid_weights_2d(self.x, self.y).flatten() if self.two_d
+                else trapezoid_weights(self.x))
 
     @functools.cached_property
     def totals(self) -> torch.Tensor:
-        """``(n, K)``: the exact total ``U(t_k) = U(0) + int_0^t_k F`` of steps ``1 .. K``
-        (:func:`~physguard.experiments.uq.true_mass`), computed once."""
-        return true_mass(self.steps)
+        """``(n, K)``: the exact total of steps ``1 .. K`` (1-D: ``U(0) + int_0^t_k F``,
+        :func:`~physguard.experiments.uq.true_mass`; the wave: its constant total), computed
+        once."""
+        return conserved_total(self.steps)
 
     @functools.cached_property
     def rows(self) -> LinearConstraint:
         """The wall rows and the total's row of every trajectory and step ``1 .. K`` (batch
-        ``(n, K)``), computed once."""
-        return constraint_rows(self.steps, self.totals)
+        ``(n, K)``, over the flattened grid), computed once."""
+        return constraints_for(self.steps, self.totals)
 
-    def steps_data(self) -> OperatorData:
+    def steps_data(self) -> OperatorData | OperatorData2d:
         """Steps ``1 .. K`` as operator data (its targets), for the rows and the totals."""
         return self.steps
 
@@ -214,10 +274,12 @@ def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float
     Raises:
         ValueError: an unknown problem, counts below 1 or a non-positive ``dt``.
     """
-    if problem not in OPERATOR_PROBLEMS:
+    if problem not in (*OPERATOR_PROBLEMS, "wave2d"):
         raise ValueError(f"unknown problem {problem!r}")
     if min(n, steps) < 1 or n_points < 4 or not dt > 0:
         raise ValueError("n and steps must be >= 1, n_points >= 4 and dt > 0")
+    if problem == "wave2d":
+        return _wave_trajectories(n, n_points, steps, dt, seed)
     cls = OPERATOR_PROBLEMS[problem]
     x = torch.linspace(*cls.domain, n_points, dtype=torch.float64)
     t = dt * torch.arange(steps + 1, dtype=torch.float64)
@@ -227,11 +289,36 @@ def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float
     # The exact initial state as the first (heat: its series converges slowly at t = 0).
     steps = OperatorData(problem, cls.left_type, cls.right_type, x, t[1:], params,
                          inputs[:, None], fields[:, 1:], left[:, 1:], right[:, 1:])
-    return Trajectories(steps, left[:, 0], right[:, 0])
+    return Trajectories(steps, {"left": left[:, 0], "right": right[:, 0]})
+
+
+def _wave_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
+                       ) -> Trajectories:
+    """The 2-D wave's exact solutions (random cosine series as ``physguard run wave2d``:
+    6 modes per axis, decay 2.5, sample ``i`` from seed ``seed * 1_000_003 + i``)."""
+    x = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
+    t = dt * torch.arange(steps + 1, dtype=torch.float64)
+    fields = []
+    for i in range(n):
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + i)
+        wave = Wave2d.random(n_modes=6, decay=2.5, generator=generator)
+        fields.append(wave.solution(t[:, None, None], x[None, :, None], x[None, None, :]))
+    fields = torch.stack(fields)  # (n, K + 1, N, N)
+    zeros = {w: torch.zeros(n, steps, n_points, dtype=torch.float64) for w in WALLS}
+    data = OperatorData2d("wave2d", "multi", "u", WALL_TYPES_2D["wave2d"], x, x.clone(),
+                          t[1:], fields[:, :1], fields[:, 1:], **zeros)
+    # The state before t = 0: u(-dt) = u(dt), the solution being even in time (zero initial
+    # velocity), so the initial data (u0, u_t = 0) fix both states a one-step model sees.
+    return Trajectories(data, {w: torch.zeros(n, n_points, dtype=torch.float64)
+                               for w in WALLS}, before=fields[:, 1:2].clone())
 
 
 def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
-    """``features(state, k)``: the state and the walls' data of ``t_k`` as channels."""
+    """``features(state, k)``: the model's input for the step to ``t_k``. 1-D: the state and
+    the walls' data of ``t_k`` as channels (``(B, 3, N)``); 2-D: the last ``H`` states as
+    channels (the wave's walls are insulated at all times: no data to give)."""
+    if traj.two_d:
+        return None
     left, right = traj.left_values[index], traj.right_values[index]
 
     def features(state: torch.Tensor, k: int) -> torch.Tensor:
@@ -242,11 +329,12 @@ def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None))
 
 
 def step_walls(traj: Trajectories, index=slice(None)):
-    left, right = traj.left_values[index], traj.right_values[index]
+    """``walls(k)``: BOON's conditions at ``t_k`` (values ``(B, 1[, N_wall])``)."""
+    values = {w: v[index] for w, v in traj.wall_values.items()}
+    kinds = traj.wall_kinds
 
     def walls(k: int) -> dict:
-        return {"left": condition(traj.left_type, left[:, k:k + 1]),
-                "right": condition(traj.right_type, right[:, k:k + 1])}
+        return {w: condition(kinds[w], v[:, k:k + 1]) for w, v in values.items()}
 
     return walls
 
@@ -262,38 +350,52 @@ def step_constraint(traj: Trajectories):
     return constraint
 
 
-def _pairs(traj: Trajectories, window: int):
-    """The one-step training pairs of the first ``window`` steps: inputs ``(n W, 3, N)``,
-    targets ``(n W, 1, N)``, the walls' data of each target ``(n W, 1)`` twice."""
-    states = traj.fields[:, :window]
+def _pairs(traj: Trajectories, window: int, history: int):
+    """The one-step training pairs of the first ``window`` steps: inputs ``(n W, C_in,
+    *space)``, targets ``(n W, 1, *space)``, and each target's walls' data ``{wall: (n W, 1[,
+    N_wall])}``."""
+    fields = traj.fields if traj.before is None else torch.cat([traj.before, traj.fields], 1)
+    lead = 0 if traj.before is None else traj.before.shape[1]
     nexts = traj.fields[:, 1:window + 1]
+    walls = {w: v[:, 1:window + 1].reshape(-1, 1, *v.shape[2:])
+             for w, v in traj.wall_values.items()}
+    if traj.two_d:
+        frames = torch.stack([fields[:, lead + i - history + 1:lead + i + 1]
+                              for i in range(window)], dim=1)  # (n, W, H, *space)
+        return frames.flatten(0, 1), nexts.flatten(0, 1)[:, None], walls
+    states = traj.fields[:, :window]
     left = traj.left_values[:, 1:window + 1]
     right = traj.right_values[:, 1:window + 1]
     inputs = torch.stack([states, left[..., None].expand_as(states),
                           right[..., None].expand_as(states)], dim=2).flatten(0, 1)
-    return inputs, nexts.flatten(0, 1)[:, None], left.reshape(-1, 1), right.reshape(-1, 1)
+    return inputs, nexts.flatten(0, 1)[:, None], walls
 
 
-def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d:
+def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d | FNO2d:
+    """The untrained one-step operator: ``FNO1d(3, 1)`` in 1-D, ``FNO2d(H, 1)`` in 2-D."""
     torch.manual_seed(seed)
-    domain = (float(traj.x[0]), float(traj.x[-1]))
-    return FNO1d(3, 1, config.modes, config.width, config.n_layers,
-                 domain=domain).to(config.torch_device())
+    if traj.two_d:
+        domain = ((float(traj.x[0]), float(traj.x[-1])), (float(traj.y[0]), float(traj.y[-1])))
+        model = FNO2d(config.history, 1, config.modes, config.width, config.n_layers,
+                      domain=domain)
+    else:
+        domain = (float(traj.x[0]), float(traj.x[-1]))
+        model = FNO1d(3, 1, config.modes, config.width, config.n_layers, domain=domain)
+    return model.to(config.torch_device())
 
 
 def train_one_step(name: str, traj: Trajectories, config: RolloutConfig, seed: int,
-                   progress: bool = True) -> FNO1d:
+                   progress: bool = True) -> FNO1d | FNO2d:
     """One-step teacher forcing of ``"FNO"`` or ``"BOON"`` on the training window."""
     model = build_one_step(config, traj, seed)
-    inputs, targets, left, right = _pairs(traj, config.window)
+    inputs, targets, walls = _pairs(traj, config.window, config.history)
+    kinds = traj.wall_kinds
 
     def apply(m, index, x):
         if name == "FNO":
             return m(x)
-        values = {side: v[index.cpu()].to(x.device, x.dtype)
-                  for side, v in (("left", left), ("right", right))}
-        return BOON(m, left=condition(traj.left_type, values["left"]),
-                    right=condition(traj.right_type, values["right"]))(x)
+        return BOON(m, **{w: condition(kinds[w], v[index.cpu()].to(x.device, x.dtype))
+                          for w, v in walls.items()})(x)
 
     fit_operator(model, apply, inputs, targets, dataclasses.replace(config, seed=seed), name,
                  progress)
@@ -301,8 +403,8 @@ def train_one_step(name: str, traj: Trajectories, config: RolloutConfig, seed: i
 
 
 def roll_out(model, name: str, traj: Trajectories, steps: int, progress: bool = False):
-    """``(n, K + 1, N)`` (a list of models: ``(M, n, K + 1, N)``) from the trajectories'
-    initial states."""
+    """``(n, K + 1, *space)`` (a list of models: ``(M, n, K + 1, *space)``) from the
+    trajectories' initial states."""
     boon = name != "FNO"
     constrained = name.startswith("ProbConserv")
     return rollout(model, traj.fields[:, 0], steps,
@@ -310,7 +412,7 @@ def roll_out(model, name: str, traj: Trajectories, steps: int, progress: bool = 
                    constraint=step_constraint(traj) if constrained else None,
                    features=step_features(traj),
                    determined=determined_points(traj.steps_data()) if constrained else None,
-                   progress=progress)
+                   progress=progress, history=traj.before)
 
 
 def _correlation(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -326,32 +428,45 @@ def vrmse(pred: torch.Tensor, truth: torch.Tensor, eps: float = 1e-7) -> torch.T
     return ((pred - truth).square().mean(-1) / (truth.std(-1).square() + eps)).sqrt()
 
 
+def _boundary_error(field: torch.Tensor, traj: Trajectories, k: int) -> torch.Tensor:
+    """``(n,)``: the mean absolute violation of the walls' conditions at step ``k`` (Neumann:
+    the 2nd-order stencil's flux; 2-D: along each wall without its corners, where two walls'
+    conditions meet and only one can hold)."""
+    if not traj.two_d:
+        h = traj.spacing[0]
+        return torch.stack([M.boundary_error(field, traj.wall_kinds[w],
+                                             traj.wall_values[w][:, k], w, h)
+                            for w in ("left", "right")]).mean(0)
+    conditions = {w: condition(traj.wall_kinds[w], v[:, k:k + 1])
+                  for w, v in traj.wall_values.items()}
+    residuals = wall_residuals(field[:, None], conditions, traj.spacing)
+    return torch.stack([r[..., 1:-1].abs().flatten(1).mean(1)
+                        for r in residuals.values()]).mean(0)
+
+
 def rollout_metrics(model: str, mean: torch.Tensor, traj: Trajectories,
                     var: torch.Tensor | None = None) -> list[dict]:
-    """Per-step records (steps ``1 .. K``) and one summary record of ``mean (n, K + 1, N)``
-    against ``traj`` (keys: module docstring). ``mass_error`` is ``mean_b |int u_b -
-    U_b(t)| / mean_b |U_b(t)|`` (trapezoid rule); ``boundary_error`` the mean absolute
-    violation of both walls' conditions (Neumann: the 2nd-order stencil's flux)."""
+    """Per-step records (steps ``1 .. K``) and one summary record of ``mean (n, K + 1,
+    *space)`` against ``traj`` (keys: module docstring), every field metric over the
+    flattened grid. ``mass_error`` is ``mean_b |int u_b - U_b(t)| / mean_b |U_b(t)|``
+    (trapezoid rule); ``boundary_error`` the mean absolute violation of the walls' conditions
+    (:func:`_boundary_error`)."""
     truth = traj.fields
     mass = traj.totals
-    h = float(traj.x[1] - traj.x[0])
-    w = trapezoid_weights(traj.x)
+    w = traj.weights
     records = []
     for k in range(1, truth.shape[1]):
-        p, u = mean[:, k], truth[:, k]
+        p, u = mean[:, k].flatten(1), truth[:, k].flatten(1)
         total = p @ w
-        walls = [M.boundary_error(p, kind, values[:, k], side, h) for side, kind, values in
-                 (("left", traj.left_type, traj.left_values),
-                  ("right", traj.right_type, traj.right_values))]
         record = {"model": model, "step": k, "t": float(traj.t[k]),
                   "rel_l2": float(M.relative_l2(p, u).mean()),
                   "vrmse": float(vrmse(p, u).mean()),
                   "correlation": float(_correlation(p, u).mean()),
                   "mass_error": float((total - mass[:, k - 1]).abs().mean()
                                       / mass[:, k - 1].abs().mean().clamp(min=1e-300)),
-                  "boundary_error": float(torch.stack(walls).mean())}
+                  "boundary_error": float(_boundary_error(mean[:, k], traj, k).mean())}
         if var is not None:
-            v = var[:, k]
+            v = var[:, k].flatten(1)
             record.update(LL=float(M.gaussian_log_likelihood(p, v, u).mean()),
                           CRPS=float(M.crps_gaussian(p, v, u).mean()),
                           coverage90=float(M.interval_coverage(p, v, u, 0.9).mean()))
@@ -387,8 +502,9 @@ def _summary(model: str, records: list[dict]) -> dict:
 def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajectories,
               traj: Trajectories, constrained: bool):
     """The Gaussian per step (steps ``1 .. K`` as channels) of member trajectories ``(M, n,
-    K + 1, N)``, fitted on the calibration trajectories; the conditioned one conditioned on
-    every step's rows. Returns mean and var ``(n, K + 1, N)`` (step 0: the known state)."""
+    K + 1, *space)``, fitted on the calibration trajectories; the conditioned one conditioned
+    on every step's rows. Returns mean and var ``(n, K + 1, *space)`` (step 0: the known
+    state)."""
     cal_rows = cal.rows if constrained else None
     determined = determined_points(cal.steps_data())
     fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:], cal_rows,
@@ -396,8 +512,10 @@ def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajec
     pred = ensemble_gaussian(members_traj[:, :, 1:], *fitted)
     if constrained:
         pred = probconserv(uninformative_at(pred, determined), traj.rows)
-    mean = torch.cat([traj.fields[:, :1], pred.mean], dim=1)
-    var = torch.cat([torch.zeros_like(traj.fields[:, :1]), pred.var.clamp(min=0)], dim=1)
+    shape = traj.fields[:, 1:].shape
+    mean = torch.cat([traj.fields[:, :1], pred.mean.reshape(shape)], dim=1)
+    var = torch.cat([torch.zeros_like(traj.fields[:, :1]),
+                     pred.var.clamp(min=0).reshape(shape)], dim=1)
     return mean, var
 
 
@@ -460,8 +578,11 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
         records.extend(rollout_metrics(model, mean, test, var))
     write_json(out / "metrics.json", records)
     arrays = {"x": test.x.numpy(), "t": test.t.numpy(), "truth": test.fields.numpy(),
-              "left_values": test.left_values.numpy(),
-              "right_values": test.right_values.numpy(), "params": test.params.numpy()}
+              **{f"{w}_values": v.numpy() for w, v in test.wall_values.items()}}
+    if test.two_d:
+        arrays["y"] = test.y.numpy()
+    else:
+        arrays["params"] = test.params.numpy()
     for model, (mean, var) in predictions.items():
         arrays[f"{model}/mean"] = mean.numpy()
         arrays[f"{model}/var"] = (torch.zeros_like(mean) if var is None else var).numpy()
