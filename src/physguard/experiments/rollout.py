@@ -3,12 +3,13 @@ to their own output far past their training window, with the walls and the total
 step.
 
 Every model maps the state at ``t_i`` and the walls' data at ``t_{i+1}`` (known in advance; two
-constant input channels) to the state at ``t_{i+1}``; all are trained by one-step teacher
+constant input channels; the 2-D wave, second order in time with insulated walls: the states at
+``t_{i-1}`` and ``t_i``) to the state at ``t_{i+1}``; all are trained by one-step teacher
 forcing (each pair of consecutive states of the training window is one sample, Brandstetter
 et al., ICLR 2022, call it the one-step loss) with the same data, seed and budget, then rolled
 out from the test trajectories' initial states:
 
-    FNO                the plain one-step FNO (physguard.FNO1d)
+    FNO                the plain one-step FNO (physguard.FNO1d; the wave: FNO2d)
     BOON               the same operator corrected by BOON with each step's walls
     ProbConserv-BOON   BOON, its output projected onto the step's wall rows and total
                        U(t_k) = U(0) + int_0^t_k F (mass_from_fluxes) before the next step
@@ -21,8 +22,8 @@ seed + M - 1``), each member rolled out on its own trajectory (with its constrai
 parameters fitted by maximum likelihood on ``n_cal`` held-out calibration trajectories (never
 the test ones), and the conditioned ensemble conditioned on every step's rows.
 
-The truth comes from the same generators as ``physguard run`` (closed forms for heat-neumann
-and Stokes, the validated spectral solver for periodic Burgers), sampled every ``dt``
+The truth comes from the same generators as ``physguard run`` (closed forms for heat-neumann,
+Stokes and the 2-D wave, the validated spectral solver for periodic Burgers), sampled every ``dt``
 (:data:`ROLLOUT_DT`) for ``steps`` steps.
 
 Run folder (complete or absent):
@@ -32,8 +33,10 @@ Run folder (complete or absent):
                        "mass_error", "boundary_error"[, "LL", "CRPS", "coverage90"]}, and per
                        model {"model", "summary": true, "correlation_time_0.9",
                        "correlation_time_0.8", "vrmse_6_12", "vrmse_13_30", "rel_l2_last"}
-    predictions.npz    x, t (K + 1,), truth (n, K + 1, N), left_values / right_values
-                       (n, K + 1), "<model>/mean", "<model>/var" (n, K + 1, N)
+    predictions.npz    x (2-D: and y), t (K + 1,), truth (n, K + 1, *space), the walls' data
+                       left_values / right_values (n, K + 1) (2-D: also bottom_values,
+                       top_values, each (n, K + 1, N_wall): one value per wall point),
+                       "<model>/mean", "<model>/var" (n, K + 1, *space)
     table.md           the summary per model
     models.pt          the trained weights (weights_only)
     rollout_error.png, rollout_coverage.png (uq), rollout.gif
