@@ -99,7 +99,8 @@ ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04, "w
 #: velocity is zero and the solution even in time).
 HISTORY = {"wave2d": 2}
 #: Sizes of :meth:`RolloutConfig.default` that differ from the class defaults (2-D: a smaller
-#: grid and operator, so that the run fits 2 CPU cores in minutes).
+#: grid and operator; still the slowest default: 1409 s on 2 CPU cores shared with a second
+#: run, ``benchmarks/results/rollout_wave2d.md``).
 DEFAULT_SIZES = {"wave2d": dict(n_points=32, modes=8, width=20, n_train=32, epochs=30,
                                 batch_size=32)}
 #: The Well's windows of the VRMSE (steps 6-12 and 13-30, both ends included).
