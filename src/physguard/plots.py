@@ -244,20 +244,20 @@ def boon_2d_figures(out: Path, data, predictions: dict, records: list[dict]) -> 
     return written
 
 
-def _animation(path: Path, data, predictions: dict) -> Path:
-    """GIF of truth / FNO / BOON over the output times of the first test sample (a vector
-    field's first component)."""
+def _field_animation(path: Path, frames: list, titles: list[str], caption, indices,
+                     fps: int) -> Path:
+    """GIF of 2-D fields side by side (``frames``: ``(T, Nx, Ny)`` each, one colour scale),
+    ``caption(k)`` above frame ``k``, for ``k`` in ``indices``."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    frames = [f[0, ::data.fields] for f in (data.targets, predictions["FNO"],
-                                            predictions["BOON"])]
     lim = max(float(f.abs().max()) for f in frames)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    fig, axes = plt.subplots(1, len(frames), figsize=(max(11.0, 3.4 * len(frames)), 3.6),
+                             squeeze=False)
     images = []
-    for ax, f, title in zip(axes, frames, ("truth", "FNO", "BOON"), strict=True):
+    for ax, f, title in zip(axes[0], frames, titles, strict=True):
         images.append(ax.imshow(f[0].T.numpy(), origin="lower", extent=(0, 1, 0, 1),
                                 cmap="RdBu_r", vmin=-lim, vmax=lim))
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     label = fig.suptitle("")
@@ -265,16 +265,27 @@ def _animation(path: Path, data, predictions: dict) -> Path:
     def update(k):
         for image, f in zip(images, frames, strict=True):
             image.set_data(f[k].T.numpy())
-        component = ", u" if data.fields > 1 else ""
-        label.set_text(f"{data.problem} ({data.field}{component}), t = {float(data.t[k]):.2f}")
+        label.set_text(caption(k))
         return images
 
-    animation = FuncAnimation(fig, update, frames=frames[0].shape[0], blit=False)
+    animation = FuncAnimation(fig, update, frames=indices, blit=False)
     # Pillow picks the format from the suffix, so no atomic temporary name here: the GIF is
     # written inside a run folder that is itself moved into place only when complete.
-    animation.save(str(path), writer=PillowWriter(fps=6))
+    animation.save(str(path), writer=PillowWriter(fps=fps))
     plt.close(fig)
     return path
+
+
+def _animation(path: Path, data, predictions: dict) -> Path:
+    """GIF of truth / FNO / BOON over the output times of the first test sample (a vector
+    field's first component)."""
+    frames = [f[0, ::data.fields] for f in (data.targets, predictions["FNO"],
+                                            predictions["BOON"])]
+    component = ", u" if data.fields > 1 else ""
+    return _field_animation(
+        path, frames, ["truth", "FNO", "BOON"],
+        lambda k: f"{data.problem} ({data.field}{component}), t = {float(data.t[k]):.2f}",
+        range(frames[0].shape[0]), fps=6)
 
 
 def shock_reliability(path: Path, cls, evaluations, scores: dict, interval) -> Path:
@@ -476,33 +487,13 @@ def rollout_figures(out: Path, records: list[dict], traj, predictions: dict) -> 
 
 def _rollout_animation_2d(path: Path, traj, predictions: dict) -> Path:
     """Truth and the deterministic models' fields of the first test trajectory."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
     names = ["truth"] + [m for m in predictions if "Ensemble" not in m]
     frames = [traj.fields[0]] + [predictions[m][0][0] for m in names[1:]]
-    lim = max(float(f.abs().max()) for f in frames)
-    fig, axes = plt.subplots(1, len(frames), figsize=(3.4 * len(frames), 3.6))
-    images = []
-    for ax, f, title in zip(axes, frames, names, strict=True):
-        images.append(ax.imshow(f[0].T.numpy(), origin="lower", extent=(0, 1, 0, 1),
-                                cmap="RdBu_r", vmin=-lim, vmax=lim))
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    label = fig.suptitle("")
-
-    def update(k):
-        for image, f in zip(images, frames, strict=True):
-            image.set_data(f[k].T.numpy())
-        label.set_text(f"{traj.problem}, step {k}, t = {float(traj.t[k]):.3f}")
-        return images
-
-    animation = FuncAnimation(fig, update, frames=range(0, frames[0].shape[0],
-                                                        max(1, frames[0].shape[0] // 60)))
-    # Written inside a run folder that is moved into place only when complete (as _animation).
-    animation.save(str(path), writer=PillowWriter(fps=8))
-    plt.close(fig)
-    return path
+    count = frames[0].shape[0]
+    return _field_animation(
+        path, frames, names,
+        lambda k: f"{traj.problem}, step {k}, t = {float(traj.t[k]):.3f}",
+        range(0, count, max(1, count // 60)), fps=8)
 
 
 def _rollout_animation(path: Path, traj, predictions: dict) -> Path:
