@@ -51,7 +51,7 @@ def main() -> None:
     walls, features = step_walls(traj), step_features(traj)
     constraint = step_constraint(traj)
     constraint(1)  # the rows of every step, built once before the timed loop
-    determined = determined_points(traj.steps_data())
+    determined = determined_points(traj.steps)
     variants = {
         "plain (FNO)": dict(),
         "BOON walls": dict(walls=walls),

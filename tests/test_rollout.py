@@ -19,8 +19,8 @@ from physguard.experiments.rollout import (
     correlation_time,
     make_trajectories,
     run_rollout,
-    vrmse,
 )
+from physguard.metrics import vrmse
 from physguard.pdes.linear_bc import HeatNeumann, StokesSecond
 from physguard.rollouts import project
 

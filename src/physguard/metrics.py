@@ -22,6 +22,8 @@ from .constraints import trapezoid_weights
 __all__ = [
     "mse",
     "relative_l2",
+    "vrmse",
+    "correlation",
     "conservation_error",
     "gaussian_log_likelihood",
     "crps_gaussian",
@@ -63,6 +65,23 @@ def relative_l2(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """``||pred - truth||_2 / ||truth||_2`` over the last axis (dimensionless)."""
     _check(pred, truth)
     return (pred - truth).norm(dim=-1) / truth.norm(dim=-1)
+
+
+def vrmse(pred: torch.Tensor, truth: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """The Well's VRMSE over the last axis: ``sqrt(mean (pred - truth)^2 / (std(truth)^2 +
+    eps))`` with the unbiased standard deviation (``the_well.benchmark.metrics.VRMSE``, Ohana
+    et al., NeurIPS 2024); dimensionless."""
+    _check(pred, truth)
+    return ((pred - truth).square().mean(-1) / (truth.std(-1).square() + eps)).sqrt()
+
+
+def correlation(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of ``pred`` and ``truth`` over the last axis (a rollout's
+    correlation time: the first step where it falls below a level)."""
+    _check(pred, truth)
+    p = pred - pred.mean(-1, keepdim=True)
+    q = truth - truth.mean(-1, keepdim=True)
+    return (p * q).sum(-1) / (p.norm(dim=-1) * q.norm(dim=-1)).clamp(min=1e-300)
 
 
 def conservation_error(mean: torch.Tensor, x: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,8 @@ not a correction applied afterwards.
 
 An ensemble (a sequence of one-step models) is rolled out member by member, each on its own
 trajectory with its own constraints; :func:`rollout` then returns the members' trajectories
-``(M, B, K + 1, *space)``, which :func:`physguard.models.ensemble.ensemble_gaussian` turns into
-a Gaussian per step (the steps as its channels).
+``(M, B, K + 1, *space)``, which :func:`trajectory_gaussian` turns into a Gaussian per step
+(the steps as its channels), conditioned on each step's rows.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .constraints import Gaussian, LinearConstraint, probconserv
+from .models.ensemble import OperatorEnsemble, ensemble_gaussian, uninformative_at
 
-__all__ = ["project", "rollout"]
-
-#: Prior variance of a point the rows determine, relative to the free points' (1): the limit of
-#: an uninformative prior there (as :func:`physguard.models.ensemble.uninformative_at`).
-_UNINFORMATIVE = 1e6
-
+__all__ = ["project", "rollout", "trajectory_gaussian"]
 
 def project(state: torch.Tensor, constraint: LinearConstraint,
             determined: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,10 +53,8 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
         ValueError: shapes that do not match, or dependent rows.
     """
     state = state.to(torch.float64)
-    var = torch.ones_like(state)
-    if determined is not None:
-        var = var + _UNINFORMATIVE * determined.to(state.device, torch.float64)
-    return probconserv(Gaussian(state, var=var), constraint).mean
+    prior = uninformative_at(Gaussian(state, var=torch.ones_like(state)), determined)
+    return probconserv(prior, constraint).mean
 
 
 def _as_input(state: torch.Tensor, k: int, features) -> torch.Tensor:
@@ -132,12 +126,14 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
     Raises:
         ValueError: ``steps < 1``, or an output whose shape is not ``(B, 1, *space)``.
     """
-    from .models.ensemble import OperatorEnsemble
-
     if isinstance(model, OperatorEnsemble):
+        if model.noise_var is None:
+            raise RuntimeError("the ensemble has no noise_var: calibrate() it on held-out "
+                               "trajectories first, or give noise_var")
         members = rollout(model.members, u0, steps, walls, constraint, features, determined,
                           boon_options, progress, history)
-        return _ensemble_steps(model, members, constraint, determined)
+        return trajectory_gaussian(members, model._parameters(), constraint,
+                                   model.determined if determined is None else determined)
     if isinstance(model, Sequence) and not isinstance(model, torch.nn.Module):
         return torch.stack([rollout(m, u0, steps, walls, constraint, features, determined,
                                     boon_options, progress, history) for m in model])
@@ -167,32 +163,41 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
         if out.shape[0] != state.shape[0] or out.shape[1] != 1 or tuple(out.shape[2:]) != space:
             raise ValueError(f"a one-step model must return (B, 1, *space) = "
                              f"{(state.shape[0], 1, *space)}, got {tuple(out.shape)}")
-        state = out[:, 0].cpu() if state.device.type == "cpu" else out[:, 0]
+        state = out[:, 0].to(state.device)
         if constraint is not None:
             state = project(state.flatten(1), constraint(k), determined).reshape(state.shape)
         states.append(state)
     return torch.stack(states, dim=1)
 
 
-def _ensemble_steps(ensemble, members: torch.Tensor, constraint, determined) -> Gaussian:
-    """The Gaussian of steps ``1 .. K`` from member trajectories ``(M, B, K + 1, *space)``."""
-    from .models.ensemble import ensemble_gaussian, uninformative_at
+def trajectory_gaussian(members: torch.Tensor, fitted, constraint=None,
+                        determined: torch.Tensor | None = None) -> Gaussian:
+    """The Gaussian of every step ``1 .. K`` of an ensemble's rollouts, each step conditioned
+    on its rows.
 
-    if ensemble.noise_var is None:
-        raise RuntimeError("the ensemble has no noise_var: calibrate() it on held-out "
-                           "trajectories first, or give noise_var")
+    Args:
+        members: ``(M, B, K + 1, *space)`` the members' trajectories (:func:`rollout` of a
+            sequence of models), the initial state first.
+        fitted: the covariance parameters of :func:`~physguard.models.ensemble.
+            ensemble_gaussian` (an :class:`~physguard.models.ensemble.EnsembleNoise`, each a
+            scalar or one per step), the steps being its channels.
+        constraint: ``constraint(k)``, the rows of step ``k`` (batch ``B``), or ``None``.
+        determined: ``(N,)`` bool: points the rows set, uninformative in the prior
+            (:func:`~physguard.models.ensemble.uninformative_at`).
+
+    Returns:
+        :class:`~physguard.Gaussian`, mean and marginal ``var`` ``(B, K, N)``, ``N =
+        prod(space)``.
+    """
     samples = members[:, :, 1:]  # (M, B, K, *space): the steps as the Gaussian's channels
-    params = [torch.as_tensor(p, dtype=torch.float64).reshape(-1)
-              for p in ensemble._parameters()]
+    params = [torch.as_tensor(p, dtype=torch.float64).reshape(-1) for p in fitted]
     if constraint is None:
         pred = ensemble_gaussian(samples, *params)
         return Gaussian(pred.mean, var=pred.var.clamp(min=0))
     means, variances = [], []
     for k in range(1, samples.shape[2] + 1):
         step = [p if p.numel() == 1 else p[k - 1:k] for p in params]
-        prior = ensemble_gaussian(samples[:, :, k - 1:k], *step)
-        mask = determined if determined is not None else ensemble.determined
-        prior = uninformative_at(prior, mask)
+        prior = uninformative_at(ensemble_gaussian(samples[:, :, k - 1:k], *step), determined)
         rows = constraint(k)
         post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.dim() > 2
                                                    else rows.G, rows.b[:, None],

@@ -63,24 +63,23 @@ from ..boundary import BOON
 from ..conditions import WALLS, condition, wall_residuals
 from ..constraints import (
     LinearConstraint,
-    probconserv,
     trapezoid_weights,
     trapezoid_weights_2d,
 )
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d
-from ..models.ensemble import ensemble_gaussian, fit_ensemble_noise, uninformative_at
+from ..models.ensemble import fit_ensemble_noise
 from ..models.fno import FNO1d
 from ..models.fno_nd import FNO2d
 from ..pdes.two_d import Wave2d
-from ..rollouts import rollout
+from ..rollouts import rollout, trajectory_gaussian
 from ..training import fit_operator
 from .uq import conserved_total, constraints_for, determined_points
 
 __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
            "ROLLOUT_PROBLEMS", "MODELS", "UQ_MODELS", "rollout_metrics", "build_one_step",
            "train_one_step", "roll_out", "step_features", "step_walls", "step_constraint",
-           "vrmse", "correlation_time"]
+           "correlation_time"]
 
 #: The problems with a one-step rollout today (the cavity is not built yet).
 ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d")
@@ -94,10 +93,6 @@ UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
 #: operator runs' range; its walls carry no data. The 2-D wave: [0, 1], the operator runs'
 #: range, about 6 time steps per period of its fastest mode).
 ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04, "wave2d": 0.04}
-#: The states a one-step model sees: the wave equation is second order in time, so its state
-#: is the last two snapshots (the one before ``t = 0`` is ``u(-dt) = u(dt)``: the initial
-#: velocity is zero and the solution even in time).
-HISTORY = {"wave2d": 2}
 #: Sizes of :meth:`RolloutConfig.default` that differ from the class defaults (2-D: a smaller
 #: grid and operator; still the slowest default: 1409 s on 2 CPU cores shared with a second
 #: run, ``benchmarks/results/rollout_wave2d.md``).
@@ -166,11 +161,6 @@ class RolloutConfig:
         """The CPU defaults of ``problem`` (:data:`DEFAULT_SIZES`), with ``overrides``."""
         return cls(problem=problem, **{**DEFAULT_SIZES.get(problem, {}), **overrides})
 
-    @property
-    def history(self) -> int:
-        """The states the one-step model sees (:data:`HISTORY`)."""
-        return HISTORY.get(self.problem, 1)
-
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
@@ -212,10 +202,21 @@ class Trajectories:
         return isinstance(self.steps, OperatorData2d)
 
     @property
-    def wall_kinds(self) -> dict[str, str]:
+    def history(self) -> int:
+        """``H``: the states a one-step model of these trajectories sees (1 + ``before``)."""
+        return 1 if self.before is None else 1 + self.before.shape[1]
+
+    @property
+    def _later_walls(self) -> dict[str, tuple[str, torch.Tensor]]:
+        """``{wall: (kind, values of steps 1 .. K)}``."""
         if self.two_d:
-            return dict(zip(WALLS, self.steps.wall_types, strict=True))
-        return {"left": self.steps.left_type, "right": self.steps.right_type}
+            return self.steps.wall_conditions()
+        return {"left": (self.steps.left_type, self.steps.left_values),
+                "right": (self.steps.right_type, self.steps.right_values)}
+
+    @property
+    def wall_kinds(self) -> dict[str, str]:
+        return {w: kind for w, (kind, _) in self._later_walls.items()}
 
     @property
     def spacing(self) -> tuple[float, ...]:
@@ -232,10 +233,8 @@ class Trajectories:
 
     @functools.cached_property
     def wall_values(self) -> dict[str, torch.Tensor]:
-        later = ({w: getattr(self.steps, w) for w in WALLS} if self.two_d else
-                 {"left": self.steps.left_values, "right": self.steps.right_values})
         return {w: torch.cat([self.initial_walls[w][:, None], v], dim=1)
-                for w, v in later.items()}
+                for w, (_, v) in self._later_walls.items()}
 
     @property
     def left_values(self) -> torch.Tensor:
@@ -263,10 +262,6 @@ class Trajectories:
         """The wall rows and the total's row of every trajectory and step ``1 .. K`` (batch
         ``(n, K)``, over the flattened grid), computed once."""
         return constraints_for(self.steps, self.totals)
-
-    def steps_data(self) -> OperatorData | OperatorData2d:
-        """Steps ``1 .. K`` as operator data (its targets), for the rows and the totals."""
-        return self.steps
 
 
 def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float,
@@ -311,8 +306,9 @@ def _wave_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
     zeros = {w: torch.zeros(n, steps, n_points, dtype=torch.float64) for w in WALLS}
     data = OperatorData2d("wave2d", "multi", "u", WALL_TYPES_2D["wave2d"], x, x.clone(),
                           t[1:], fields[:, :1], fields[:, 1:], **zeros)
-    # The state before t = 0: u(-dt) = u(dt), the solution being even in time (zero initial
-    # velocity), so the initial data (u0, u_t = 0) fix both states a one-step model sees.
+    # Second order in time: a one-step model sees the last two states. The one before t = 0
+    # is u(-dt) = u(dt), the solution being even in time (zero initial velocity), so the
+    # initial data (u0, u_t = 0) fix both.
     return Trajectories(data, {w: torch.zeros(n, n_points, dtype=torch.float64)
                                for w in WALLS}, before=fields[:, 1:2].clone())
 
@@ -354,24 +350,25 @@ def step_constraint(traj: Trajectories):
     return constraint
 
 
-def _pairs(traj: Trajectories, window: int, history: int):
-    """The one-step training pairs of the first ``window`` steps: inputs ``(n W, C_in,
+def _pairs(traj: Trajectories, window: int):
+    """The one-step training pairs of the first ``window`` steps, their inputs built as
+    :func:`~physguard.rollout` builds them from :func:`step_features`: inputs ``(n W, C_in,
     *space)``, targets ``(n W, 1, *space)``, and each target's walls' data ``{wall: (n W, 1[,
     N_wall])}``."""
     fields = traj.fields if traj.before is None else torch.cat([traj.before, traj.fields], 1)
-    lead = 0 if traj.before is None else traj.before.shape[1]
+    lead, features = traj.history - 1, step_features(traj)
+
+    def step_input(i: int) -> torch.Tensor:  # the input of the step from t_i to t_{i+1}
+        if traj.before is None:
+            state = fields[:, i]
+            return state[:, None] if features is None else features(state, i + 1)
+        frames = fields[:, i:lead + i + 1]  # the last H states, oldest first
+        return frames if features is None else features(frames, i + 1)
+
+    inputs = torch.stack([step_input(i) for i in range(window)], dim=1).flatten(0, 1)
     nexts = traj.fields[:, 1:window + 1]
     walls = {w: v[:, 1:window + 1].reshape(-1, 1, *v.shape[2:])
              for w, v in traj.wall_values.items()}
-    if traj.two_d:
-        frames = torch.stack([fields[:, lead + i - history + 1:lead + i + 1]
-                              for i in range(window)], dim=1)  # (n, W, H, *space)
-        return frames.flatten(0, 1), nexts.flatten(0, 1)[:, None], walls
-    states = traj.fields[:, :window]
-    left = traj.left_values[:, 1:window + 1]
-    right = traj.right_values[:, 1:window + 1]
-    inputs = torch.stack([states, left[..., None].expand_as(states),
-                          right[..., None].expand_as(states)], dim=2).flatten(0, 1)
     return inputs, nexts.flatten(0, 1)[:, None], walls
 
 
@@ -380,7 +377,7 @@ def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1
     torch.manual_seed(seed)
     if traj.two_d:
         domain = ((float(traj.x[0]), float(traj.x[-1])), (float(traj.y[0]), float(traj.y[-1])))
-        model = FNO2d(config.history, 1, config.modes, config.width, config.n_layers,
+        model = FNO2d(traj.history, 1, config.modes, config.width, config.n_layers,
                       domain=domain)
     else:
         domain = (float(traj.x[0]), float(traj.x[-1]))
@@ -392,7 +389,7 @@ def train_one_step(name: str, traj: Trajectories, config: RolloutConfig, seed: i
                    progress: bool = True) -> FNO1d | FNO2d:
     """One-step teacher forcing of ``"FNO"`` or ``"BOON"`` on the training window."""
     model = build_one_step(config, traj, seed)
-    inputs, targets, walls = _pairs(traj, config.window, config.history)
+    inputs, targets, walls = _pairs(traj, config.window)
     kinds = traj.wall_kinds
 
     def apply(m, index, x):
@@ -415,21 +412,8 @@ def roll_out(model, name: str, traj: Trajectories, steps: int, progress: bool = 
                    walls=step_walls(traj) if boon else None,
                    constraint=step_constraint(traj) if constrained else None,
                    features=step_features(traj),
-                   determined=determined_points(traj.steps_data()) if constrained else None,
+                   determined=determined_points(traj.steps) if constrained else None,
                    progress=progress, history=traj.before)
-
-
-def _correlation(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation over the last axis."""
-    p = pred - pred.mean(-1, keepdim=True)
-    q = truth - truth.mean(-1, keepdim=True)
-    return (p * q).sum(-1) / (p.norm(dim=-1) * q.norm(dim=-1)).clamp(min=1e-300)
-
-
-def vrmse(pred: torch.Tensor, truth: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """The Well's VRMSE over the last axis: ``sqrt(mean (pred - truth)^2 / (std(truth)^2 +
-    eps))`` with the unbiased standard deviation (``the_well.benchmark.metrics.VRMSE``)."""
-    return ((pred - truth).square().mean(-1) / (truth.std(-1).square() + eps)).sqrt()
 
 
 def _boundary_error(field: torch.Tensor, traj: Trajectories, k: int) -> torch.Tensor:
@@ -464,8 +448,8 @@ def rollout_metrics(model: str, mean: torch.Tensor, traj: Trajectories,
         total = p @ w
         record = {"model": model, "step": k, "t": float(traj.t[k]),
                   "rel_l2": float(M.relative_l2(p, u).mean()),
-                  "vrmse": float(vrmse(p, u).mean()),
-                  "correlation": float(_correlation(p, u).mean()),
+                  "vrmse": float(M.vrmse(p, u).mean()),
+                  "correlation": float(M.correlation(p, u).mean()),
                   "mass_error": float((total - mass[:, k - 1]).abs().mean()
                                       / mass[:, k - 1].abs().mean().clamp(min=1e-300)),
                   "boundary_error": float(_boundary_error(mean[:, k], traj, k).mean())}
@@ -509,13 +493,11 @@ def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajec
     K + 1, *space)``, fitted on the calibration trajectories; the conditioned one conditioned
     on every step's rows. Returns mean and var ``(n, K + 1, *space)`` (step 0: the known
     state)."""
-    cal_rows = cal.rows if constrained else None
-    determined = determined_points(cal.steps_data())
-    fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:], cal_rows,
-                                determined=determined)
-    pred = ensemble_gaussian(members_traj[:, :, 1:], *fitted)
-    if constrained:
-        pred = probconserv(uninformative_at(pred, determined), traj.rows)
+    determined = determined_points(cal.steps)
+    fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:],
+                                cal.rows if constrained else None, determined=determined)
+    pred = trajectory_gaussian(members_traj, fitted,
+                               step_constraint(traj) if constrained else None, determined)
     shape = traj.fields[:, 1:].shape
     mean = torch.cat([traj.fields[:, :1], pred.mean.reshape(shape)], dim=1)
     var = torch.cat([torch.zeros_like(traj.fields[:, :1]),
@@ -536,6 +518,10 @@ def run_rollout(config: RolloutConfig, out: str | Path, progress: bool = True,
         return _run_into(config, folder, progress, figures)
 
 
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
 def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
     started = time.perf_counter()
     write_json(out / "config.json", dataclasses.asdict(config))
@@ -548,7 +534,7 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
         tick = time.perf_counter()
         trained[name] = train_one_step(name, train, c, c.seed, progress)
         seconds[f"{name} train"] = time.perf_counter() - tick
-        weights[name] = {k: v.detach().cpu() for k, v in trained[name].state_dict().items()}
+        weights[name] = _cpu_state(trained[name])
     for model in MODELS:
         tick = time.perf_counter()
         net = trained["FNO" if model == "FNO" else "BOON"]
@@ -562,9 +548,7 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
                        for k in tqdm(range(c.n_members), desc=f"{name} ensemble",
                                      unit="member", disable=not progress)]
             seconds[f"{name}-Ensemble train"] = time.perf_counter() - tick
-            weights[f"{name}-Ensemble"] = [{k: v.detach().cpu()
-                                            for k, v in m.state_dict().items()}
-                                           for m in members]
+            weights[f"{name}-Ensemble"] = [_cpu_state(m) for m in members]
             labels = ((f"{name}-Ensemble", name),)
             if name == "BOON":
                 labels += (("ProbConserv-BOON-Ensemble", "ProbConserv-BOON"),)
