@@ -255,3 +255,12 @@ def test_wave2d_rollout_keeps_the_total_and_the_insulated_walls(tmp_path):
     assert max(np.abs(f).max() for f in fluxes) < 1e-8
     for wall in ("left", "right", "bottom", "top"):
         assert data[f"{wall}_values"].shape == (2, 9, 12)
+
+
+def test_cli_offers_exactly_the_rollout_problems():
+    """The CLI keeps its own list (no experiment import at start-up): it must not drift."""
+    from physguard.experiments.rollout import ROLLOUT_PROBLEMS
+
+    command = main.commands["rollout"]
+    problem = next(p for p in command.params if p.name == "problem")
+    assert sorted(problem.type.choices) == sorted(ROLLOUT_PROBLEMS)
