@@ -222,7 +222,9 @@ def test_cli_rollout_runs_and_refuses_members_without_uq(tmp_path):
                                str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--uq" in bad.output
     with pytest.raises(ValueError, match="unknown rollout problem"):
-        RolloutConfig(problem="cavity")
+        RolloutConfig(problem="pme")
+    with pytest.raises(ValueError, match="even n_points"):
+        RolloutConfig(problem="cavity", n_points=33)
 
 
 def test_wave2d_rollout_keeps_the_total_and_the_insulated_walls(tmp_path):
@@ -264,3 +266,57 @@ def test_cli_offers_exactly_the_rollout_problems():
     command = main.commands["rollout"]
     problem = next(p for p in command.params if p.name == "problem")
     assert sorted(problem.type.choices) == sorted(ROLLOUT_PROBLEMS)
+
+
+def test_cavity_rollout_keeps_zero_divergence_and_the_lid(tmp_path):
+    """The cavity's velocity (two fields per state): from predictions.npz, with our own
+    central differences, ProbConserv-BOON's divergence vanishes at every interior node to
+    1e-8 and both components meet the lid and no slip on every wall node to 1e-12, at every
+    step; the truth (the solver on the learning grid) meets the same rows to round-off."""
+    config = RolloutConfig.default("cavity", steps=8, window=3, n_train=3, n_test=2,
+                                   n_points=12, modes=4, width=8, n_layers=2, epochs=1)
+    run_rollout(config, tmp_path / "cavity", progress=False, figures=False)
+    data = np.load(tmp_path / "cavity" / "predictions.npz")
+    x, y = data["x"], data["y"]
+    assert data["truth"].shape == (2, 9, 12, 12, 2)
+    assert data["top_values"].shape == (2, 9, 12, 2)
+    hx, hy = x[1] - x[0], y[1] - y[0]
+
+    def divergence(field):  # (..., Nx, Ny, 2)
+        u, v = field[..., 0], field[..., 1]
+        return ((u[..., 2:, 1:-1] - u[..., :-2, 1:-1]) / (2 * hx)
+                + (v[..., 1:-1, 2:] - v[..., 1:-1, :-2]) / (2 * hy))
+
+    assert np.abs(divergence(data["truth"])).max() < 1e-10
+    lid = np.zeros((12, 2))
+    lid[1:-1, 0] = 1.0  # u = 1 on the lid, its corners at rest; v = 0
+    np.testing.assert_array_equal(data["top_values"], np.broadcast_to(lid, (2, 9, 12, 2)))
+    for model in ("ProbConserv-BOON", "BOON", "FNO"):
+        u = data[f"{model}/mean"]
+        assert u.shape == (2, 9, 12, 12, 2)
+        walls = {"left": u[:, :, 0], "right": u[:, :, -1], "bottom": u[:, :, :, 0],
+                 "top": u[:, :, :, -1]}
+        error = max(np.abs(walls[w] - data[f"{w}_values"]).max() for w in walls)
+        div = np.abs(divergence(u[:, 1:])).max()
+        if model == "ProbConserv-BOON":
+            assert div < 1e-8 and error < 1e-12
+        elif model == "BOON":
+            assert error < 1e-12 and div > 1e-6
+        else:
+            assert error > 1e-6
+    records = json.loads((tmp_path / "cavity" / "metrics.json").read_text())
+    pc = [r for r in records if r["model"] == "ProbConserv-BOON" and not r.get("summary")]
+    assert max(r["mass_error"] for r in pc) < 1e-8 and len(pc) == 8
+
+
+def test_rollout_of_a_state_with_several_fields():
+    """``fields=C``: the state (B, C, *space) is the model's input and output, and a wrong
+    number of output channels is refused."""
+    u0 = torch.randn(3, 2, 5, 4, dtype=F64)
+    traj = pg.rollout(lambda s: 0.5 * s.flip(1), u0, 3, fields=2)
+    assert traj.shape == (3, 4, 2, 5, 4)
+    torch.testing.assert_close(traj[:, 2], 0.25 * u0)
+    with pytest.raises(ValueError, match=r"\(B, C, \*space\)"):
+        pg.rollout(lambda s: s[:, :1], u0, 2, fields=2)
+    with pytest.raises(ValueError, match="fields = 3"):
+        pg.rollout(lambda s: s, u0, 2, fields=3)

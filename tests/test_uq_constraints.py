@@ -18,6 +18,7 @@ from physguard.constraints import (
     block_constraints,
     boundary_constraint,
     cell_divergence,
+    central_divergence,
     divergence_constraint,
     divergence_implied,
     mass_constraint,
@@ -25,6 +26,7 @@ from physguard.constraints import (
     trapezoid_weights,
     trapezoid_weights_2d,
 )
+from physguard.datasets.operator2d import make_operator_data_2d
 from physguard.metrics import boundary_residual
 from physguard.models import OperatorEnsemble, ensemble_gaussian, fit_ensemble_noise
 
@@ -255,6 +257,36 @@ def test_lid_walls_allow_zero_divergence_only_on_an_even_grid(n, compatible):
     total, checker = divergence_implied(field, x, x)
     assert abs(float(total)) < 1e-14
     assert (abs(float(checker)) < 1e-14) == compatible
+
+
+@pytest.mark.parametrize("n, deficiency", [(8, 0), (10, 0), (9, 1)])
+def test_central_divergence_rows_with_wall_rows_are_independent_on_even_grids(n, deficiency):
+    x = torch.linspace(0, 1, n, dtype=F64)
+    rows = divergence_constraint(x, x, stencil="central").G.toarray()
+    assert rows.shape == ((n - 2) ** 2, 2 * n * n)
+    walls = np.zeros((2, n, n), bool)
+    walls[:, 0], walls[:, -1], walls[:, :, 0], walls[:, :, -1] = True, True, True, True
+    interior = rows[:, ~walls.reshape(-1)]
+    assert np.linalg.matrix_rank(interior) == interior.shape[0] - deficiency
+    with pytest.raises(ValueError, match="stencil"):
+        divergence_constraint(x, x, stencil="upwind")
+
+
+def test_the_cavity_solvers_velocities_meet_the_central_rows_not_the_cell_rows():
+    """Velocities from central differences of any stream function that vanishes on the walls
+    (the solver's, refine=1) meet the central rows to round-off, the lid included; a cavity
+    solution's cell rows do not (the lid's unresolved shear layer)."""
+    n = 16
+    data = make_operator_data_2d("cavity", 2, "multi", "velocity", n, 3, seed=4,
+                                 progress=False, t_final=0.3, refine=1)
+    field = data.per_step(data.targets)
+    central = central_divergence(field, data.x, data.y)
+    assert float(central.abs().max()) < 1e-12
+    flat = field.reshape(-1, 2 * n * n).numpy()
+    G = divergence_constraint(data.x, data.y, stencil="central").G
+    np.testing.assert_allclose(G @ flat.T, central.reshape(-1, (n - 2) ** 2).numpy().T,
+                               atol=1e-12)
+    assert float(cell_divergence(field, data.x, data.y).abs().max()) > 1.0
 
 
 def test_cavity_posterior_is_divergence_free_in_every_cell_with_exact_walls():

@@ -314,7 +314,8 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 
 @main.command()
 @click.argument("problem",
-                type=click.Choice(["heat-neumann", "stokes", "burgers-periodic", "wave2d"]))
+                type=click.Choice(["heat-neumann", "stokes", "burgers-periodic", "wave2d",
+                                   "cavity"]))
 @click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
               help="Rollout length K (the training window is 25 steps).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -326,7 +327,7 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
               help="Members per ensemble with --uq (default 5).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--functions", type=click.IntRange(min=1), default=None,
-              help="Training trajectories (default 64; wave2d 32).")
+              help="Training trajectories (default 64; wave2d and cavity 32).")
 @_run_options
 def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int | None,
             epochs: int | None, functions: int | None, seed: int, device: str,
@@ -337,9 +338,9 @@ def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int |
     Trains a one-step FNO and BOON (state and the next step's wall data in, next state out;
     one-step teacher forcing on 25-step trajectories), rolls them out K steps from the test
     trajectories' initial states, with ProbConserv-BOON projecting every step onto its wall
-    rows and its exact total. Writes per-step metrics (relative L2, The Well's VRMSE,
-    correlation, mass and boundary error), per-model summaries, predictions, a table, figures
-    and an animation.
+    rows and its exact total (the cavity: zero divergence at every interior node). Writes
+    per-step metrics (relative L2, The Well's VRMSE, correlation, mass and boundary error),
+    per-model summaries, predictions, a table, figures and an animation.
     """
     started = time.perf_counter()
     out = out or Path("runs") / f"rollout-{problem}"

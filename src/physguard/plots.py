@@ -452,7 +452,8 @@ def rollout_figures(out: Path, records: list[dict], traj, predictions: dict) -> 
     fig, axes = _panels(4, f"{traj.problem}: rollout against the step")
     panels = (("rel_l2", "relative L2", True), ("correlation", "correlation with the truth",
                                                  False),
-              ("mass_error", "|int u - U(t)| / |U(t)|", True),
+              ("mass_error", "max |div u| (interior nodes)" if traj.local
+               else "|int u - U(t)| / |U(t)|", True),
               ("boundary_error", "wall violation", True))
     for ax, (key, label, log) in zip(axes, panels, strict=True):
         for model in models:
@@ -489,10 +490,13 @@ def _rollout_animation_2d(path: Path, traj, predictions: dict) -> Path:
     """Truth and the deterministic models' fields of the first test trajectory."""
     names = ["truth"] + [m for m in predictions if "Ensemble" not in m]
     frames = [traj.fields[0]] + [predictions[m][0][0] for m in names[1:]]
+    component = ""
+    if traj.n_fields > 1:  # a vector field (the cavity's velocity): its first component
+        frames, component = [f[:, 0] for f in frames], " (u)"
     count = frames[0].shape[0]
     return _field_animation(
         path, frames, names,
-        lambda k: f"{traj.problem}, step {k}, t = {float(traj.t[k]):.3f}",
+        lambda k: f"{traj.problem}{component}, step {k}, t = {float(traj.t[k]):.3f}",
         range(0, count, max(1, count // 60)), fps=8)
 
 

@@ -57,8 +57,10 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
     return probconserv(prior, constraint).mean
 
 
-def _as_input(state: torch.Tensor, k: int, features) -> torch.Tensor:
-    return state[:, None] if features is None else features(state, k)
+def _as_input(state: torch.Tensor, k: int, features, fields: int | None) -> torch.Tensor:
+    if features is not None:
+        return features(state, k)
+    return state[:, None] if fields is None else state
 
 
 def _is_boon(model) -> bool:
@@ -82,17 +84,19 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
             constraint: Callable[[int], LinearConstraint] | None = None,
             features: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
             determined: torch.Tensor | None = None, boon_options: dict | None = None,
-            progress: bool = False, history: torch.Tensor | None = None) -> torch.Tensor:
+            progress: bool = False, history: torch.Tensor | None = None,
+            fields: int | None = None) -> torch.Tensor:
     """Apply a one-step model ``steps`` times to its own output, with the walls and the rows of
     every step enforced (module docstring).
 
     Args:
-        model: the one-step operator, ``(B, C_in, *space) -> (B, 1, *space)`` (a physguard
+        model: the one-step operator, ``(B, C_in, *space) -> (B, 1, *space)`` (``(B, C,
+            *space)`` for a state of ``fields = C`` fields; a physguard
             operator, a ``neuralop`` FNO, a :class:`~physguard.BOON`, any callable); or a
             sequence of such models (an ensemble: each member rolled out on its own
             trajectory). The network may run in float32: its input is cast to the dtype of
             its first parameter, its output back to float64.
-        u0: ``(B, *space)`` the initial state.
+        u0: ``(B, *space)`` the initial state (``(B, C, *space)`` with ``fields = C``).
         steps: ``K >= 1``.
         walls: ``walls(k)`` for ``k = 1 .. K``: the keyword conditions of
             :class:`~physguard.BOON` at ``t_k`` (``{"left": Dirichlet(values (B,)), ...}``);
@@ -114,6 +118,12 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
         boon_options: keyword options of :class:`~physguard.BOON` (``kernel_correction``,
             ``input_walls``) used with ``walls``.
         progress: a progress bar over the steps.
+        fields: ``None``: the state is one field, ``(B, *space)``, and the model returns one
+            channel. ``C``: the state holds ``C`` fields as its first axis, ``(B, C,
+            *space)`` (the cavity's velocity: ``C = 2``, the ``(u, v)`` order of the rows),
+            the model returns ``(B, C, *space)`` and by default receives the state as its
+            channels (with ``history``: the last ``H`` states' ``H C`` channels, oldest
+            first); ``*space`` below then includes the ``C`` axis.
 
     Returns:
         ``(B, K + 1, *space)`` float64, the initial state first; for a sequence of ``M``
@@ -124,21 +134,26 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
         step's conditioned on ``constraint(k)`` when one is given.
 
     Raises:
-        ValueError: ``steps < 1``, or an output whose shape is not ``(B, 1, *space)``.
+        ValueError: ``steps < 1``, or an output whose shape is not ``(B, 1, *space)`` (``(B,
+            C, *space)`` with ``fields``).
     """
     if isinstance(model, OperatorEnsemble):
         if model.noise_var is None:
             raise RuntimeError("the ensemble has no noise_var: calibrate() it on held-out "
                                "trajectories first, or give noise_var")
         members = rollout(model.members, u0, steps, walls, constraint, features, determined,
-                          boon_options, progress, history)
+                          boon_options, progress, history, fields)
         return trajectory_gaussian(members, model._parameters(), constraint,
                                    model.determined if determined is None else determined)
     if isinstance(model, Sequence) and not isinstance(model, torch.nn.Module):
         return torch.stack([rollout(m, u0, steps, walls, constraint, features, determined,
-                                    boon_options, progress, history) for m in model])
+                                    boon_options, progress, history, fields) for m in model])
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if fields is not None and (int(fields) != fields or fields < 1 or u0.dim() < 2
+                               or u0.shape[1] != fields):
+        raise ValueError(f"fields = {fields} needs u0 of shape (B, {fields}, *space), got "
+                         f"{tuple(u0.shape)}")
     from tqdm.auto import tqdm
 
     state = u0.to(torch.float64)
@@ -151,19 +166,22 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
     for k in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress):
         step = _step_model(model, walls, k, boon_options or {})
         if history is None:
-            inputs = _as_input(state, k, features)
+            inputs = _as_input(state, k, features, fields)
         else:  # the last H states, oldest first
             window = torch.stack([*frames[-history.shape[1]:], state], dim=1)
-            inputs = window if features is None else features(window, k)
+            inputs = (features(window, k) if features is not None
+                      else window if fields is None else window.flatten(1, 2))
             frames.append(state)
         inputs = inputs.to(device, dtype)
         # BOON sets its wall values in float64 from a float32 network's output.
         out = (step(inputs, output_dtype=torch.float64) if _is_boon(step)
                else step(inputs)).to(torch.float64)
-        if out.shape[0] != state.shape[0] or out.shape[1] != 1 or tuple(out.shape[2:]) != space:
-            raise ValueError(f"a one-step model must return (B, 1, *space) = "
-                             f"{(state.shape[0], 1, *space)}, got {tuple(out.shape)}")
-        state = out[:, 0].to(state.device)
+        expected = (state.shape[0], 1, *space) if fields is None else tuple(state.shape)
+        if tuple(out.shape) != expected:
+            form = "(B, 1, *space)" if fields is None else "(B, C, *space)"
+            raise ValueError(f"a one-step model must return {form} = {expected}, got "
+                             f"{tuple(out.shape)}")
+        state = (out[:, 0] if fields is None else out).to(state.device)
         if constraint is not None:
             state = project(state.flatten(1), constraint(k), determined).reshape(state.shape)
         states.append(state)
@@ -199,7 +217,7 @@ def trajectory_gaussian(members: torch.Tensor, fitted, constraint=None,
         step = [p if p.numel() == 1 else p[k - 1:k] for p in params]
         prior = uninformative_at(ensemble_gaussian(samples[:, :, k - 1:k], *step), determined)
         rows = constraint(k)
-        post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.dim() > 2
+        post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.ndim > 2
                                                    else rows.G, rows.b[:, None],
                                                    rows.noise_var))
         means.append(post.mean[:, 0])

@@ -16,7 +16,13 @@ from .gaussian import (
 )
 from .inequality import NonNegativeReport, nonnegative
 from .linear import LinearConstraint, hardc, probconserv
-from .local import cell_divergence, divergence_constraint, divergence_implied
+from .local import (
+    DIVERGENCE_STENCILS,
+    cell_divergence,
+    central_divergence,
+    divergence_constraint,
+    divergence_implied,
+)
 from .quadrature import mass_constraint, mass_from_fluxes, trapezoid_weights
 from .sparse import ConditionedCovariance
 
@@ -26,6 +32,8 @@ __all__ = [
     "block_constraints",
     "boundary_constraint",
     "cell_divergence",
+    "central_divergence",
+    "DIVERGENCE_STENCILS",
     "divergence_constraint",
     "divergence_implied",
     "stack_constraints",

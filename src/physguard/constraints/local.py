@@ -20,6 +20,23 @@ zero net flux, and a zero checkerboard sum of the wall values. The lid-driven ca
 (lid speed on the top wall's interior nodes, no slip elsewhere, corners at rest) meet the
 second condition only when ``Nx`` is even: the checkerboard sum is then ``sum_{i=1}^{Nx-2}
 (-1)^i = 0``. :func:`divergence_implied` returns both combinations so a caller can check them.
+
+**The central stencil** (``stencil="central"``): the balance of the ``2 hx x 2 hy`` control
+volume around each interior node, each face's flux by the midpoint rule::
+
+    C_ij = (u_{i+1,j} - u_{i-1,j}) / (2 hx) + (v_{i,j+1} - v_{i,j-1}) / (2 hy),
+           1 <= i <= Nx - 2, 1 <= j <= Ny - 2
+
+It is the divergence of a vorticity-stream function solver's velocities (central differences
+of ``psi``, as :class:`~physguard.LidDrivenCavity`), which vanishes for them at every interior
+node to round-off, walls and corners included (the wall velocities equal the central
+differences of ``psi = 0`` along the wall). The cell rows, by contrast, are far from zero for
+such data on a coarse grid: 4 to 11 in units of ``U / L`` in the top row of cells, where the
+lid's shear layer is not resolved (``benchmarks/results/uq_cavity.md``). With Dirichlet rows on
+every wall node the central rows are independent when ``Nx`` and ``Ny`` are even (the vectors
+``lambda`` with ``G^T lambda`` zero at every interior node must repeat every second node along
+both axes and vanish next to a wall; an odd axis leaves the odd-odd sublattice free), so
+nothing is dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +47,11 @@ import torch
 
 from .linear import LinearConstraint
 
-__all__ = ["divergence_constraint", "cell_divergence", "divergence_implied"]
+__all__ = ["divergence_constraint", "cell_divergence", "central_divergence",
+           "divergence_implied", "DIVERGENCE_STENCILS"]
+
+#: The discrete divergences :func:`divergence_constraint` builds (module docstring).
+DIVERGENCE_STENCILS = ("cell", "central")
 
 
 def _grid(x, y) -> tuple[int, int, float, float]:
@@ -63,25 +84,50 @@ def _divergence_matrix(nx: int, ny: int, hx: float, hy: float) -> sp.csr_matrix:
                          shape=((nx - 1) * (ny - 1), 2 * nx * ny))
 
 
-def divergence_constraint(x, y, *, drop_implied: bool = True, noise_var=0.0
-                          ) -> LinearConstraint:
-    """Zero discrete divergence in every cell, as a sparse :class:`LinearConstraint`.
+def _central_matrix(nx: int, ny: int, hx: float, hy: float) -> sp.csr_matrix:
+    """``(Nx - 2)(Ny - 2) x 2 Nx Ny``: row ``(i - 1)(Ny - 2) + (j - 1)`` is ``C_ij``."""
+    i, j = np.meshgrid(np.arange(1, nx - 1), np.arange(1, ny - 1), indexing="ij")
+    row = ((i - 1) * (ny - 2) + (j - 1)).ravel()
+    node = lambda di, dj: ((i + di) * ny + (j + dj)).ravel()  # noqa: E731
+    cols = [node(1, 0), node(-1, 0), nx * ny + node(0, 1), nx * ny + node(0, -1)]
+    vals = [1 / (2 * hx), -1 / (2 * hx), 1 / (2 * hy), -1 / (2 * hy)]
+    return sp.csr_matrix((np.concatenate([np.full(row.size, v) for v in vals]),
+                          (np.tile(row, 4), np.concatenate(cols))),
+                         shape=((nx - 2) * (ny - 2), 2 * nx * ny))
+
+
+def divergence_constraint(x, y, *, drop_implied: bool = True, noise_var=0.0,
+                          stencil: str = "cell") -> LinearConstraint:
+    """Zero discrete divergence in every control volume, as a sparse
+    :class:`LinearConstraint` (local conservation of volume, the per-cell form of the
+    ProbConserv constraint, Hansen et al., ICML 2023, Sec. 3).
 
     Args:
         x, y: ``(Nx,)``, ``(Ny,)`` uniform node grids (units of length), at least 3 nodes.
-        drop_implied: leave out the two cell rows implied by Dirichlet rows on every wall node
-            (module docstring): set it when stacking with such wall rows, else the stacked
-            system is singular.
+        drop_implied: (``"cell"``) leave out the two cell rows implied by Dirichlet rows on
+            every wall node (module docstring): set it when stacking with such wall rows,
+            else the stacked system is singular. The central rows imply none on even grids.
         noise_var: as :class:`LinearConstraint`.
+        stencil: ``"cell"``, the balance of every grid cell (``D_ij``), or ``"central"``, the
+            central-difference divergence at every interior node (``C_ij``, the stencil a
+            vorticity-stream function solver's velocities meet exactly).
 
     Returns:
-        ``G`` sparse ``((Nx - 1)(Ny - 1) [- 2]) x 2 Nx Ny`` acting on ``(u, v)`` flattened
-        channel-first (``field (2, Nx, Ny).reshape(-1)``), ``b = 0``.
+        ``G`` sparse, ``(Nx - 1)(Ny - 1) [- 2]`` (cell) or ``(Nx - 2)(Ny - 2)`` (central) rows
+        by ``2 Nx Ny``, acting on ``(u, v)`` flattened channel-first (``field (2, Nx,
+        Ny).reshape(-1)``), ``b = 0``.
 
     Raises:
-        ValueError: grids that are not uniform or have fewer than 3 nodes.
+        ValueError: grids that are not uniform or have fewer than 3 nodes, an unknown
+            ``stencil``.
     """
+    if stencil not in DIVERGENCE_STENCILS:
+        raise ValueError(f"stencil must be one of {DIVERGENCE_STENCILS}, got {stencil!r}")
     nx, ny, hx, hy = _grid(x, y)
+    if stencil == "central":
+        G = _central_matrix(nx, ny, hx, hy)
+        return LinearConstraint(G, torch.zeros(G.shape[0], dtype=torch.float64),
+                                noise_var=noise_var)
     G = _divergence_matrix(nx, ny, hx, hy)
     if drop_implied:
         last = (nx - 1) * (ny - 1)
@@ -99,6 +145,15 @@ def cell_divergence(field: torch.Tensor, x, y) -> torch.Tensor:
     du = (u[..., 1:, 1:] + u[..., 1:, :-1] - u[..., :-1, 1:] - u[..., :-1, :-1]) / (2 * hx)
     dv = (v[..., 1:, 1:] + v[..., :-1, 1:] - v[..., 1:, :-1] - v[..., :-1, :-1]) / (2 * hy)
     return du + dv
+
+
+def central_divergence(field: torch.Tensor, x, y) -> torch.Tensor:
+    """``C_ij`` at every interior node for ``field (..., 2, Nx, Ny)`` (``u``, ``v``): ``(...,
+    Nx - 2, Ny - 2)``, in ``field``'s dtype (units: 1 / time)."""
+    _, _, hx, hy = _grid(x, y)
+    u, v = field[..., 0, :, :], field[..., 1, :, :]
+    return ((u[..., 2:, 1:-1] - u[..., :-2, 1:-1]) / (2 * hx)
+            + (v[..., 1:-1, 2:] - v[..., 1:-1, :-2]) / (2 * hy))
 
 
 def divergence_implied(field: torch.Tensor, x, y) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ values per sample (and per output channel or time step), the contract BOON needs
 * ``cavity`` (:class:`~physguard.LidDrivenCavity`, Re = 100, lid speed 1): samples differ by
   their initial condition, a smooth random no-slip velocity (:func:`random_stream_function`,
   largest speed 0.5) released at ``t = 0`` when the lid starts; solved on ``2 (N - 1) + 1``
-  nodes per side and learned on every second node (the authors: 100 -> 50). Field
+  nodes per side and learned on every second node (``refine=2``; the authors: 100 -> 50). Field
   ``"velocity"`` (default): ``(u, v)``, whose wall values are known before any solve (the lid
   and no slip); ``"vorticity"``: the authors' field, whose wall values are read from the
   solution. Multi-step velocity targets are step-major: channel ``2 k`` is ``u`` and
@@ -197,18 +197,18 @@ class OperatorData2d:
 
 def _cavity_sample(args) -> dict[str, np.ndarray]:
     """One cavity sample (NumPy only, so it runs in a worker process)."""
-    seed, index, n_points, times, field, (re_low, re_high) = args
-    n_solve = 2 * (n_points - 1) + 1
+    seed, index, n_points, times, field, (re_low, re_high), refine = args
+    n_solve = refine * (n_points - 1) + 1
     rng = np.random.default_rng([seed, index])
     psi0 = random_stream_function(n_solve, 4, 0.5, rng)
     cavity = LidDrivenCavity(re_low if re_low == re_high else rng.uniform(re_low, re_high))
     omega = cavity.simulate(n_solve, np.concatenate([[0.0], times]), psi0)
     if field == "vorticity":
-        fields = omega[:, None, ::2, ::2]
+        fields = omega[:, None, ::refine, ::refine]
     else:
         laplacian = cavity.laplacian_eigenvalues(n_solve)
         fields = np.stack([np.stack(cavity.velocity(cavity.stream_function(w, laplacian)))
-                           for w in omega])[:, :, ::2, ::2]
+                           for w in omega])[:, :, ::refine, ::refine]
     return {"inputs": fields[0], "targets": np.concatenate(fields[1:])}
 
 
@@ -221,13 +221,14 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
                           field: str | None = None, n_points: int = 51, n_steps: int = 25,
                           seed: int = 0, progress: bool = True,
                           workers: int | None = None,
-                          reynolds: tuple[float, float] = (100.0, 100.0)) -> OperatorData2d:
+                          reynolds: tuple[float, float] = (100.0, 100.0),
+                          t_final: float = _T_FINAL, refine: int = 2) -> OperatorData2d:
     """Generate ``n_samples`` samples of ``problem`` on an ``n_points x n_points`` grid.
 
     Args:
         problem: ``"cavity"`` or ``"wave2d"``.
-        setting: ``"single"`` (the field at ``t = 1``) or ``"multi"`` (``n_steps`` snapshots,
-            ``t = 1 / n_steps, ..., 1``).
+        setting: ``"single"`` (the field at ``t = t_final``) or ``"multi"`` (``n_steps``
+            snapshots, ``t = t_final / n_steps, ..., t_final``).
         field: ``"velocity"`` (cavity default) or ``"vorticity"``; ``"u"`` for the wave.
         n_points: nodes per side of the learning grid (the cavity is solved on twice as fine
             a grid).
@@ -237,9 +238,16 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
             more, else 1); a progress bar counts the samples.
         reynolds: the cavity's ``(low, high)`` Reynolds numbers, ``Re ~ U[low, high]`` per
             sample (default: 100 for all; a range beyond it gives out-of-distribution data).
+        t_final: the last time (units of ``L / U`` for the cavity); default 1, the authors'.
+        refine: the cavity is solved on ``refine (N - 1) + 1`` nodes per side and sampled on
+            every ``refine``-th (default 2, the authors' 100 -> 50). With ``refine=1`` the
+            velocities are the solver's own central differences of the stream function, so
+            their central-difference divergence vanishes at every interior node to round-off
+            (:func:`~physguard.constraints.central_divergence`).
 
     Raises:
-        ValueError: unknown problem, setting or field; sizes below their minimum.
+        ValueError: unknown problem, setting or field; sizes below their minimum; a
+            non-finite or non-positive ``t_final``.
     """
     if problem not in PROBLEMS_2D:
         raise ValueError(f"unknown 2-D problem {problem!r}; known: {PROBLEMS_2D}")
@@ -252,15 +260,20 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
                                     check_count("n_points", n_points, 5),
                                     check_count("n_steps", n_steps))
     seed = check_seed(seed)
-    times = np.array([_T_FINAL]) if setting == "single" \
-        else np.linspace(_T_FINAL / n_steps, _T_FINAL, n_steps)
+    t_final = float(t_final)
+    if not (np.isfinite(t_final) and t_final > 0):
+        raise ValueError(f"t_final must be finite and > 0, got {t_final}")
+    times = np.array([t_final]) if setting == "single" \
+        else np.linspace(t_final / n_steps, t_final, n_steps)
     x = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
     if problem == "cavity":
         low, high = (float(r) for r in reynolds)
         if not 0 < low <= high:
             raise ValueError(f"reynolds must be (low, high) with 0 < low <= high, got "
                              f"{reynolds}")
-        jobs = [(seed, i, n_points, times, field, (low, high)) for i in range(n_samples)]
+        refine = check_count("refine", refine)
+        jobs = [(seed, i, n_points, times, field, (low, high), refine)
+                for i in range(n_samples)]
         workers = workers or (os.cpu_count() or 1 if n_samples >= 16 else 1)
         bar = tqdm(total=n_samples, desc="cavity samples", unit="sample", disable=not progress)
         if workers > 1:

@@ -60,14 +60,19 @@ from .. import metrics as M
 from .._io import atomic_path, resolve_device, run_folder, write_json, write_npz, write_text
 from .._validation import check_counts
 from ..boundary import BOON
-from ..conditions import WALLS, condition, wall_residuals
+from ..conditions import WALL_AXIS, WALLS, condition, wall_residuals
 from ..constraints import (
     LinearConstraint,
+    block_constraints,
+    boundary_constraint,
+    central_divergence,
+    divergence_constraint,
+    stack_constraints,
     trapezoid_weights,
     trapezoid_weights_2d,
 )
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
-from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d
+from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d, make_operator_data_2d
 from ..models.ensemble import fit_ensemble_noise
 from ..models.fno import FNO1d
 from ..models.fno_nd import FNO2d
@@ -81,8 +86,8 @@ __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
            "train_one_step", "roll_out", "step_features", "step_walls", "step_constraint",
            "correlation_time"]
 
-#: The problems with a one-step rollout today (the cavity is not built yet).
-ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d")
+#: The problems with a one-step rollout.
+ROLLOUT_PROBLEMS = ("heat-neumann", "stokes", "burgers-periodic", "wave2d", "cavity")
 MODELS = ("FNO", "BOON", "ProbConserv-BOON")
 UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
 #: The time step per problem: 25 steps (the default window) span the range of the walls' data
@@ -92,11 +97,17 @@ UQ_MODELS = ("FNO-Ensemble", "BOON-Ensemble", "ProbConserv-BOON-Ensemble")
 #: [0, 2], 0.6 to 1.9 periods of the wall for omega in [2, 6]. Periodic Burgers: [0, 1], its
 #: operator runs' range; its walls carry no data. The 2-D wave: [0, 1], the operator runs'
 #: range, about 6 time steps per period of its fastest mode).
-ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04, "wave2d": 0.04}
+#: The cavity: [0, 1], the operator runs' range, from the random initial flow through the
+#: lid's spin-up; a fluid particle under the lid moves 0.04, 1.2 cells of the default grid, per
+#: step.
+ROLLOUT_DT = {"heat-neumann": 0.08, "stokes": 0.08, "burgers-periodic": 0.04, "wave2d": 0.04,
+              "cavity": 0.04}
 #: Sizes of :meth:`RolloutConfig.default` that differ from the class defaults (2-D: a smaller
 #: grid and operator; still the slowest default: 1409 s on 2 CPU cores shared with a second
 #: run, ``benchmarks/results/rollout_wave2d.md``).
 DEFAULT_SIZES = {"wave2d": dict(n_points=32, modes=8, width=20, n_train=32, epochs=30,
+                                batch_size=32),
+                 "cavity": dict(n_points=32, modes=8, width=20, n_train=32, epochs=30,
                                 batch_size=32)}
 #: The Well's windows of the VRMSE (steps 6-12 and 13-30, both ends included).
 WELL_WINDOWS = ((6, 12), (13, 30))
@@ -155,6 +166,10 @@ class RolloutConfig:
             raise ValueError(f"dt must be finite and > 0, got {self.dt}")
         if self.uq and self.n_members < 2:
             raise ValueError(f"an ensemble needs n_members >= 2, got {self.n_members}")
+        if self.problem == "cavity" and self.n_points % 2:
+            raise ValueError(f"the cavity's divergence rows with its wall rows need an even "
+                             f"n_points (an odd grid leaves one combination of them fixed by "
+                             f"the walls: physguard.constraints.local), got {self.n_points}")
 
     @classmethod
     def default(cls, problem: str, **overrides) -> RolloutConfig:
@@ -174,15 +189,18 @@ class Trajectories:
     Attributes:
         steps: the steps ``1 .. K``: :class:`~physguard.datasets.operator.OperatorData`
             (1-D, ``targets (n, K, N)``) or :class:`~physguard.datasets.operator2d.
-            OperatorData2d` (``(n, K, Nx, Ny)``); ``inputs (n, 1, *space)`` the states at 0.
-        initial_walls: ``{wall: values at t = 0}``, ``(n,)`` in 1-D, ``(n, N_wall)`` in 2-D.
-        before: ``(n, H - 1, *space)`` the states before ``t = 0`` (oldest first), or
+            OperatorData2d` (``(n, K C, Nx, Ny)``, step-major, ``C`` fields per step: the
+            cavity's velocity ``C = 2``); ``inputs (n, C, *space)`` the states at 0.
+        initial_walls: ``{wall: values at t = 0}``, ``(n,)`` in 1-D, ``(n, C, N_wall)`` in
+            2-D.
+        before: ``(n, H - 1, *state)`` the states before ``t = 0`` (oldest first), or
             ``None``.
 
-    The views below give the whole trajectories: ``fields (n, K + 1, *space)``, ``t (K +
-    1,)``, ``wall_values`` ``{wall: (n, K + 1[, N_wall])}`` (Dirichlet values, Neumann fluxes;
-    zeros for periodic walls), ``left_values`` / ``right_values`` in 1-D, and the steps'
-    ``problem``, ``x`` (2-D: ``y``), ``left_type`` / ``right_type`` and ``params`` (1-D).
+    The views below give the whole trajectories: ``fields (n, K + 1, *state)`` (``state``:
+    the space axes, led by a ``C`` axis when ``C > 1``), ``t (K + 1,)``, ``wall_values``
+    ``{wall: (n, K + 1[, C, N_wall])}`` (Dirichlet values, Neumann fluxes; zeros for
+    periodic walls), ``left_values`` / ``right_values`` in 1-D, and the steps' ``problem``,
+    ``x`` (2-D: ``y``), ``left_type`` / ``right_type`` and ``params`` (1-D).
     """
 
     steps: OperatorData | OperatorData2d
@@ -200,6 +218,16 @@ class Trajectories:
     @property
     def two_d(self) -> bool:
         return isinstance(self.steps, OperatorData2d)
+
+    @property
+    def n_fields(self) -> int:
+        """``C``: the fields per state (the cavity's velocity: 2; else 1)."""
+        return self.steps.fields if self.two_d else 1
+
+    @property
+    def rollout_fields(self) -> int | None:
+        """:func:`~physguard.rollout`'s ``fields``: ``None`` for one field, else ``C``."""
+        return None if self.n_fields == 1 else self.n_fields
 
     @property
     def history(self) -> int:
@@ -225,7 +253,9 @@ class Trajectories:
 
     @functools.cached_property
     def fields(self) -> torch.Tensor:
-        return torch.cat([self.steps.inputs, self.steps.targets], dim=1)
+        both = torch.cat([self.steps.inputs, self.steps.targets], dim=1)
+        c = self.n_fields
+        return both if c == 1 else both.reshape(both.shape[0], -1, c, *both.shape[2:])
 
     @functools.cached_property
     def t(self) -> torch.Tensor:
@@ -233,8 +263,12 @@ class Trajectories:
 
     @functools.cached_property
     def wall_values(self) -> dict[str, torch.Tensor]:
-        return {w: torch.cat([self.initial_walls[w][:, None], v], dim=1)
-                for w, (_, v) in self._later_walls.items()}
+        c = self.n_fields
+        later = {w: v if not self.two_d else v.reshape(v.shape[0], -1, c, v.shape[-1])
+                 for w, (_, v) in self._later_walls.items()}
+        first = {w: v.reshape(v.shape[0], 1, *later[w].shape[2:])
+                 for w, v in self.initial_walls.items()}
+        return {w: torch.cat([first[w], v], dim=1) for w, v in later.items()}
 
     @property
     def left_values(self) -> torch.Tensor:
@@ -250,18 +284,34 @@ class Trajectories:
         return (trapezoid_weights_2d(self.x, self.y).flatten() if self.two_d
                 else trapezoid_weights(self.x))
 
+    @property
+    def local(self) -> bool:
+        """Conserved per control volume (the cavity: zero divergence), not in total."""
+        return self.problem == "cavity"
+
     @functools.cached_property
     def totals(self) -> torch.Tensor:
         """``(n, K)``: the exact total of steps ``1 .. K`` (1-D: ``U(0) + int_0^t_k F``,
-        :func:`~physguard.experiments.uq.true_mass`; the wave: its constant total), computed
-        once."""
+        :func:`~physguard.experiments.uq.true_mass`; the wave: its constant total; the
+        cavity: none, ``(n, 0)``), computed once."""
         return conserved_total(self.steps)
 
     @functools.cached_property
     def rows(self) -> LinearConstraint:
         """The wall rows and the total's row of every trajectory and step ``1 .. K`` (batch
-        ``(n, K)``, over the flattened grid), computed once."""
-        return constraints_for(self.steps, self.totals)
+        ``(n, K)``, over the flattened state), computed once. The cavity: both components'
+        wall rows and zero central-difference divergence at every interior node
+        (:func:`~physguard.divergence_constraint` ``stencil="central"``, the solver's own
+        divergence, which the true velocities meet to round-off), sparse."""
+        if not self.local:
+            return constraints_for(self.steps, self.totals)
+        values = {w: v[:, 1:] for w, v in self.wall_values.items()}  # (n, K, C, N_wall)
+        walls = block_constraints(*(boundary_constraint(
+            (self.x, self.y), sparse=True,
+            **{w: condition(k, values[w][:, :, c]) for w, k in self.wall_kinds.items()})
+            for c in range(self.n_fields)))
+        return stack_constraints(walls, divergence_constraint(self.x, self.y,
+                                                              stencil="central"))
 
 
 def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float,
@@ -273,12 +323,14 @@ def make_trajectories(problem: str, n: int, n_points: int, steps: int, dt: float
     Raises:
         ValueError: an unknown problem, counts below 1 or a non-positive ``dt``.
     """
-    if problem not in (*OPERATOR_PROBLEMS, "wave2d"):
+    if problem not in (*OPERATOR_PROBLEMS, "wave2d", "cavity"):
         raise ValueError(f"unknown problem {problem!r}")
     if min(n, steps) < 1 or n_points < 4 or not dt > 0:
         raise ValueError("n and steps must be >= 1, n_points >= 4 and dt > 0")
     if problem == "wave2d":
         return _wave_trajectories(n, n_points, steps, dt, seed)
+    if problem == "cavity":
+        return _cavity_trajectories(n, n_points, steps, dt, seed)
     cls = OPERATOR_PROBLEMS[problem]
     x = torch.linspace(*cls.domain, n_points, dtype=torch.float64)
     t = dt * torch.arange(steps + 1, dtype=torch.float64)
@@ -313,6 +365,23 @@ def _wave_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
                                for w in WALLS}, before=fields[:, 1:2].clone())
 
 
+def _cavity_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
+                         ) -> Trajectories:
+    """The cavity's velocity ``(u, v)`` from the validated solver, started as ``physguard run
+    cavity`` (a random no-slip flow released when the lid starts, Re = 100), solved on the
+    learning grid itself (``refine=1``): its velocities are the solver's central differences
+    of the stream function, so they meet the central-difference divergence rows to round-off
+    (on a 32-node grid they differ from a 4x finer solve by about 5 % relative L2)."""
+    data = make_operator_data_2d("cavity", n, "multi", "velocity", n_points, steps, seed,
+                                 progress=False, t_final=steps * dt, refine=1)
+    return Trajectories(data, {w: v.clone() for w, v in _initial_walls(data.inputs).items()})
+
+
+def _initial_walls(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The wall values of the states ``inputs (n, C, Nx, Ny)``: ``{wall: (n, C, N_wall)}``."""
+    return {w: inputs.select(axis - 2, index) for w, (axis, index) in WALL_AXIS.items()}
+
+
 def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
     """``features(state, k)``: the model's input for the step to ``t_k``. 1-D: the state and
     the walls' data of ``t_k`` as channels (``(B, 3, N)``); 2-D: the last ``H`` states as
@@ -329,12 +398,15 @@ def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None))
 
 
 def step_walls(traj: Trajectories, index=slice(None)):
-    """``walls(k)``: BOON's conditions at ``t_k`` (values ``(B, 1[, N_wall])``)."""
+    """``walls(k)``: BOON's conditions at ``t_k`` (values ``(B, 1)`` in 1-D, ``(B, C,
+    N_wall)`` in 2-D)."""
     values = {w: v[index] for w, v in traj.wall_values.items()}
     kinds = traj.wall_kinds
+    two_d = traj.two_d
 
     def walls(k: int) -> dict:
-        return {w: condition(kinds[w], v[:, k:k + 1]) for w, v in values.items()}
+        return {w: condition(kinds[w], v[:, k] if two_d else v[:, k:k + 1])
+                for w, v in values.items()}
 
     return walls
 
@@ -344,7 +416,7 @@ def step_constraint(traj: Trajectories):
     rows = traj.rows  # batch (n, K)
 
     def constraint(k: int) -> LinearConstraint:
-        G = rows.G if rows.G.dim() == 2 else rows.G[:, k - 1]
+        G = rows.G if rows.G.ndim == 2 else rows.G[:, k - 1]  # sparse G: one for all
         return LinearConstraint(G, rows.b[:, k - 1], rows.noise_var)
 
     return constraint
@@ -353,31 +425,39 @@ def step_constraint(traj: Trajectories):
 def _pairs(traj: Trajectories, window: int):
     """The one-step training pairs of the first ``window`` steps, their inputs built as
     :func:`~physguard.rollout` builds them from :func:`step_features`: inputs ``(n W, C_in,
-    *space)``, targets ``(n W, 1, *space)``, and each target's walls' data ``{wall: (n W, 1[,
-    N_wall])}``."""
+    *space)``, targets ``(n W, C, *space)``, and each target's walls' data ``{wall: (n W,
+    1)}`` (1-D) or ``(n W, C, N_wall)`` (2-D)."""
     fields = traj.fields if traj.before is None else torch.cat([traj.before, traj.fields], 1)
     lead, features = traj.history - 1, step_features(traj)
+    single = traj.n_fields == 1
 
     def step_input(i: int) -> torch.Tensor:  # the input of the step from t_i to t_{i+1}
         if traj.before is None:
             state = fields[:, i]
-            return state[:, None] if features is None else features(state, i + 1)
+            if features is not None:
+                return features(state, i + 1)
+            return state[:, None] if single else state
         frames = fields[:, i:lead + i + 1]  # the last H states, oldest first
-        return frames if features is None else features(frames, i + 1)
+        if features is not None:
+            return features(frames, i + 1)
+        return frames if single else frames.flatten(1, 2)
 
     inputs = torch.stack([step_input(i) for i in range(window)], dim=1).flatten(0, 1)
-    nexts = traj.fields[:, 1:window + 1]
-    walls = {w: v[:, 1:window + 1].reshape(-1, 1, *v.shape[2:])
-             for w, v in traj.wall_values.items()}
-    return inputs, nexts.flatten(0, 1)[:, None], walls
+    nexts = traj.fields[:, 1:window + 1].flatten(0, 1)
+    walls = {w: v[:, 1:window + 1].flatten(0, 1) for w, v in traj.wall_values.items()}
+    if not traj.two_d:
+        walls = {w: v[:, None] for w, v in walls.items()}
+    return inputs, nexts[:, None] if single else nexts, walls
 
 
 def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d | FNO2d:
-    """The untrained one-step operator: ``FNO1d(3, 1)`` in 1-D, ``FNO2d(H, 1)`` in 2-D."""
+    """The untrained one-step operator: ``FNO1d(3, 1)`` in 1-D, ``FNO2d(H C, C)`` in 2-D
+    (``C`` fields per state)."""
     torch.manual_seed(seed)
     if traj.two_d:
         domain = ((float(traj.x[0]), float(traj.x[-1])), (float(traj.y[0]), float(traj.y[-1])))
-        model = FNO2d(traj.history, 1, config.modes, config.width, config.n_layers,
+        c = traj.n_fields
+        model = FNO2d(traj.history * c, c, config.modes, config.width, config.n_layers,
                       domain=domain)
     else:
         domain = (float(traj.x[0]), float(traj.x[-1]))
@@ -413,7 +493,7 @@ def roll_out(model, name: str, traj: Trajectories, steps: int, progress: bool = 
                    constraint=step_constraint(traj) if constrained else None,
                    features=step_features(traj),
                    determined=determined_points(traj.steps) if constrained else None,
-                   progress=progress, history=traj.before)
+                   progress=progress, history=traj.before, fields=traj.rollout_fields)
 
 
 def _boundary_error(field: torch.Tensor, traj: Trajectories, k: int) -> torch.Tensor:
@@ -425,9 +505,10 @@ def _boundary_error(field: torch.Tensor, traj: Trajectories, k: int) -> torch.Te
         return torch.stack([M.boundary_error(field, traj.wall_kinds[w],
                                              traj.wall_values[w][:, k], w, h)
                             for w in ("left", "right")]).mean(0)
-    conditions = {w: condition(traj.wall_kinds[w], v[:, k:k + 1])
+    conditions = {w: condition(traj.wall_kinds[w], v[:, k])
                   for w, v in traj.wall_values.items()}
-    residuals = wall_residuals(field[:, None], conditions, traj.spacing)
+    residuals = wall_residuals(field[:, None] if traj.n_fields == 1 else field, conditions,
+                               traj.spacing)
     return torch.stack([r[..., 1:-1].abs().flatten(1).mean(1)
                         for r in residuals.values()]).mean(0)
 
@@ -435,23 +516,31 @@ def _boundary_error(field: torch.Tensor, traj: Trajectories, k: int) -> torch.Te
 def rollout_metrics(model: str, mean: torch.Tensor, traj: Trajectories,
                     var: torch.Tensor | None = None) -> list[dict]:
     """Per-step records (steps ``1 .. K``) and one summary record of ``mean (n, K + 1,
-    *space)`` against ``traj`` (keys: module docstring), every field metric over the
-    flattened grid. ``mass_error`` is ``mean_b |int u_b - U_b(t)| / mean_b |U_b(t)|``
-    (trapezoid rule); ``boundary_error`` the mean absolute violation of the walls' conditions
-    (:func:`_boundary_error`)."""
+    *state)`` against ``traj`` (keys: module docstring), every field metric over the
+    flattened state but the VRMSE (The Well's: per field, then averaged over the fields).
+    ``mass_error`` is ``mean_b |int u_b - U_b(t)| / mean_b |U_b(t)|`` (trapezoid rule); the
+    cavity's, the mean over the trajectories of the largest ``|div u|`` over the interior
+    nodes (central differences, units of ``U / L``). ``boundary_error`` is the mean absolute
+    violation of the walls' conditions (:func:`_boundary_error`)."""
     truth = traj.fields
     mass = traj.totals
     w = traj.weights
+    c = traj.n_fields
     records = []
     for k in range(1, truth.shape[1]):
         p, u = mean[:, k].flatten(1), truth[:, k].flatten(1)
-        total = p @ w
+        if traj.local:
+            mass_error = central_divergence(mean[:, k], traj.x, traj.y).abs().flatten(1)
+            mass_error = float(mass_error.amax(1).mean())
+        else:
+            mass_error = float((p @ w - mass[:, k - 1]).abs().mean()
+                               / mass[:, k - 1].abs().mean().clamp(min=1e-300))
+        per_field = p.reshape(p.shape[0], c, -1), u.reshape(u.shape[0], c, -1)
         record = {"model": model, "step": k, "t": float(traj.t[k]),
                   "rel_l2": float(M.relative_l2(p, u).mean()),
-                  "vrmse": float(M.vrmse(p, u).mean()),
+                  "vrmse": float(M.vrmse(*per_field).mean()),
                   "correlation": float(M.correlation(p, u).mean()),
-                  "mass_error": float((total - mass[:, k - 1]).abs().mean()
-                                      / mass[:, k - 1].abs().mean().clamp(min=1e-300)),
+                  "mass_error": mass_error,
                   "boundary_error": float(_boundary_error(mean[:, k], traj, k).mean())}
         if var is not None:
             v = var[:, k].flatten(1)
@@ -518,6 +607,15 @@ def run_rollout(config: RolloutConfig, out: str | Path, progress: bool = True,
         return _run_into(config, folder, progress, figures)
 
 
+def _fields_last(values: torch.Tensor, traj: Trajectories, walls: bool = False) -> np.ndarray:
+    """2-D arrays for the files, the fields' axis (the third: fields with ``C > 1``, every
+    wall's values) last: ``(n, K + 1, ..., C)`` (the cavity's ``u, v``), or dropped where
+    ``C = 1``; 1-D unchanged."""
+    if not traj.two_d or not (walls or traj.n_fields > 1):
+        return values.numpy()
+    return (values.squeeze(2) if traj.n_fields == 1 else values.movedim(2, -1)).numpy()
+
+
 def _cpu_state(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
@@ -565,15 +663,18 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
     for model, (mean, var) in predictions.items():
         records.extend(rollout_metrics(model, mean, test, var))
     write_json(out / "metrics.json", records)
-    arrays = {"x": test.x.numpy(), "t": test.t.numpy(), "truth": test.fields.numpy(),
-              **{f"{w}_values": v.numpy() for w, v in test.wall_values.items()}}
+    arrays = {"x": test.x.numpy(), "t": test.t.numpy(),
+              "truth": _fields_last(test.fields, test),
+              **{f"{w}_values": _fields_last(v, test, walls=True)
+                 for w, v in test.wall_values.items()}}
     if test.two_d:
         arrays["y"] = test.y.numpy()
     else:
         arrays["params"] = test.params.numpy()
     for model, (mean, var) in predictions.items():
-        arrays[f"{model}/mean"] = mean.numpy()
-        arrays[f"{model}/var"] = (torch.zeros_like(mean) if var is None else var).numpy()
+        arrays[f"{model}/mean"] = _fields_last(mean, test)
+        arrays[f"{model}/var"] = _fields_last(torch.zeros_like(mean) if var is None else var,
+                                              test)
     write_npz(out / "predictions.npz", arrays)
     write_text(out / "table.md", markdown_table(records, c, seconds))
     if figures:
