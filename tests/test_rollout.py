@@ -1,6 +1,7 @@
 """Rollouts with guarantees: the per-step projection, BOON's walls at every step, the run's
 files and numbers (issue 28)."""
 
+import dataclasses
 import json
 import math
 
@@ -320,3 +321,65 @@ def test_rollout_of_a_state_with_several_fields():
         pg.rollout(lambda s: s[:, :1], u0, 2, fields=2)
     with pytest.raises(ValueError, match="fields = 3"):
         pg.rollout(lambda s: s, u0, 2, fields=3)
+
+
+def _exported(tmp_path, problem, name, n=6, points=32, steps=12, **change):
+    from physguard.datasets.well import export_well
+    from physguard.experiments.rollout import ROLLOUT_DT
+
+    traj = make_trajectories(problem, n, points, steps, ROLLOUT_DT[problem], seed=5)
+    data = dataclasses.replace(traj.steps, **change) if change else traj.steps
+    export_well(data, tmp_path / name)
+    return traj, tmp_path / name
+
+
+def test_cli_rollout_reads_a_users_well_file(tmp_path):
+    """--data: the file's trajectories (The Well's layout) are split, the last fifth rolled
+    out for the file's length, the file recorded in config.json; the constrained rollout
+    keeps the file's walls and the total of the problem's law to round-off."""
+    traj, path = _exported(tmp_path, "heat-neumann", "heat.h5")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["rollout", "heat-neumann", "--data", str(path),
+                                       "--epochs", "1", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["steps"] == 12 and config["n_test"] == 1 and config["n_train"] == 5
+    assert len(config["data"]["sha256"]) == 64 and config["data"]["check_walls"] is True
+    data = np.load(out / "predictions.npz")
+    np.testing.assert_allclose(data["truth"], traj.fields[5:].numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(data["right_values"][:, 1:], traj.right_values[5:, 1:].numpy(),
+                               rtol=1e-6)
+    u, x = data["ProbConserv-BOON/mean"][:, 1:], data["x"]
+    totals = ((u[..., 1:] + u[..., :-1]) / 2 * np.diff(x)).sum(-1)
+    exact = traj.totals[5:].numpy()
+    assert np.abs(totals - exact).max() <= 1e-10 * np.abs(exact).max()
+    h = x[1] - x[0]
+    flux = (3 * u[..., -1] - 4 * u[..., -2] + u[..., -3]) / (2 * h)
+    assert np.abs(flux - data["right_values"][:, 1:]).max() < 1e-8
+
+
+def test_rollout_refuses_files_that_contradict_the_conservation_law(tmp_path):
+    """A file whose parameters give totals its fields do not have, or (the cavity) velocities
+    off the divergence rows, is refused before any training, naming the trajectory and the
+    step; data not read as trajectories are refused too."""
+    from physguard.datasets.pdebench import read_file
+    from physguard.experiments.rollout import trajectories_from_data
+
+    traj, path = _exported(tmp_path, "heat-neumann", "wrong.h5", n=3)
+    _, wrong = _exported(tmp_path, "heat-neumann", "wrong2.h5", n=3,
+                         params=traj.params * 1.5)
+    result = CliRunner().invoke(main, ["rollout", "heat-neumann", "--data", str(wrong),
+                                       "--out", str(tmp_path / "no")])
+    assert result.exit_code != 0 and "conservation law" in result.output
+    assert "trajectory" in result.output and not (tmp_path / "no").exists()
+    with pytest.raises(ValueError, match="setting='trajectory'"):
+        trajectories_from_data(read_file(path, "heat-neumann", "multi"))
+    with pytest.raises(ValueError, match="conservation law"):  # refine 2: off the rows
+        from physguard.datasets.operator2d import make_operator_data_2d
+        from physguard.datasets.well import export_well
+
+        export_well(make_operator_data_2d("cavity", 2, "multi", "velocity", 12, 4,
+                                          progress=False), tmp_path / "cavity.h5")
+        trajectories_from_data(read_file(tmp_path / "cavity.h5", "cavity", "trajectory"))
+    result = CliRunner().invoke(main, ["rollout", "heat-neumann", "--walls", "left=neumann:0"])
+    assert result.exit_code != 0 and "--data" in result.output

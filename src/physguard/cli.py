@@ -316,8 +316,9 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 @click.argument("problem",
                 type=click.Choice(["heat-neumann", "stokes", "burgers-periodic", "wave2d",
                                    "cavity"]))
-@click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Rollout length K (the training window is 25 steps).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Rollout length K (default 100; with --data the file's length; the "
+                   "training window is 25 steps).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/rollout-PROBLEM).")
 @click.option("--uq", is_flag=True,
@@ -328,10 +329,24 @@ def run(problem: str, out: Path | None, epochs: int | None, functions: int | Non
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--functions", type=click.IntRange(min=1), default=None,
               help="Training trajectories (default 64; wave2d and cavity 32).")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Your own trajectories: an HDF5 file in The Well's layout (or PDEBench's), "
+                   "step 0 the initial states, uniform in time. The last fifth are the test "
+                   "trajectories (with --uq as many before them calibrate), the rest train on "
+                   "their first 25 steps.")
+@click.option("--walls", default=None,
+              help="--data: the conditions of walls the file does not specify, as for "
+                   "'physguard run --walls'.")
+@click.option("--check-walls/--no-check-walls", default=True, show_default=True,
+              help="--data: check the file's walls and the problem's conservation law "
+                   "against its fields before training (refused above the stated "
+                   "tolerances).")
 @_run_options
-def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int | None,
-            epochs: int | None, functions: int | None, seed: int, device: str,
-            overwrite: bool, quiet: bool) -> None:
+def rollout(problem: str, steps: int | None, out: Path | None, uq: bool,
+            members: int | None, epochs: int | None, functions: int | None,
+            data_file: Path | None, walls: str | None, check_walls: bool, seed: int,
+            device: str, overwrite: bool, quiet: bool) -> None:
     """Roll one-step emulators out far past their training window, keeping the walls and the
     totals at every step.
 
@@ -344,20 +359,45 @@ def rollout(problem: str, steps: int, out: Path | None, uq: bool, members: int |
     """
     started = time.perf_counter()
     out = out or Path("runs") / f"rollout-{problem}"
+    if members is not None and not uq:
+        raise click.UsageError("--members applies with --uq only")
+    if data_file is None and (walls is not None or not check_walls):
+        raise click.UsageError("--walls and --no-check-walls apply to a --data file")
+    if data_file is not None and functions is not None:
+        raise click.UsageError("--functions does not apply with --data: the file's "
+                               "trajectories are split into training, calibration and test")
+    data, source = None, None
+    if data_file is not None:
+        from ._io import check_outside
+        from .datasets.pdebench import read_file
+        from .datasets.well import file_record
+        from .experiments.rollout import trajectories_from_data
+
+        try:  # before any work: the file decides the sizes, and is never under --out
+            check_outside(out, [data_file])
+            data = trajectories_from_data(
+                read_file(data_file, problem, "trajectory", walls=walls,
+                          check_walls=check_walls, progress=not quiet), check=check_walls)
+        except (FileNotFoundError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        source = dict(file_record(data_file), walls=walls, check_walls=check_walls)
+        steps = steps or len(data.t) - 1
 
     def work():
-        from .experiments.rollout import RolloutConfig, run_rollout
+        from .experiments.rollout import RolloutConfig, config_for_data, run_rollout
 
         overrides = {k: v for k, v in (("epochs", epochs), ("n_train", functions),
                                        ("n_members", members)) if v is not None}
-        if members is not None and not uq:
-            raise click.UsageError("--members applies with --uq only")
-        config = RolloutConfig.default(problem, steps=steps, seed=seed, device=device, uq=uq,
-                                       **overrides)
-        click.echo(f"physguard rollout {problem}: {config.n_train} training trajectories of "
-                   f"{config.window} steps, {config.epochs} epochs per model, rollout of "
-                   f"{config.steps} steps, writing to {out}")
-        run_rollout(config, out, progress=not quiet, overwrite=overwrite)
+        config = RolloutConfig.default(problem, steps=steps or 100, seed=seed, device=device,
+                                       uq=uq, **overrides)
+        if data is not None:
+            config = config_for_data(config, data)
+        source_text = f"{data_file}" if data is not None else "generated trajectories"
+        click.echo(f"physguard rollout {problem} ({source_text}): {config.n_train} training "
+                   f"trajectories of {config.window} steps, {config.epochs} epochs per model, "
+                   f"rollout of {config.steps} steps, writing to {out}")
+        run_rollout(config, out, progress=not quiet, overwrite=overwrite, data=data,
+                    source=source)
 
     _clean_errors(work)
     click.echo((out / "table.md").read_text())

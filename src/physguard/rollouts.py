@@ -30,12 +30,13 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .constraints import Gaussian, LinearConstraint, probconserv
+from .constraints.sparse import SparseProjection, is_sparse
 from .models.ensemble import OperatorEnsemble, ensemble_gaussian, uninformative_at
 
 __all__ = ["project", "rollout", "trajectory_gaussian"]
 
 def project(state: torch.Tensor, constraint: LinearConstraint,
-            determined: torch.Tensor | None = None) -> torch.Tensor:
+            determined: torch.Tensor | None = None, cache: dict | None = None) -> torch.Tensor:
     """The field closest to ``state`` (Euclidean norm over the free points) that meets ``G u =
     b`` exactly: ProbConserv's mean update with the prior ``diag(1)`` (``1e6`` at the
     ``determined`` points).
@@ -45,6 +46,9 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
         constraint: ``G (B or 1, M, N)``, ``b (B, M)``, ``noise_var = 0`` for an exact update.
         determined: optional ``(N,)`` bool: points whose value the rows set (a Dirichlet wall
             point, the wall point of a Neumann stencil).
+        cache: a dict kept across calls with the same sparse ``G`` (a rollout's steps): its
+            factorisation is made once (:class:`~physguard.constraints.sparse.
+            SparseProjection`) instead of at every call.
 
     Returns:
         ``(B, N)`` float64.
@@ -54,6 +58,12 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
     """
     state = state.to(torch.float64)
     prior = uninformative_at(Gaussian(state, var=torch.ones_like(state)), determined)
+    if cache is not None and is_sparse(constraint.G) and not bool(constraint.noise_var.any()):
+        var = prior.var.reshape(-1, state.shape[-1])[0]
+        key = (id(constraint.G), var.numpy().tobytes())
+        if key not in cache:  # the G is kept with its factorisation, so its id stays unique
+            cache[key] = (constraint.G, SparseProjection(constraint.G, var))
+        return cache[key][1](state, constraint.b)
     return probconserv(prior, constraint).mean
 
 
@@ -162,6 +172,7 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
     dtype = first.dtype if first is not None else torch.float64
     device = first.device if first is not None else state.device
     states = [state]
+    factorised = {}  # one factorisation per sparse G for all the steps
     frames = [] if history is None else list(history.to(torch.float64).unbind(1))
     for k in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress):
         step = _step_model(model, walls, k, boon_options or {})
@@ -183,7 +194,8 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
                              f"{tuple(out.shape)}")
         state = (out[:, 0] if fields is None else out).to(state.device)
         if constraint is not None:
-            state = project(state.flatten(1), constraint(k), determined).reshape(state.shape)
+            state = project(state.flatten(1), constraint(k), determined,
+                            factorised).reshape(state.shape)
         states.append(state)
     return torch.stack(states, dim=1)
 

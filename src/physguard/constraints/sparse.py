@@ -36,7 +36,8 @@ from scipy.sparse.linalg import splu
 
 from .gaussian import Covariance, DenseCovariance, DiagonalCovariance, Gaussian, LowRankPlusDiagonal
 
-__all__ = ["ConditionedCovariance", "is_sparse", "sparse_vstack", "probconserv_sparse"]
+__all__ = ["ConditionedCovariance", "is_sparse", "sparse_vstack", "probconserv_sparse",
+           "SparseProjection"]
 
 #: Columns per block when the marginal variances of a sparse-conditioned covariance are formed.
 _BLOCK = 256
@@ -222,6 +223,51 @@ def probconserv_sparse(pred: Gaussian, constraint) -> Gaussian:
     exact = bool((constraint.noise_var == 0).all())
     posterior = ConditionedCovariance(covariance, G, solvers, batch, exact)
     return Gaussian(mean_out, covariance=posterior.to(pred.dtype))
+
+
+class SparseProjection:
+    """The exact ProbConserv mean update for a sparse ``G`` and a diagonal prior shared by a
+    whole batch and by many calls: ``u - D G^T (G D G^T)^-1 (G u - b)``, ``G D G^T``
+    factorised once (a rollout projects every step of every trajectory onto the same rows).
+    The mean of :func:`probconserv_sparse` with a diagonal prior and ``noise_var = 0``, the
+    batch solved at once; the update is repeated on its own residual while it halves (up to
+    3 times), as there.
+
+    Args:
+        G: sparse ``(M, N)`` rows of full row rank.
+        var: ``(N,)`` the prior's diagonal, positive.
+
+    Raises:
+        ValueError: a non-positive variance or dependent rows.
+    """
+
+    def __init__(self, G, var):
+        G = sp.csr_matrix(G, dtype=np.float64)
+        scale = 1.0 / np.sqrt(np.asarray(G.multiply(G).sum(1)).ravel())
+        self.scale = scale
+        self.G = (sp.diags(scale) @ G).tocsr()
+        self.d = np.asarray(torch.as_tensor(var, dtype=torch.float64), dtype=np.float64)
+        self.lu, A = _factorise(self.G, self.d, np.zeros(G.shape[0]))
+        self.solver = _Solver(self.lu, A, None, None)
+
+    def __call__(self, u: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``u (B, N)``, ``b (B, M)`` (or ``(M,)``) -> the projected ``(B, N)`` float64."""
+        mean = u.to(torch.float64).numpy().T  # (N, B): the batch as right-hand sides
+        rhs = np.broadcast_to(b.to(torch.float64).numpy().T,
+                              (self.G.shape[0], mean.shape[1])) * self.scale[:, None]
+
+        def step(mu):
+            return mu - (self.G.T @ self.solver.solve(self.G @ mu - rhs)) * self.d[:, None]
+
+        mu = step(mean)
+        size = np.abs(self.G @ mu - rhs).max(initial=0.0)
+        for _ in range(3):
+            candidate = step(mu)
+            new_size = np.abs(self.G @ candidate - rhs).max(initial=0.0)
+            if not new_size < 0.5 * size:
+                break
+            mu, size = candidate, new_size
+        return torch.from_numpy(np.ascontiguousarray(mu.T))
 
 
 class ConditionedCovariance(Covariance):

@@ -40,6 +40,7 @@ from .well import (
     assemble,
     check_conditions,
     parse_walls,
+    read_steps,
     read_well,
 )
 
@@ -86,8 +87,7 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
         the field. :class:`~physguard.datasets.well.WallCheckError`: a stated condition the
         data do not satisfy.
     """
-    if setting not in ("single", "multi"):
-        raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
+    read_steps(setting, 2)  # a bad setting is refused before the file is opened
     path, f = _open(path)
     with f:
         seeds = sorted(k for k in f if isinstance(f[k], _h5py().Group) and "data" in f[k])
@@ -169,9 +169,7 @@ def read_pdebench(path: str | os.PathLike, problem: str, setting: str = "multi",
     periodic = [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
     conditions = _append_wrap_points(conditions, grid, periodic)
     appended = tuple(axes.index(a) for a in periodic)
-    if steps == 2:
-        setting = "single"
-    target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
+    setting, target_steps = read_steps(setting, steps)
     if array is None:
         inputs = LazyField(path, dataset, [0], append_periodic=appended)
         targets = LazyField(path, dataset, target_steps, append_periodic=appended)

@@ -57,6 +57,7 @@ from .operator2d import WALLS, OperatorData2d
 
 __all__ = ["export_well", "read_well", "read_well_2d", "LazyField", "parse_walls",
            "check_conditions", "file_record", "data_summary", "data_note", "WallCheckError",
+           "read_steps", "READ_SETTINGS",
            "TrainerSamples"]
 
 _FORMAT_VERSION = 2
@@ -753,8 +754,9 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         problem: the physguard problem the data stand for (1-D: a key of
             ``OPERATOR_PROBLEMS``; 2-D: ``cavity`` or ``wave2d``); names the run, its figures
             and defaults. A file that names another (``physguard_problem``) is refused.
-        setting: ``"multi"`` (targets: steps ``1 .. T``) or ``"single"`` (the last step). A
-            file of two steps has one target: read as single step whatever ``setting``.
+        setting: ``"multi"`` (targets: steps ``1 .. T``), ``"single"`` (the last step) or
+            ``"trajectory"`` (steps ``0 .. T``, the initial one too, with its walls' values:
+            a rollout's trajectories; read as multi-step data): :func:`read_steps`.
         walls: conditions for boundaries the file does not specify (``WALL`` / ``OPEN``
             without physguard's attribute, or no boundary group at all): see
             :func:`parse_walls`.
@@ -777,8 +779,7 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         NaN or inf in a field, a problem other than the file's. :class:`WallCheckError`: a
         declared condition the fields do not satisfy.
     """
-    if setting not in ("single", "multi"):
-        raise ValueError(f"setting must be 'single' or 'multi', got {setting!r}")
+    read_steps(setting, 2)  # a bad setting is refused before the file is opened
     path, f = _open(path)
     with f:
         if "dimensions" not in f:
@@ -867,9 +868,7 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
     periodic = [] if legacy else \
         [a for a in axes if conditions[AXIS_WALLS[a][0]][0] == "periodic"]
     conditions = _append_wrap_points(conditions, grid, periodic)
-    if steps == 2:  # one output step: single, whatever was asked
-        setting = "single"
-    target_steps = list(range(1, steps)) if setting == "multi" else [steps - 1]
+    setting, target_steps = read_steps(setting, steps)
     times = torch.from_numpy(time[target_steps])
     appended = tuple(axes.index(a) for a in periodic)
     inputs = LazyField(path, datasets, [0], append_periodic=appended,
@@ -884,6 +883,28 @@ def read_well(path: str | os.PathLike, problem: str, setting: str = "multi",
         name = FIELDS[problem][-1] if problem == "cavity" else FIELDS[problem][0]
     return assemble(problem, setting, name, grid, times, target_steps, conditions, inputs,
                     targets, params, components)
+
+
+#: How a file's steps ``0 .. T`` become targets (:func:`read_steps`).
+READ_SETTINGS = ("single", "multi", "trajectory")
+
+
+def read_steps(setting: str, steps: int) -> tuple[str, list[int]]:
+    """The data's setting and the file steps that become its targets: ``"multi"`` steps ``1
+    .. T``, ``"single"`` the last, ``"trajectory"`` all of ``0 .. T`` (multi-step data whose
+    first target is its input: the walls' values of step 0 come with it). A file of two
+    steps read as multi has one target: single step.
+
+    Raises:
+        ValueError: a setting not in :data:`READ_SETTINGS`.
+    """
+    if setting not in READ_SETTINGS:
+        raise ValueError(f"setting must be one of {READ_SETTINGS}, got {setting!r}")
+    if setting == "trajectory":
+        return "multi", list(range(steps))
+    if steps == 2:  # one output step: single, whatever was asked
+        return "single", [1]
+    return setting, list(range(1, steps)) if setting == "multi" else [steps - 1]
 
 
 def assemble(problem: str, setting: str, name: str, grid: dict, times: torch.Tensor,

@@ -82,6 +82,7 @@ from ..training import fit_operator
 from .uq import conserved_total, constraints_for, determined_points
 
 __all__ = ["RolloutConfig", "Trajectories", "make_trajectories", "run_rollout",
+           "trajectories_from_data", "check_conservation", "split_trajectories",
            "ROLLOUT_PROBLEMS", "MODELS", "UQ_MODELS", "rollout_metrics", "build_one_step",
            "train_one_step", "roll_out", "step_features", "step_walls", "step_constraint",
            "correlation_time"]
@@ -195,6 +196,7 @@ class Trajectories:
             2-D.
         before: ``(n, H - 1, *state)`` the states before ``t = 0`` (oldest first), or
             ``None``.
+        t0: the time of the initial states (a user's file: its first time; else 0).
 
     The views below give the whole trajectories: ``fields (n, K + 1, *state)`` (``state``:
     the space axes, led by a ``C`` axis when ``C > 1``), ``t (K + 1,)``, ``wall_values``
@@ -206,6 +208,7 @@ class Trajectories:
     steps: OperatorData | OperatorData2d
     initial_walls: dict
     before: torch.Tensor | None = None
+    t0: float = 0.0
 
     def __getattr__(self, name: str):
         if name in ("problem", "left_type", "right_type", "x", "y", "params"):
@@ -214,6 +217,23 @@ class Trajectories:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def first(self, steps: int) -> Trajectories:
+        """The first ``steps`` steps of every trajectory (the initial state and steps ``1 ..
+        steps``)."""
+        if steps >= len(self.steps.t):
+            return self
+        c = self.n_fields
+        cut = {"t": self.steps.t[:steps], "targets": self.steps.targets[:, :steps * c]}
+        walls = (WALLS if self.two_d else ("left_values", "right_values"))
+        cut.update({w: getattr(self.steps, w)[:, :steps * c] for w in walls})
+        return dataclasses.replace(self, steps=dataclasses.replace(self.steps, **cut))
+
+    def subset(self, index) -> Trajectories:
+        """The trajectories selected by ``index`` (a slice or an index tensor)."""
+        return Trajectories(self.steps.subset(index),
+                            {w: v[index] for w, v in self.initial_walls.items()},
+                            None if self.before is None else self.before[index], self.t0)
 
     @property
     def two_d(self) -> bool:
@@ -259,7 +279,7 @@ class Trajectories:
 
     @functools.cached_property
     def t(self) -> torch.Tensor:
-        return torch.cat([torch.zeros(1, dtype=self.steps.t.dtype), self.steps.t])
+        return torch.cat([torch.full((1,), self.t0, dtype=self.steps.t.dtype), self.steps.t])
 
     @functools.cached_property
     def wall_values(self) -> dict[str, torch.Tensor]:
@@ -380,6 +400,122 @@ def _cavity_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
 def _initial_walls(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
     """The wall values of the states ``inputs (n, C, Nx, Ny)``: ``{wall: (n, C, N_wall)}``."""
     return {w: inputs.select(axis - 2, index) for w, (axis, index) in WALL_AXIS.items()}
+
+
+#: The largest disagreement, relative to the fields' scale, between what the rows hold for a
+#: user's trajectories and the file's own fields before the rows are enforced (the totals:
+#: their trapezoid totals against the problem's law, relative to ``max int |u|``; the
+#: cavity: ``h max |div u| / max |u|``). A solver's own quadrature and float32 storage sit
+#: far below it; a wrong parameter or a field that does not conserve sits far above.
+CONSERVATION_RTOL = 1e-2
+
+
+def trajectories_from_data(data: OperatorData | OperatorData2d, check: bool = True
+                           ) -> Trajectories:
+    """A user's trajectories as :class:`Trajectories`: operator data read from a file with
+    ``setting="trajectory"`` (:func:`~physguard.datasets.pdebench.read_file`, The Well's layout
+    or PDEBench's: every step a target, step 0 too, so that its walls' values come with it),
+    uniform in time.
+
+    The 2-D wave (second order in time) starts at the file's step 1, its step 0 the state
+    before. Periodic Burgers without a declared total (``param``) keeps the total of its
+    initial states. With ``check``, what the rows will hold is checked against the file's
+    fields first (:func:`check_conservation`).
+
+    Raises:
+        ValueError: a problem without a rollout, data whose first target is not its input
+            (not read as trajectories), fewer than 2 steps after the first (the wave: after
+            the first two), times that are not uniform, an odd grid for the cavity, or
+            (``check``) fields that do not meet the problem's conservation law.
+    """
+    data = data.in_memory()
+    problem = data.problem
+    if problem not in ROLLOUT_PROBLEMS:
+        raise ValueError(f"{problem} has no rollout; the rollout problems are "
+                         f"{', '.join(ROLLOUT_PROBLEMS)}")
+    two_d = isinstance(data, OperatorData2d)
+    c = data.fields if two_d else 1
+    if not torch.equal(data.targets[:, :c], data.inputs):
+        raise ValueError("the data's first target is not its input: read the file with "
+                         "setting='trajectory' (every step a target, step 0 included)")
+    walls = WALLS if two_d else ("left_values", "right_values")
+    before = None
+    if problem == "wave2d":  # the last two states in: the file's step 0 is the one before
+        before = data.inputs.clone()
+        data = _from_step(data, c, walls)
+    if len(data.t) < 3:
+        which = "its first two" if before is not None else "the initial one"
+        raise ValueError(f"the file's trajectories have {len(data.t) - 1} step(s) after "
+                         f"{which}; a rollout needs at least 2")
+    t = data.t.to(torch.float64)
+    dt = t.diff()
+    if not bool((dt > 0).all()) or float((dt - dt.mean()).abs().max()) > 1e-6 * float(dt.mean()):
+        raise ValueError("the file's times must be uniform and increasing (one step dt)")
+    if problem == "cavity" and (data.x.numel() % 2 or data.y.numel() % 2):
+        raise ValueError(f"the cavity's divergence rows with its wall rows need an even grid, "
+                         f"got {data.x.numel()} x {data.y.numel()}")
+    if problem == "burgers-periodic" and not bool(data.params.any()):
+        data = dataclasses.replace(data, params=data.inputs[:, 0] @ trapezoid_weights(data.x))
+    initial = {w.removesuffix("_values"): getattr(data, w)[:, :c] if two_d
+               else getattr(data, w)[:, 0] for w in walls}
+    traj = Trajectories(_from_step(data, c, walls), initial, before, float(t[0]))
+    if check:
+        check_conservation(traj)
+    return traj
+
+
+def _from_step(data, c: int, walls) -> OperatorData | OperatorData2d:
+    """``data`` without its first target: step 1 is the input, steps 2 .. the targets."""
+    return dataclasses.replace(data, inputs=data.targets[:, :c], targets=data.targets[:, c:],
+                               t=data.t[1:], **{w: getattr(data, w)[:, c:] for w in walls})
+
+
+def check_conservation(traj: Trajectories, rtol: float = CONSERVATION_RTOL) -> None:
+    """Refuse trajectories whose own fields contradict the rows a constrained rollout will
+    enforce: the totals (``U(t)`` of the problem's law: :attr:`Trajectories.totals`) against
+    the fields' trapezoid totals, or (the cavity) zero divergence at every interior node.
+
+    Raises:
+        ValueError: the worst disagreement above ``rtol`` (:data:`CONSERVATION_RTOL`), with
+            the trajectory and the step.
+    """
+    fields = traj.fields[:, 1:]
+    if traj.local:
+        h = min(traj.spacing)
+        error = central_divergence(fields, traj.x, traj.y).abs().flatten(2).amax(2) * h
+        error = error / fields.abs().max().clamp(min=1e-300)
+        what = "h |div u| / max |u|"
+    else:
+        flat = fields.flatten(2)
+        error = (flat @ traj.weights - traj.totals).abs()
+        error = error / (flat.abs() @ traj.weights).max().clamp(min=1e-300)
+        what = ("|int u - U(t)| / max int |u| (U(t): the problem's law from the file's "
+                "parameters and walls)")
+    worst = float(error.max())
+    if not math.isfinite(worst) or worst > rtol:
+        b, k = divmod(int(error.argmax()), error.shape[1])
+        raise ValueError(f"the trajectories do not meet {traj.problem}'s conservation law: "
+                         f"{what} is {worst:.3g} at trajectory {b}, step {k + 1} (tolerance "
+                         f"{rtol:g}); a rollout that enforced it would be exact on the wrong "
+                         "values. Check the file's parameters and walls, or its problem")
+
+
+def split_trajectories(traj: Trajectories, uq: bool = False):
+    """``(train, cal, test)`` of a user's trajectories: the last fifth (at least one) for the
+    test, with ``uq`` as many before them for the calibration (else ``cal`` is ``None``), the
+    rest for training.
+
+    Raises:
+        ValueError: too few trajectories to leave one for training.
+    """
+    n = len(traj)
+    k = max(1, n // 5)
+    held = k * (2 if uq else 1)
+    if n <= held:
+        raise ValueError(f"{n} trajectories: a rollout{' with --uq' if uq else ''} needs at "
+                         f"least {held + 1} (test{', calibration' if uq else ''} and training)")
+    cal = traj.subset(slice(n - 2 * k, n - k)) if uq else None
+    return traj.subset(slice(0, n - held)), cal, traj.subset(slice(n - k, n))
 
 
 def step_features(traj: Trajectories, index: torch.Tensor | slice = slice(None)):
@@ -595,16 +731,52 @@ def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajec
 
 
 def run_rollout(config: RolloutConfig, out: str | Path, progress: bool = True,
-                figures: bool = True, overwrite: bool = False) -> list[dict]:
+                figures: bool = True, overwrite: bool = False,
+                data: Trajectories | None = None, source: dict | None = None) -> list[dict]:
     """Train the one-step models, roll them out on the test trajectories, write ``out``
     (complete or absent).
 
+    Args:
+        data: a user's trajectories (:func:`trajectories_from_data`) instead of generated
+            ones, split by :func:`split_trajectories`; the config's sizes become the data's
+            (:func:`config_for_data`), the rollout runs ``config.steps`` steps (at most the
+            data's).
+        source: what ``config.json`` records of the data (the file, its hash, the walls
+            stated).
+
     Raises:
         FileExistsError: ``out`` holds files and ``overwrite`` is false.
+        ValueError: ``data`` of another problem, too short or too few.
     """
     config.torch_device()
+    sets = None
+    if data is not None:
+        config = config_for_data(config, data)
+        train, cal, test = split_trajectories(data, config.uq)
+        sets = (train, cal, test.first(config.steps))
     with run_folder(out, overwrite) as folder:
-        return _run_into(config, folder, progress, figures)
+        return _run_into(config, folder, progress, figures, sets, source)
+
+
+def config_for_data(config: RolloutConfig, data: Trajectories) -> RolloutConfig:
+    """``config`` with the sizes a user's trajectories fix: their counts (as split), grid,
+    ``dt``, the rollout length (``config.steps``, at most the data's) and the training window
+    (at most the rollout's).
+
+    Raises:
+        ValueError: data of another problem, or ``config.steps`` beyond the data's.
+    """
+    if data.problem != config.problem:
+        raise ValueError(f"the data hold {data.problem}, the config {config.problem}")
+    available = len(data.t) - 1
+    if config.steps > available:
+        raise ValueError(f"the data's trajectories have {available} steps; a rollout of "
+                         f"{config.steps} cannot be scored against them")
+    train, cal, test = split_trajectories(data, config.uq)
+    return dataclasses.replace(
+        config, n_train=len(train), n_test=len(test), n_cal=len(cal) if cal else config.n_cal,
+        n_points=int(data.x.numel()), dt=float(data.t[1] - data.t[0]),
+        window=min(config.window, config.steps))
 
 
 def _fields_last(values: torch.Tensor, traj: Trajectories, walls: bool = False) -> np.ndarray:
@@ -620,12 +792,18 @@ def _cpu_state(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -> list[dict]:
+def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool,
+              sets: tuple | None = None, source: dict | None = None) -> list[dict]:
     started = time.perf_counter()
-    write_json(out / "config.json", dataclasses.asdict(config))
+    write_json(out / "config.json", {**dataclasses.asdict(config),
+                                     **({"data": source} if sets is not None else {})})
     c = config
-    train = make_trajectories(c.problem, c.n_train, c.n_points, c.window, c.dt, c.seed)
-    test = make_trajectories(c.problem, c.n_test, c.n_points, c.steps, c.dt, c.seed + 104_729)
+    if sets is None:
+        train = make_trajectories(c.problem, c.n_train, c.n_points, c.window, c.dt, c.seed)
+        test = make_trajectories(c.problem, c.n_test, c.n_points, c.steps, c.dt,
+                                 c.seed + 104_729)
+    else:
+        train, cal, test = sets
     seconds, predictions, weights = {}, {}, {}
     trained = {}
     for name in ("FNO", "BOON"):
@@ -639,7 +817,10 @@ def _run_into(config: RolloutConfig, out: Path, progress: bool, figures: bool) -
         predictions[model] = (roll_out(net, model, test, c.steps, progress), None)
         seconds[f"{model} rollout"] = time.perf_counter() - tick
     if c.uq:
-        cal = make_trajectories(c.problem, c.n_cal, c.n_points, c.steps, c.dt, c.seed + 7919)
+        if sets is None:
+            cal = make_trajectories(c.problem, c.n_cal, c.n_points, c.steps, c.dt,
+                                    c.seed + 7919)
+        cal = cal.first(c.steps)
         for name in ("FNO", "BOON"):
             tick = time.perf_counter()
             members = [train_one_step(name, train, c, c.seed + k, False)
