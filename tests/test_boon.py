@@ -237,3 +237,36 @@ def test_time_padding_split_and_errors():
         pg.SpaceTimeFNO1d(1, 6, 8, 3, 8, 2, time_padding=-1)
     with pytest.raises(ValueError, match="time_padding_side"):
         pg.SpaceTimeFNO2d(1, 6, 4, 8, 2, time_padding_side="middle")
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_evaluation_keeps_the_wall_blocks_and_follows_the_weights(two_d):
+    """Without autograd (a rollout's steps) the wall blocks and their solve operators are kept
+    between calls: the output equals the recomputed one (autograd on) to float32 round-off,
+    and a change of the weights (an optimiser step) is never answered from the old blocks."""
+    torch.manual_seed(0)
+    if two_d:
+        op = pg.FNO2d(1, 1, modes=4, width=8, n_layers=2)
+        walls = dict(left=pg.Dirichlet(0.5), right=pg.Neumann(0.0), bottom=pg.Dirichlet(0.0),
+                     top=pg.Neumann(1.0))
+        x = torch.randn(3, 1, 12, 10)
+    else:
+        op = pg.FNO1d(1, 1, modes=6, width=8, n_layers=2)
+        walls = dict(left=pg.Dirichlet(0.5), right=pg.Neumann(1.0))
+        x = torch.randn(3, 1, 20)
+    model = pg.BOON(op, **walls)
+
+    def fresh():
+        with torch.enable_grad():
+            return model(x).detach()
+
+    with torch.no_grad():
+        first, again = model(x), model(x)
+    torch.testing.assert_close(first, fresh(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    with torch.no_grad():
+        for p in op.parameters():
+            p.mul_(1.3)
+        changed = model(x)
+    torch.testing.assert_close(changed, fresh(), rtol=1e-4, atol=1e-5)
+    assert (changed - first).abs().max() > 1e-3

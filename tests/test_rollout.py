@@ -383,3 +383,26 @@ def test_rollout_refuses_files_that_contradict_the_conservation_law(tmp_path):
         trajectories_from_data(read_file(tmp_path / "cavity.h5", "cavity", "trajectory"))
     result = CliRunner().invoke(main, ["rollout", "heat-neumann", "--walls", "left=neumann:0"])
     assert result.exit_code != 0 and "--data" in result.output
+
+
+def test_isotropic_sparse_conditioning_equals_the_general_update(monkeypatch):
+    """The cavity's conditioned ensemble (an isotropic prior per sample, sparse exact rows)
+    takes the shared projection and c_b times one posterior-variance vector: the same mean
+    and variances as the general sparse update, to round-off."""
+    import physguard.rollouts as R
+    from physguard.experiments.rollout import step_constraint
+    from physguard.models.ensemble import EnsembleNoise
+
+    traj = make_trajectories("cavity", 3, 12, 4, 0.04, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    members = traj.fields[None] + 0.05 * torch.randn(4, *traj.fields.shape, generator=gen,
+                                                     dtype=F64)
+    one = torch.tensor(1.0, dtype=F64)
+    fitted = EnsembleNoise(1e-3 * one, 0 * one, 0 * one, 2 * one, one, one)
+    constraint = step_constraint(traj)
+    fast = R.trajectory_gaussian(members, fitted, constraint)
+    monkeypatch.setattr(R, "_isotropic_level", lambda prior, rows: None)
+    general = R.trajectory_gaussian(members, fitted, constraint)
+    torch.testing.assert_close(fast.mean, general.mean, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.var, general.var, rtol=1e-9, atol=1e-15)
+    assert float(fast.var.max()) > 1e-4

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .constraints import Gaussian, LinearConstraint, probconserv
+from .constraints.gaussian import DiagonalCovariance
 from .constraints.sparse import SparseProjection, is_sparse
 from .models.ensemble import OperatorEnsemble, ensemble_gaussian, uninformative_at
 
@@ -224,14 +225,44 @@ def trajectory_gaussian(members: torch.Tensor, fitted, constraint=None,
     if constraint is None:
         pred = ensemble_gaussian(samples, *params)
         return Gaussian(pred.mean, var=pred.var.clamp(min=0))
-    means, variances = [], []
+    means, variances, factorised = [], [], {}
     for k in range(1, samples.shape[2] + 1):
         step = [p if p.numel() == 1 else p[k - 1:k] for p in params]
         prior = uninformative_at(ensemble_gaussian(samples[:, :, k - 1:k], *step), determined)
         rows = constraint(k)
+        level = _isotropic_level(prior, rows)
+        if level is not None:  # c_b I: the projection, and c_b times the unit posterior
+            key = id(rows.G)  # the G is kept with its factorisation: the id stays unique
+            if key not in factorised:
+                unit = torch.ones(prior.n_points, dtype=torch.float64)
+                factorised[key] = (rows.G, SparseProjection(rows.G, unit))
+            projection = factorised[key][1]
+            means.append(projection(prior.mean[:, 0], rows.b))
+            variances.append(level[:, None] * projection.posterior_var())
+            continue
         post = probconserv(prior, LinearConstraint(rows.G[:, None] if rows.G.ndim > 2
                                                    else rows.G, rows.b[:, None],
                                                    rows.noise_var))
         means.append(post.mean[:, 0])
         variances.append(post.var[:, 0].clamp(min=0))
     return Gaussian(torch.stack(means, 1), var=torch.stack(variances, 1))
+
+
+def _isotropic_level(prior: Gaussian, rows: LinearConstraint) -> torch.Tensor | None:
+    """``c (B,)`` when ``prior`` (one channel) is ``c_b I`` for every sample and ``rows`` are
+    sparse and exact, so that the update is a Euclidean projection with the posterior
+    variance ``c_b`` times one shared vector (:class:`~physguard.constraints.sparse.
+    SparseProjection`); else ``None`` (the general update)."""
+    if not is_sparse(rows.G) or bool(rows.noise_var.any()) or prior.mean.shape[1] != 1:
+        return None
+    covariance = prior.covariance
+    core = getattr(covariance, "core", None)
+    if core is not None and bool(core.any()):
+        return None
+    if core is None and not isinstance(covariance, DiagonalCovariance):
+        return None
+    var = prior.var[:, 0].to(torch.float64)
+    level = var[:, :1]
+    if not bool((var == level).all()) or not bool((level > 0).all()):
+        return None
+    return level[:, 0]

@@ -41,3 +41,32 @@ def solve(A: torch.Tensor, rhs: torch.Tensor, damping: float = 0.0) -> torch.Ten
         raise ValueError("the boundary block of a kernel layer is singular even after the "
                          f"relative shift {SHIFT:g} (non-finite or degenerate weights?): "
                          f"{err}") from err
+
+
+def solve_operator(A: torch.Tensor, damping: float = 0.0) -> torch.Tensor:
+    """The matrix ``M`` with ``M rhs == solve(A, rhs, damping)`` for every ``rhs`` (to
+    round-off): ``A^-1``, or ``(A^H A + lam^2 I)^-1 A^H`` with ``damping``. Kept by an
+    operator in evaluation (no autograd) whose weights do not change between calls, such as a
+    rollout's steps (:func:`block_cache`).
+
+    Raises:
+        ValueError: the block is singular (as :func:`solve`).
+    """
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    return solve(A, eye.expand(A.shape), damping)
+
+
+def block_cache(layer: torch.nn.Module, key: tuple) -> tuple[dict, tuple] | None:
+    """The store of a layer's factorised wall blocks, and the full key of one: ``key`` plus
+    the version of every parameter of ``layer`` (an optimiser step or ``load_state_dict``
+    bumps it, so a stale block is never read). ``None`` while autograd records (training:
+    the blocks must carry gradients, and they change every step)."""
+    if torch.is_grad_enabled():
+        return None
+    store = layer.__dict__.setdefault("_boon_blocks", {})
+    versions = tuple((p.data_ptr(), p._version) for p in layer.parameters())
+    full = (key, versions)
+    if full not in store and len(store) >= 8:  # one entry per wall set and resolution
+        store.clear()
+    return store, full
+

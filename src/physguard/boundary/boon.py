@@ -67,7 +67,7 @@ from torch import nn
 from ..conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from ..models.fno import FNO1d, FourierLayer1d, SpaceTimeFNO1d
 from ..models.fno_nd import FNO, SpaceTimeFNO2d
-from ._block import shifted, solve
+from ._block import block_cache, shifted, solve, solve_operator
 from .neuralop_fno import NeuralopFNO, is_neuralop_fno
 from .walls import WallCorrection, enforce_walls, periodic_walls
 
@@ -134,19 +134,34 @@ class _LayerCorrection:
         spec_p = z_cat @ read  # (B, C_out, j): the spectral part of (K v)_P
         return spec_p - torch.einsum("jopc,bcp->boj", a_spec, v_p)
 
+    def block(self, layer: FourierLayer1d, v: torch.Tensor, m: int):
+        """``(a_spec, A)``: the spectral block and the shifted boundary block ``(|P| C, |P|
+        C)`` of ``layer`` (weights only, no data)."""
+        n_p, c = len(self.points), v.shape[1]
+        a_spec = self.spectral_block(layer, v, m)
+        eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
+        w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
+        A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
+        return a_spec, shifted(A, A.abs().amax())
+
     def __call__(self, layer: FourierLayer1d, v: torch.Tensor, z: torch.Tensor):
         P, m = self.points, z.shape[-1]
         batch, c = v.shape[0], v.shape[1]
         n_p = len(P)
         impulse = self._fourier_factors(m, v)[2]
-        a_spec = self.spectral_block(layer, v, m)
-        eye = torch.eye(n_p, dtype=v.dtype, device=v.device)
-        w_point = layer.pointwise.weight[..., 0]  # (C_out, C_in)
-        A = (a_spec + eye[:, None, :, None] * w_point[None, :, None, :]).reshape(n_p * c, -1)
-        A = shifted(A, A.abs().amax())
+        cache = block_cache(layer, (tuple(P), self.n, m, self.damping, v.dtype, v.device))
+        if cache is None:
+            a_spec, A = self.block(layer, v, m)
+        elif cache[1] in cache[0]:
+            a_spec, M = cache[0][cache[1]]
+        else:  # evaluation: the block and its solve operator, once per weights
+            a_spec, A = self.block(layer, v, m)
+            M = solve_operator(A, self.damping)
+            cache[0][cache[1]] = a_spec, M
         leak = self.leak(a_spec, v, z)  # K[P, I] v_I
         rhs = -leak.transpose(1, 2).reshape(batch, n_p * c)
-        delta = solve(A, rhs.T, self.damping).T.reshape(batch, n_p, c)  # (B, |P|, C)
+        delta = (solve(A, rhs.T, self.damping) if cache is None else M @ rhs.T)
+        delta = delta.T.reshape(batch, n_p, c)  # (B, |P|, C)
         spectrum = torch.einsum("bpc,pk->bck", delta.to(impulse.dtype), impulse)
         z = z + layer.spectral.spectrum(spectrum, m)
         return z, P, delta.transpose(1, 2)

@@ -68,7 +68,7 @@ import torch
 
 from ..conditions import Dirichlet, Neumann, Periodic, broadcast_to_boundary, one_sided_stencil
 from ..models.fno_nd import lattice_matmul, lattice_mix
-from ._block import shifted, solve
+from ._block import block_cache, shifted, solve, solve_operator
 
 __all__ = ["WALL_INDEX", "WallCorrection", "enforce_walls", "periodic_walls"]
 
@@ -182,12 +182,44 @@ class WallCorrection:
                                        shapes, strict=True)]
 
     def __call__(self, layer, v, weight, z, kept):
-        return self.correct(layer.pointwise.weight, v, weight, z, kept)
+        return self.correct(layer.pointwise.weight, v, weight, z, kept, owner=layer)
 
-    def correct(self, w_point, v, weight, z, kept):
+    def _block(self, weight, w_point, axis, points, others, kept, grid, pair, like):
+        """``(A_spec, A)``: the spectral part and the shifted wall block of ``axis``, one
+        ``(|P| C_out, |P| C_in)`` block per kept frequency of the other axes (weights only)."""
+        d, n_p = len(grid), len(points)
+        c_in, c_out = weight.shape[-2], weight.shape[-1]
+        A_spec = _along(weight, pair, axis)  # (*K_<a, P P, *K_>a, Ci, Co)
+        A_spec = self._halves(A_spec, axis, others, kept, grid)
+        A_spec = A_spec.reshape(*A_spec.shape[:axis], n_p, n_p, *A_spec.shape[axis + 1:])
+        lat = [b if b < axis else b + 1 for b in others]
+        A_spec = A_spec.permute(*lat, axis, d + 2, axis + 1, d + 1).reshape(
+            -1, n_p * c_out, n_p * c_in)
+        point = torch.kron(torch.eye(n_p, dtype=like.dtype, device=like.device), w_point)
+        A = A_spec + point.to(A_spec.dtype)  # W on the diagonal blocks (i = p)
+        # Relative shift on the largest real or imaginary entry (a cheap real reduction).
+        return A_spec, shifted(A, torch.view_as_real(A).abs().amax())
+
+    @staticmethod
+    def _halves(t, axis, others, kept, grid):
+        """The part of a lattice-major tensor the solve needs: 1-D, the kept half plus its
+        conjugate; the last axis, ``k_O[0] >= 0`` only (``A(-k_O) = conj A(k_O)``, real data);
+        else the Hermitian part of the rfft axis's self-conjugate columns."""
+        last = len(grid) - 1
+        signed = [b for b in others if b != last]
+        if not others:
+            return t + t.conj()
+        if axis == last:
+            return _hermitian_half(t, kept, signed, int((kept[others[0]] >= 0).sum()))
+        columns = torch.nonzero(_self_conjugate(kept[last], grid[last])).flatten()
+        return _hermitian_columns(t, kept, signed, last, columns.to(t.device))
+
+    def correct(self, w_point, v, weight, z, kept, owner=None):
         """The correction of a layer whose pointwise branch is ``w_point (C_out, C_in)``
         (see the class; ``__call__`` reads it from a physguard layer). Works for one grid
-        axis too (a 1-D layer: one real block, no other axes)."""
+        axis too (a 1-D layer: one real block, no other axes). ``owner``: the module whose
+        parameters determine ``weight`` and ``w_point``; in evaluation (no autograd) its wall
+        blocks and their solve operators are kept between calls (a rollout's steps)."""
         grid = tuple(v.shape[2:])
         d = len(grid)
         last = d - 1
@@ -201,32 +233,24 @@ class WallCorrection:
             E, pair, E_leak = _phases(n_a, tuple(points), tuple(kept[axis].tolist()),
                                       axis == last, v.dtype, v.device)
             # A(k_O)[i, o; p, c] (the (i, p) pairs in place of k_a) and the spectral output on
-            # the wall lines: one contraction over k_a each, on the kept lattice of the others.
-            A_spec = _along(weight, pair, axis)  # (*K_<a, P P, *K_>a, Ci, Co)
-            leak = _along(z, E_leak, axis)  # (*K_<a, P, *K_>a, B, Co)
-            signed = [b for b in others if b != last]
+            # the wall lines: one contraction over k_a each, on the kept lattice of the others;
+            # lattice dims of the others first, then (P_i, Co, P_p, Ci): one block per k_O.
             shape_o = [len(kept[b]) for b in others]
-            if not others:  # 1-D: one real block, the kept half plus its conjugate
-                A_spec, leak = (t + t.conj() for t in (A_spec, leak))
-            elif axis == last:
-                # A(-k_O) = conj A(k_O), and the data are real: solve on k_O[0] >= 0 only.
+            if others and axis == last:
                 shape_o[0] = int((kept[others[0]] >= 0).sum())
-                A_spec, leak = (_hermitian_half(t, kept, signed, shape_o[0])
-                                for t in (A_spec, leak))
-            else:  # the self-conjugate columns of the rfft axis: their Hermitian part
-                columns = torch.nonzero(_self_conjugate(kept[last], grid[last])).flatten()
-                A_spec, leak = (_hermitian_columns(t, kept, signed, last, columns.to(v.device))
-                                for t in (A_spec, leak))
             n_o = len(shape_o)
-            # Lattice dims of the others first, then (P_i, Co, P_p, Ci): one block per k_O.
-            A_spec = A_spec.reshape(*A_spec.shape[:axis], n_p, n_p, *A_spec.shape[axis + 1:])
-            lat = [b if b < axis else b + 1 for b in others]
-            A_spec = A_spec.permute(*lat, axis, d + 2, axis + 1, d + 1).reshape(
-                -1, n_p * c_out, n_p * c_in)
-            point = torch.kron(torch.eye(n_p, dtype=v.dtype, device=v.device), w_point)
-            A = A_spec + point.to(A_spec.dtype)  # W on the diagonal blocks (i = p)
-            # Relative shift on the largest real or imaginary entry (a cheap real reduction).
-            A = shifted(A, torch.view_as_real(A).abs().amax())
+            cache = None if owner is None else block_cache(
+                owner, (axis, tuple(points), grid, tuple(tuple(k.tolist()) for k in kept),
+                        self.damping, v.dtype, v.device))
+            if cache is not None and cache[1] in cache[0]:
+                A_spec, M = cache[0][cache[1]]
+            else:
+                A_spec, A = self._block(weight, w_point, axis, points, others, kept, grid,
+                                        pair, v)
+                if cache is not None:  # evaluation: the solve operator, once per weights
+                    M = solve_operator(A, self.damping)
+                    cache[0][cache[1]] = A_spec, M
+            leak = self._halves(_along(z, E_leak, axis), axis, others, kept, grid)
             leak = leak.permute(*others, axis, d + 1, d).reshape(-1, n_p * c_out, batch)
             # Right-hand side A_spec v_P - (spectral output)_P, the batch as its columns.
             v_p = self._wall_spectrum(self._lines(lines[len(changes)], axis, points, changes),
@@ -234,7 +258,8 @@ class WallCorrection:
             if axis == last and others:
                 v_p = v_p.narrow(2, 0, shape_o[0])
             v_p = v_p.permute(*range(2, 2 + n_o), -1, 1, 0).reshape(-1, n_p * c_in, batch)
-            dhat = solve(A, lattice_matmul(A_spec, v_p) - leak, self.damping)
+            rhs = lattice_matmul(A_spec, v_p) - leak
+            dhat = solve(A, rhs, self.damping) if cache is None else M @ rhs
             dhat = dhat.reshape(*shape_o, n_p, c_in, batch)
             if axis == last and others:  # the other half, dhat(-k_O) = conj dhat(k_O)
                 negative = _negated(kept[others[0]])[shape_o[0]:].to(v.device)

@@ -13,7 +13,10 @@ out from the test trajectories' initial states:
     BOON               the same operator corrected by BOON with each step's walls
     ProbConserv-BOON   BOON, its output projected onto the step's wall rows and total
                        U(t_k) = U(0) + int_0^t_k F (mass_from_fluxes) before the next step
-                       (physguard.rollout.project: ProbConserv's update with an isotropic prior)
+                       (physguard.rollout.project: ProbConserv's update with an isotropic prior);
+                       the cavity: onto both velocity components' wall rows (lid and no slip)
+                       and zero divergence at every interior node (central differences, the
+                       solver's own divergence: divergence_constraint(stencil="central"))
 
 With ``uq``: an ensemble of ``n_members`` one-step FNOs and one of BOONs (seeds ``seed ..
 seed + M - 1``), each member rolled out on its own trajectory (with its constraints for
@@ -23,8 +26,11 @@ parameters fitted by maximum likelihood on ``n_cal`` held-out calibration trajec
 the test ones), and the conditioned ensemble conditioned on every step's rows.
 
 The truth comes from the same generators as ``physguard run`` (closed forms for heat-neumann,
-Stokes and the 2-D wave, the validated spectral solver for periodic Burgers), sampled every ``dt``
-(:data:`ROLLOUT_DT`) for ``steps`` steps.
+Stokes and the 2-D wave, the validated spectral solver for periodic Burgers, the validated
+vorticity-stream function solver for the cavity, run on the learning grid itself), sampled every
+``dt`` (:data:`ROLLOUT_DT`) for ``steps`` steps; or from a user's file
+(:func:`trajectories_from_data`, ``physguard rollout PROBLEM --data FILE``), checked against the
+problem's conservation law before anything is trained.
 
 Run folder (complete or absent):
 
@@ -33,10 +39,12 @@ Run folder (complete or absent):
                        "mass_error", "boundary_error"[, "LL", "CRPS", "coverage90"]}, and per
                        model {"model", "summary": true, "correlation_time_0.9",
                        "correlation_time_0.8", "vrmse_6_12", "vrmse_13_30", "rel_l2_last"}
-    predictions.npz    x (2-D: and y), t (K + 1,), truth (n, K + 1, *space), the walls' data
+    predictions.npz    x (2-D: and y), t (K + 1,), truth (n, K + 1, *space) (the cavity:
+                       (n, K + 1, Nx, Ny, 2), u and v on the last axis), the walls' data
                        left_values / right_values (n, K + 1) (2-D: also bottom_values,
-                       top_values, each (n, K + 1, N_wall): one value per wall point),
-                       "<model>/mean", "<model>/var" (n, K + 1, *space)
+                       top_values, each (n, K + 1, N_wall): one value per wall point; the
+                       cavity (n, K + 1, N_wall, 2)), "<model>/mean", "<model>/var" shaped as
+                       truth
     table.md           the summary per model
     models.pt          the trained weights (weights_only)
     rollout_error.png, rollout_coverage.png (uq), rollout.gif
@@ -73,7 +81,7 @@ from ..constraints import (
 )
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
 from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d, make_operator_data_2d
-from ..models.ensemble import fit_ensemble_noise
+from ..models.ensemble import fit_ensemble_noise, isotropic_prior
 from ..models.fno import FNO1d
 from ..models.fno_nd import FNO2d
 from ..pdes.two_d import Wave2d
@@ -717,10 +725,17 @@ def _ensemble(members_traj: torch.Tensor, cal_members: torch.Tensor, cal: Trajec
     """The Gaussian per step (steps ``1 .. K`` as channels) of member trajectories ``(M, n,
     K + 1, *space)``, fitted on the calibration trajectories; the conditioned one conditioned
     on every step's rows. Returns mean and var ``(n, K + 1, *space)`` (step 0: the known
-    state)."""
+    state). The conditioned ensemble's prior is the unconditioned calibration spread evenly
+    over the grid (:func:`~physguard.models.ensemble.isotropic_prior`, the default of dense
+    rows; here for the cavity's sparse rows too): each step's update is the Euclidean
+    projection of the members' mean, as ``ProbConserv-BOON``'s, and the posterior variance
+    one shared vector per step times each trajectory's level."""
     determined = determined_points(cal.steps)
-    fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:],
-                                cal.rows if constrained else None, determined=determined)
+    if constrained and cal.rows.is_sparse:
+        fitted = isotropic_prior(fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:]))
+    else:
+        fitted = fit_ensemble_noise(cal_members[:, :, 1:], cal.fields[:, 1:],
+                                    cal.rows if constrained else None, determined=determined)
     pred = trajectory_gaussian(members_traj, fitted,
                                step_constraint(traj) if constrained else None, determined)
     shape = traj.fields[:, 1:].shape
