@@ -379,7 +379,8 @@ def rollout(problem: str, steps: int | None, out: Path | None, uq: bool,
                 read_file(data_file, problem, "trajectory", walls=walls,
                           check_walls=check_walls, progress=not quiet), check=check_walls)
         except (FileNotFoundError, ValueError) as err:
-            raise click.ClickException(str(err)) from err
+            hint = " (--no-check-walls rolls out anyway)" if check_walls else ""
+            raise click.ClickException(f"{err}{hint}") from err
         source = dict(file_record(data_file), walls=walls, check_walls=check_walls)
         steps = steps or len(data.t) - 1
 

@@ -25,6 +25,7 @@ trajectory with its own constraints; :func:`rollout` then returns the members' t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -61,11 +62,21 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
     prior = uninformative_at(Gaussian(state, var=torch.ones_like(state)), determined)
     if cache is not None and is_sparse(constraint.G) and not bool(constraint.noise_var.any()):
         var = prior.var.reshape(-1, state.shape[-1])[0]
-        key = (id(constraint.G), var.numpy().tobytes())
-        if key not in cache:  # the G is kept with its factorisation, so its id stays unique
-            cache[key] = (constraint.G, SparseProjection(constraint.G, var))
-        return cache[key][1](state, constraint.b)
+        key = (_fingerprint(constraint.G), var.numpy().tobytes())
+        if key not in cache:
+            cache[key] = SparseProjection(constraint.G, var)
+        return cache[key](state, constraint.b)
     return probconserv(prior, constraint).mean
+
+
+def _fingerprint(G) -> tuple:
+    """A key of a sparse ``G``'s content (each step's :class:`LinearConstraint` holds its own
+    copy of the same rows)."""
+    G = G.tocsr()
+    digest = hashlib.sha1(G.indptr.tobytes())
+    digest.update(G.indices.tobytes())
+    digest.update(G.data.tobytes())
+    return G.shape, G.nnz, digest.hexdigest()
 
 
 def _as_input(state: torch.Tensor, k: int, features, fields: int | None) -> torch.Tensor:
@@ -232,11 +243,11 @@ def trajectory_gaussian(members: torch.Tensor, fitted, constraint=None,
         rows = constraint(k)
         level = _isotropic_level(prior, rows)
         if level is not None:  # c_b I: the projection, and c_b times the unit posterior
-            key = id(rows.G)  # the G is kept with its factorisation: the id stays unique
+            key = _fingerprint(rows.G)
             if key not in factorised:
                 unit = torch.ones(prior.n_points, dtype=torch.float64)
-                factorised[key] = (rows.G, SparseProjection(rows.G, unit))
-            projection = factorised[key][1]
+                factorised[key] = SparseProjection(rows.G, unit)
+            projection = factorised[key]
             means.append(projection(prior.mean[:, 0], rows.b))
             variances.append(level[:, None] * projection.posterior_var())
             continue
