@@ -62,27 +62,36 @@ def project(state: torch.Tensor, constraint: LinearConstraint,
     prior = uninformative_at(Gaussian(state, var=torch.ones_like(state)), determined)
     if cache is not None and is_sparse(constraint.G) and not bool(constraint.noise_var.any()):
         var = prior.var.reshape(-1, state.shape[-1])[0]
-        key = (_fingerprint(constraint.G), var.numpy().tobytes())
-        if key not in cache:
-            cache[key] = SparseProjection(constraint.G, var)
-        return cache[key](state, constraint.b)
+        return _sparse_projection(cache, constraint.G, var)(state, constraint.b)
     return probconserv(prior, constraint).mean
 
 
-def _fingerprint(G) -> tuple:
-    """A key of a sparse ``G``'s content (each step's :class:`LinearConstraint` holds its own
-    copy of the same rows)."""
+def _sparse_projection(cache: dict, G, var: torch.Tensor) -> SparseProjection:
+    """The :class:`~physguard.constraints.sparse.SparseProjection` of the rows ``G`` under the
+    prior diagonal ``var (N,)``, factorised once per content of ``G`` and ``var`` in ``cache``
+    (each step's :class:`LinearConstraint` holds its own copy of the same rows)."""
     G = G.tocsr()
     digest = hashlib.sha1(G.indptr.tobytes())
     digest.update(G.indices.tobytes())
     digest.update(G.data.tobytes())
-    return G.shape, G.nnz, digest.hexdigest()
+    digest.update(var.to(torch.float64).numpy().tobytes())
+    key = (G.shape, G.nnz, digest.hexdigest())
+    if key not in cache:
+        cache[key] = SparseProjection(G, var)
+    return cache[key]
 
 
-def _as_input(state: torch.Tensor, k: int, features, fields: int | None) -> torch.Tensor:
+def model_input(current: torch.Tensor, k: int, features=None, fields: int | None = None,
+                window: bool = False) -> torch.Tensor:
+    """The one-step model's input for the step to ``t_k`` (:func:`rollout`'s rule, which the
+    training pairs of ``physguard rollout`` follow too): ``features(current, k)``; else the
+    state as the channels, ``(B, 1 or C, *space)``. ``window``: ``current`` stacks the last
+    ``H`` states, ``(B, H, *state)``, whose ``H`` (or ``H C``) entries become the channels."""
     if features is not None:
-        return features(state, k)
-    return state[:, None] if fields is None else state
+        return features(current, k)
+    if window:
+        return current if fields is None else current.flatten(1, 2)
+    return current[:, None] if fields is None else current
 
 
 def _is_boon(model) -> bool:
@@ -189,11 +198,10 @@ def rollout(model: torch.nn.Module | Callable | Sequence, u0: torch.Tensor, step
     for k in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress):
         step = _step_model(model, walls, k, boon_options or {})
         if history is None:
-            inputs = _as_input(state, k, features, fields)
+            inputs = model_input(state, k, features, fields)
         else:  # the last H states, oldest first
             window = torch.stack([*frames[-history.shape[1]:], state], dim=1)
-            inputs = (features(window, k) if features is not None
-                      else window if fields is None else window.flatten(1, 2))
+            inputs = model_input(window, k, features, fields, window=True)
             frames.append(state)
         inputs = inputs.to(device, dtype)
         # BOON sets its wall values in float64 from a float32 network's output.
@@ -243,11 +251,8 @@ def trajectory_gaussian(members: torch.Tensor, fitted, constraint=None,
         rows = constraint(k)
         level = _isotropic_level(prior, rows)
         if level is not None:  # c_b I: the projection, and c_b times the unit posterior
-            key = _fingerprint(rows.G)
-            if key not in factorised:
-                unit = torch.ones(prior.n_points, dtype=torch.float64)
-                factorised[key] = SparseProjection(rows.G, unit)
-            projection = factorised[key]
+            unit = torch.ones(prior.n_points, dtype=torch.float64)
+            projection = _sparse_projection(factorised, rows.G, unit)
             means.append(projection(prior.mean[:, 0], rows.b))
             variances.append(level[:, None] * projection.posterior_var())
             continue

@@ -161,7 +161,8 @@ def _sigma_gt(G, d, U, C, W, y: np.ndarray) -> np.ndarray:
 
 
 def _conditioned_mean(mean, b, G, d, U, C, solver, exact: bool, steps: int = 3):
-    """``mean - Sigma G^T S^-1 (G mean - b)``. For an exact constraint the step is repeated
+    """``mean - Sigma G^T S^-1 (G mean - b)`` (``mean (N,)`` with ``b (M,)``, or a batch as
+    columns: ``(N, B)`` with ``(M, B)``). For an exact constraint the step is repeated
     on the new residual (up to ``steps`` times, while it halves): the residual ``G mean - b``
     is then formed from the updated mean itself, whose rounding is ``eps |G| |mean|``, rather
     than from ``S y``, whose rounding grows with the (large) weights ``y``."""
@@ -182,6 +183,15 @@ def _conditioned_mean(mean, b, G, d, U, C, solver, exact: bool, steps: int = 3):
     return mu
 
 
+def _unit_rows(G) -> tuple[np.ndarray, sp.csr_matrix]:
+    """``(scale (M,), diag(scale) G)``: the rows scaled to unit norm (the same constraint set
+    and the same update; a wall row of ones and a divergence row of 1 / (2h) would otherwise
+    add cond(R^2) to A's conditioning). ``b`` and ``noise_var`` scale with them."""
+    G = sp.csr_matrix(G, dtype=np.float64)
+    scale = 1.0 / np.sqrt(np.asarray(G.multiply(G).sum(1)).ravel())
+    return scale, (sp.diags(scale) @ G).tocsr()
+
+
 def probconserv_sparse(pred: Gaussian, constraint) -> Gaussian:
     """The ProbConserv update for a sparse ``G`` (``M x N``, shared by the batch).
 
@@ -193,10 +203,7 @@ def probconserv_sparse(pred: Gaussian, constraint) -> Gaussian:
         TypeError: a dense prior covariance (use a dense ``G``).
         ValueError: a zero prior variance, or dependent rows with ``noise_var = 0``.
     """
-    # Rows scaled to unit norm (the same constraint set and the same update; a wall row of
-    # ones and a divergence row of 1 / (2h) would otherwise add cond(R^2) to A's conditioning).
-    scale = 1.0 / np.sqrt(np.asarray(constraint.G.multiply(constraint.G).sum(1)).ravel())
-    G = (sp.diags(scale) @ constraint.G).tocsr()
+    scale, G = _unit_rows(constraint.G)
     n, m = pred.n_points, constraint.n_constraints
     batch = torch.broadcast_shapes(pred.batch_shape, constraint.b.shape[:-1])
     covariance = pred.covariance.to(torch.float64)
@@ -229,9 +236,8 @@ class SparseProjection:
     """The exact ProbConserv mean update for a sparse ``G`` and a diagonal prior shared by a
     whole batch and by many calls: ``u - D G^T (G D G^T)^-1 (G u - b)``, ``G D G^T``
     factorised once (a rollout projects every step of every trajectory onto the same rows).
-    The mean of :func:`probconserv_sparse` with a diagonal prior and ``noise_var = 0``, the
-    batch solved at once; the update is repeated on its own residual while it halves (up to
-    3 times), as there.
+    The mean of :func:`probconserv_sparse` with a diagonal prior and ``noise_var = 0``
+    (the same unit-norm rows and :func:`_conditioned_mean`), the batch solved at once.
 
     Args:
         G: sparse ``(M, N)`` rows of full row rank.
@@ -242,10 +248,7 @@ class SparseProjection:
     """
 
     def __init__(self, G, var):
-        G = sp.csr_matrix(G, dtype=np.float64)
-        scale = 1.0 / np.sqrt(np.asarray(G.multiply(G).sum(1)).ravel())
-        self.scale = scale
-        self.G = (sp.diags(scale) @ G).tocsr()
+        self.scale, self.G = _unit_rows(G)
         self.d = np.asarray(torch.as_tensor(var, dtype=torch.float64), dtype=np.float64)
         self.lu, A = _factorise(self.G, self.d, np.zeros(G.shape[0]))
         self.solver = _Solver(self.lu, A, None, None)
@@ -267,18 +270,7 @@ class SparseProjection:
         mean = u.to(torch.float64).numpy().T  # (N, B): the batch as right-hand sides
         rhs = np.broadcast_to(b.to(torch.float64).numpy().T,
                               (self.G.shape[0], mean.shape[1])) * self.scale[:, None]
-
-        def step(mu):
-            return mu - (self.G.T @ self.solver.solve(self.G @ mu - rhs)) * self.d[:, None]
-
-        mu = step(mean)
-        size = np.abs(self.G @ mu - rhs).max(initial=0.0)
-        for _ in range(3):
-            candidate = step(mu)
-            new_size = np.abs(self.G @ candidate - rhs).max(initial=0.0)
-            if not new_size < 0.5 * size:
-                break
-            mu, size = candidate, new_size
+        mu = _conditioned_mean(mean, rhs, self.G, self.d, None, None, self.solver, exact=True)
         return torch.from_numpy(np.ascontiguousarray(mu.T))
 
 

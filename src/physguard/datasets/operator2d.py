@@ -40,7 +40,8 @@ from .._validation import check_count, check_seed
 from ..pdes.cavity import LidDrivenCavity, random_stream_function
 from ..pdes.two_d import Wave2d
 
-__all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS", "FILE_PROBLEM"]
+__all__ = ["OperatorData2d", "make_operator_data_2d", "PROBLEMS_2D", "FIELDS", "FILE_PROBLEM",
+           "wall_lines"]
 
 PROBLEMS_2D = ("cavity", "wave2d")
 #: The problem of data read from a user's file (``physguard run file --data F.h5``): any
@@ -212,9 +213,10 @@ def _cavity_sample(args) -> dict[str, np.ndarray]:
     return {"inputs": fields[0], "targets": np.concatenate(fields[1:])}
 
 
-def _walls(targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"left": targets[..., 0, :], "right": targets[..., -1, :],
-            "bottom": targets[..., :, 0], "top": targets[..., :, -1]}
+def wall_lines(fields: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The values of ``fields (..., Nx, Ny)`` on each wall (views): ``{wall: (..., N_wall)}``
+    for left, right, bottom, top."""
+    return {w: fields.select(axis - 2, index) for w, (axis, index) in conditions.WALL_AXIS.items()}
 
 
 def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
@@ -293,7 +295,7 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
         bar.close()
         inputs = torch.from_numpy(np.stack([s["inputs"] for s in samples]))
         targets = torch.from_numpy(np.stack([s["targets"] for s in samples]))
-        walls = {k: v.clone() for k, v in _walls(targets).items()}
+        walls = {k: v.clone() for k, v in wall_lines(targets).items()}
     else:
         inputs, targets = [], []
         t = torch.as_tensor(times, dtype=torch.float64)
@@ -303,6 +305,6 @@ def make_operator_data_2d(problem: str, n_samples: int, setting: str = "single",
             inputs.append(wave.solution(0.0, x[:, None], x[None, :])[None])
             targets.append(wave.solution(t[:, None, None], x[None, :, None], x[None, None, :]))
         inputs, targets = torch.stack(inputs), torch.stack(targets)
-        walls = {k: torch.zeros_like(v) for k, v in _walls(targets).items()}
+        walls = {k: torch.zeros_like(v) for k, v in wall_lines(targets).items()}
     return OperatorData2d(problem, setting, field, WALL_TYPES_2D[problem], x, x.clone(),
                           torch.as_tensor(times, dtype=torch.float64), inputs, targets, **walls)

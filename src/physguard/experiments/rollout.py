@@ -68,7 +68,7 @@ from .. import metrics as M
 from .._io import atomic_path, resolve_device, run_folder, write_json, write_npz, write_text
 from .._validation import check_counts
 from ..boundary import BOON
-from ..conditions import WALL_AXIS, WALLS, condition, wall_residuals
+from ..conditions import WALLS, condition, wall_residuals
 from ..constraints import (
     LinearConstraint,
     block_constraints,
@@ -80,12 +80,17 @@ from ..constraints import (
     trapezoid_weights_2d,
 )
 from ..datasets.operator import OPERATOR_PROBLEMS, OperatorData
-from ..datasets.operator2d import WALL_TYPES_2D, OperatorData2d, make_operator_data_2d
+from ..datasets.operator2d import (
+    WALL_TYPES_2D,
+    OperatorData2d,
+    make_operator_data_2d,
+    wall_lines,
+)
 from ..models.ensemble import fit_ensemble_noise, isotropic_prior
 from ..models.fno import FNO1d
 from ..models.fno_nd import FNO2d
 from ..pdes.two_d import Wave2d
-from ..rollouts import rollout, trajectory_gaussian
+from ..rollouts import model_input, rollout, trajectory_gaussian
 from ..training import fit_operator
 from .uq import conserved_total, constraints_for, determined_points
 
@@ -402,12 +407,7 @@ def _cavity_trajectories(n: int, n_points: int, steps: int, dt: float, seed: int
     (on a 32-node grid they differ from a 4x finer solve by about 5 % relative L2)."""
     data = make_operator_data_2d("cavity", n, "multi", "velocity", n_points, steps, seed,
                                  progress=False, t_final=steps * dt, refine=1)
-    return Trajectories(data, {w: v.clone() for w, v in _initial_walls(data.inputs).items()})
-
-
-def _initial_walls(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The wall values of the states ``inputs (n, C, Nx, Ny)``: ``{wall: (n, C, N_wall)}``."""
-    return {w: inputs.select(axis - 2, index) for w, (axis, index) in WALL_AXIS.items()}
+    return Trajectories(data, {w: v.clone() for w, v in wall_lines(data.inputs).items()})
 
 
 #: The largest disagreement, relative to the fields' scale, between what the rows hold for a
@@ -574,26 +574,20 @@ def _pairs(traj: Trajectories, window: int):
     *space)``, targets ``(n W, C, *space)``, and each target's walls' data ``{wall: (n W,
     1)}`` (1-D) or ``(n W, C, N_wall)`` (2-D)."""
     fields = traj.fields if traj.before is None else torch.cat([traj.before, traj.fields], 1)
-    lead, features = traj.history - 1, step_features(traj)
-    single = traj.n_fields == 1
+    lead, features, c = traj.history - 1, step_features(traj), traj.rollout_fields
 
     def step_input(i: int) -> torch.Tensor:  # the input of the step from t_i to t_{i+1}
         if traj.before is None:
-            state = fields[:, i]
-            if features is not None:
-                return features(state, i + 1)
-            return state[:, None] if single else state
-        frames = fields[:, i:lead + i + 1]  # the last H states, oldest first
-        if features is not None:
-            return features(frames, i + 1)
-        return frames if single else frames.flatten(1, 2)
+            return model_input(fields[:, i], i + 1, features, c)
+        # the last H states, oldest first
+        return model_input(fields[:, i:lead + i + 1], i + 1, features, c, window=True)
 
     inputs = torch.stack([step_input(i) for i in range(window)], dim=1).flatten(0, 1)
     nexts = traj.fields[:, 1:window + 1].flatten(0, 1)
     walls = {w: v[:, 1:window + 1].flatten(0, 1) for w, v in traj.wall_values.items()}
     if not traj.two_d:
         walls = {w: v[:, None] for w, v in walls.items()}
-    return inputs, nexts[:, None] if single else nexts, walls
+    return inputs, nexts[:, None] if c is None else nexts, walls
 
 
 def build_one_step(config: RolloutConfig, traj: Trajectories, seed: int) -> FNO1d | FNO2d:
